@@ -1,0 +1,137 @@
+package spool
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"time"
+)
+
+// Config configures an Engine. The zero value is usable: a spool.db file in
+// the working directory, run by as many workers as there are CPUs.
+type Config struct {
+	// Path is the SQLite database file. Defaults to "spool.db". ":memory:"
+	// gives a private in-memory database, gone when the engine closes.
+	// Ignored when Store is set.
+	Path string
+	// Store persists the tasks. Defaults to the SQLite store at Path.
+	Store Store
+	// Durability chooses what a committed change survives. Defaults to
+	// SurviveProcessCrash.
+	Durability Durability
+
+	// Concurrency is the most handlers running at once. Defaults to
+	// GOMAXPROCS.
+	Concurrency int
+	// KindConcurrency caps the handlers of one kind running at once (video
+	// is heavy, http is light), within Concurrency. Defaults to no cap
+	// beyond Concurrency.
+	KindConcurrency map[string]int
+	// MaxAttempts is how many times a task is tried before it ends in
+	// error. Defaults to 3.
+	MaxAttempts int
+	// Backoff returns how long a task waits before its next attempt, given
+	// the attempt that just failed (1 for the first). Defaults to
+	// DefaultBackoff.
+	Backoff func(attempt int) time.Duration
+	// Timeout bounds one attempt of any kind. Defaults to none.
+	Timeout time.Duration
+	// KindTimeout bounds one attempt of a kind, overriding Timeout.
+	// Defaults to none.
+	KindTimeout map[string]time.Duration
+
+	// LeaseDuration is how long a claimed task stays held without a renewal
+	// before any engine may take it back. Defaults to 30s.
+	LeaseDuration time.Duration
+	// HeartbeatInterval is how often a running engine records that it is
+	// alive and renews its leases; an engine silent for five intervals is
+	// taken for dead and its tasks are taken back. Defaults to 1s.
+	HeartbeatInterval time.Duration
+	// PollInterval is how often a started engine looks for tasks that
+	// another process created, and how often Wait and event readers look
+	// for changes another process made. Tasks created through this engine
+	// start at once. Defaults to 1s.
+	PollInterval time.Duration
+	// ProgressInterval is the least time between two progress writes of one
+	// task; progress reported in between is coalesced. Defaults to 250ms.
+	ProgressInterval time.Duration
+
+	// OnEvent is called with every event, in commit order, one at a time,
+	// from a goroutine of its own. Its position is stored, so that after a
+	// restart it resumes where it stopped: delivery is at least once.
+	// Defaults to nil: no callback.
+	OnEvent func(Event)
+	// EventRetention is how long events are kept once OnEvent has seen
+	// them. Defaults to 24h.
+	EventRetention time.Duration
+
+	// AllowLocalFiles lets requests name file:// URLs as inputs. Defaults to
+	// false.
+	AllowLocalFiles bool
+	// AllowPrivateNetworks lets requests and downloads reach loopback,
+	// private and link-local addresses and localhost, for local development
+	// and tests. Defaults to false.
+	AllowPrivateNetworks bool
+	// CreatedBy is recorded as the creator of the tasks this engine creates.
+	// Defaults to empty.
+	CreatedBy string
+
+	// Logger receives the engine's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Durability chooses what a committed change survives.
+type Durability int
+
+const (
+	// SurviveProcessCrash (the default) keeps every commit across a crash
+	// or kill of the process, but the last commits may be lost on power
+	// loss (SQLite WAL with synchronous=NORMAL).
+	SurviveProcessCrash Durability = iota
+	// SurvivePowerLoss syncs every commit to disk (synchronous=FULL), at a
+	// cost per commit.
+	SurvivePowerLoss
+)
+
+// DefaultBackoff waits 1s after the first failed attempt and doubles each
+// time up to 10 minutes, with ±20% jitter so that tasks that failed together
+// do not retry together.
+func DefaultBackoff(attempt int) time.Duration {
+	d := time.Second << min(max(attempt-1, 0), 10)
+	d = min(d, 10*time.Minute)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (c Config) withDefaults() Config {
+	if c.Path == "" {
+		c.Path = "spool.db"
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.Backoff == nil {
+		c.Backoff = DefaultBackoff
+	}
+	if c.LeaseDuration <= 0 {
+		c.LeaseDuration = 30 * time.Second
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 250 * time.Millisecond
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

@@ -1,0 +1,267 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Handler runs tasks of one kind. Handle returns nil when the task is done
+// (after job.SetOutput), an error to retry it, or Permanent(err) to fail it
+// for good. ctx is cancelled when the task is cancelled, times out or the
+// engine shuts down; context.Cause tells which (ErrCancelled, ErrTimeout,
+// ErrShutdown).
+type Handler interface {
+	Handle(ctx context.Context, job *Job) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, job *Job) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, job *Job) error { return f(ctx, job) }
+
+// Causes of a handler's context cancellation, for context.Cause.
+var (
+	// ErrCancelled: the task was cancelled.
+	ErrCancelled = errors.New("spool: task cancelled")
+	// ErrTimeout: the attempt ran past its kind's timeout.
+	ErrTimeout = errors.New("spool: task timed out")
+	// ErrShutdown: the engine is closing and its grace period ended; the
+	// task goes back to pending without using up an attempt.
+	ErrShutdown = errors.New("spool: engine shutting down")
+)
+
+// Engine creates, stores and runs tasks. Open one per database; it is safe
+// for concurrent use.
+type Engine struct {
+	cfg   Config
+	store Store
+	ids   *idGen
+	log   *slog.Logger
+	inst  Instance
+
+	mu       sync.Mutex
+	handlers map[string]Handler
+	specs    map[string]*KindSpec
+	started  bool
+	closed   bool
+	running  map[string]*run
+	byKind   map[string]int
+	nrunning int
+
+	wake       chan struct{} // a task may be claimable
+	changed    signal        // something was committed
+	life       context.Context
+	endLife    context.CancelFunc      // at the end of Close: subscribers stop
+	stopClaims context.CancelFunc      // first thing in Close
+	stopLoops  context.CancelFunc      // once the workers are done
+	halt       context.CancelCauseFunc // cancels every handler's context
+	claimsDone chan struct{}           // closed when runLoop returns
+	loops   sync.WaitGroup
+	workers *errgroup.Group
+}
+
+// Open opens the engine's store (creating and migrating the database if
+// needed) and returns an engine that can create and read tasks. Call Start
+// to run them too.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	store := cfg.Store
+	if store == nil {
+		opts := &SQLiteOptions{}
+		if cfg.Durability == SurvivePowerLoss {
+			opts.Synchronous = "FULL"
+		}
+		var err error
+		if store, err = OpenSQLite(ctx, cfg.Path, opts); err != nil {
+			return nil, fmt.Errorf("spool: open: %w", err)
+		}
+	}
+	host, _ := os.Hostname()
+	e := &Engine{
+		cfg:      cfg,
+		store:    store,
+		ids:      newIDGen(),
+		log:      cfg.Logger,
+		handlers: map[string]Handler{},
+		specs:    map[string]*KindSpec{},
+		running:  map[string]*run{},
+		byKind:   map[string]int{},
+		wake:     make(chan struct{}, 1),
+	}
+	e.life, e.endLife = context.WithCancel(context.Background())
+	e.inst = Instance{ID: e.ids.next("inst_", time.Now()), Host: host, PID: os.Getpid(), Started: time.Now()}
+	return e, nil
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// Register sets the handler for a kind: a built-in kind or a custom one.
+// It panics if the kind already has a handler or the engine is started; use
+// TryRegister to get an error instead. A handler that also implements
+// interface{ Spec() *KindSpec } declares its kind's options.
+func (e *Engine) Register(kind string, h Handler) {
+	if err := e.TryRegister(kind, h); err != nil {
+		panic(err)
+	}
+}
+
+// TryRegister is Register returning an error instead of panicking.
+func (e *Engine) TryRegister(kind string, h Handler) error {
+	if kind == "" || h == nil {
+		return fmt.Errorf("spool: register: kind and handler are required")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return fmt.Errorf("spool: register %s: engine already started", kind)
+	}
+	if _, ok := e.handlers[kind]; ok {
+		return fmt.Errorf("register %s: %w", kind, ErrDuplicateKind)
+	}
+	e.handlers[kind] = h
+	if s, ok := h.(interface{ Spec() *KindSpec }); ok {
+		if spec := s.Spec(); spec != nil {
+			e.specs[kind] = spec
+		}
+	}
+	return nil
+}
+
+// Start starts running tasks: claiming them, recovering those of dead
+// engines, and delivering events to OnEvent. It returns at once; the work
+// goes on until Close. An engine that is never started is a pure client.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.closed:
+		return ErrClosed
+	case e.started:
+		return fmt.Errorf("spool: start: already started")
+	}
+	if _, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration)); err != nil {
+		return fmt.Errorf("spool: start: %w", err)
+	}
+	if err := e.recover(ctx); err != nil {
+		return fmt.Errorf("spool: start: %w", err)
+	}
+	if e.cfg.OnEvent != nil {
+		if err := e.initCursor(ctx); err != nil {
+			return fmt.Errorf("spool: start: %w", err)
+		}
+	}
+	e.started = true
+	claimCtx, stopClaims := context.WithCancel(context.Background())
+	loopCtx, stopLoops := context.WithCancel(context.Background())
+	handlerCtx, halt := context.WithCancelCause(context.Background())
+	e.stopClaims, e.stopLoops, e.halt = stopClaims, stopLoops, halt
+	e.workers = &errgroup.Group{}
+	e.workers.SetLimit(e.cfg.Concurrency)
+	e.claimsDone = make(chan struct{})
+	go func() {
+		defer close(e.claimsDone)
+		e.runLoop(claimCtx, handlerCtx)
+	}()
+	e.goLoop(func() { e.heartbeatLoop(loopCtx) })
+	e.goLoop(func() { e.maintainLoop(loopCtx) })
+	if e.cfg.OnEvent != nil {
+		e.goLoop(func() { e.onEventLoop(loopCtx) })
+	}
+	return nil
+}
+
+func (e *Engine) goLoop(f func()) {
+	e.loops.Add(1)
+	go func() {
+		defer e.loops.Done()
+		f()
+	}()
+}
+
+// Close stops the engine: it stops claiming, lets running handlers finish
+// until ctx ends, then cancels them (context.Cause is ErrShutdown) and puts
+// their tasks back to pending without using up an attempt. It closes the
+// store unless Config.Store was given.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	started := e.started
+	e.mu.Unlock()
+	var errs []error
+	if started {
+		e.stopClaims()
+		<-e.claimsDone // no worker starts after this
+		done := make(chan struct{})
+		go func() {
+			e.workers.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			e.halt(ErrShutdown)
+			<-done
+		}
+		e.halt(ErrShutdown)
+		e.stopLoops()
+		e.loops.Wait()
+		// The tasks are settled: forget this instance so nothing waits on
+		// its heartbeat.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		errs = append(errs, e.store.RemoveInstance(rctx, e.inst.ID))
+		cancel()
+	}
+	e.endLife()
+	if e.cfg.Store == nil {
+		errs = append(errs, e.store.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("spool: close: %w", err)
+	}
+	return nil
+}
+
+// signal is a broadcast: wait returns a channel closed by the next notify.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+	s.mu.Unlock()
+}
+
+// poke wakes the run loop if it sleeps.
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}

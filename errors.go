@@ -1,0 +1,73 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Match them with errors.Is; the engine wraps them with
+// context ("get task: spool: not found").
+var (
+	// ErrNotFound is returned when a task, file or event does not exist.
+	ErrNotFound = errors.New("spool: not found")
+	// ErrInvalidRequest is matched by every *ValidationError.
+	ErrInvalidRequest = errors.New("spool: invalid request")
+	// ErrInvalidTransition is returned when a status change is not allowed
+	// from the task's current status, for example cancelling a completed task.
+	ErrInvalidTransition = errors.New("spool: invalid status transition")
+	// ErrClosed is returned by calls made after Close.
+	ErrClosed = errors.New("spool: engine closed")
+	// ErrSchemaTooNew is returned by Open when the database was migrated by a
+	// newer version of spool than the running one.
+	ErrSchemaTooNew = errors.New("spool: database schema is newer than this version of spool")
+	// ErrKindUnavailable is returned by Create when a started engine cannot
+	// run the task's kind (and Config.AcceptUnavailableKinds is false).
+	ErrKindUnavailable = errors.New("spool: kind unavailable")
+	// ErrDuplicateKind is returned by TryRegister for a kind that already has
+	// a handler.
+	ErrDuplicateKind = errors.New("spool: kind already registered")
+	// ErrNotStarted is returned by calls that need a running engine.
+	ErrNotStarted = errors.New("spool: engine not started")
+)
+
+// ValidationError reports a request rejected before anything was stored.
+// Field names the offending field as it appears in the JSON request
+// ("kind", "url", "options.width", "requests[3].file_id").
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("spool: invalid %s: %s", e.Field, e.Reason)
+}
+
+// Is makes every ValidationError match ErrInvalidRequest.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidRequest }
+
+func invalid(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// permanentError marks a handler error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so that the task ends as failed at once instead of
+// being retried. Use it for bad input and unsupported formats: errors that
+// another attempt would repeat. Permanent(nil) returns nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was made by
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}

@@ -1,0 +1,33 @@
+package spool
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// File is a media file known to spool: a task's input or one of its outputs.
+// It marshals to the file object of the hosted API. Its bytes live in the
+// engine's Storage.
+type File struct {
+	ID          string          `json:"id,omitempty"`     // file_ + ULID; empty for a url input not yet fetched
+	Object      string          `json:"object"`           // source, track or intelligence
+	Kind        string          `json:"kind,omitempty"`   // video, image, audio, text, json…
+	Type        string          `json:"type,omitempty"`   // MIME type
+	Codec       string          `json:"codec,omitempty"`
+	Container   string          `json:"container,omitempty"`
+	Width       int             `json:"width,omitempty"`
+	Height      int             `json:"height,omitempty"`
+	Orientation string          `json:"orientation,omitempty"`
+	Duration    float64         `json:"duration,omitempty"` // seconds
+	FPS         float64         `json:"fps,omitempty"`
+	Bitrate     int64           `json:"bitrate,omitempty"` // bits per second
+	Filesize    int64           `json:"filesize,omitempty"`
+	Language    string          `json:"language,omitempty"`
+	Ref         string          `json:"ref,omitempty"`
+	Folder      string          `json:"folder,omitempty"`
+	Filename    string          `json:"filename,omitempty"`
+	URL         string          `json:"url,omitempty"`
+	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	Created     *time.Time      `json:"created,omitempty"`
+	Updated     *time.Time      `json:"updated,omitempty"`
+}

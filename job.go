@@ -1,0 +1,103 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Job is what a handler gets: the task, the attempt, and the means to
+// report progress and output. Its methods are safe for concurrent use.
+type Job struct {
+	// Task is the task as claimed: status processing, Attempt counting this
+	// attempt.
+	Task *Task
+	// Attempt is 1 for the first attempt, 2 for the first retry, and so on.
+	// Delivery is at least once: an attempt may repeat one that a crash
+	// interrupted.
+	Attempt int
+	// Logger logs with the task's id and kind.
+	Logger *slog.Logger
+
+	e *Engine
+
+	mu       sync.Mutex
+	output   json.RawMessage
+	progress int       // highest progress reported
+	written  int       // highest progress written
+	last     time.Time // when progress was last written
+	timer    *time.Timer
+	stopped  bool
+}
+
+func newJob(e *Engine, t *Task) *Job {
+	return &Job{Task: t, Attempt: t.Attempt, e: e, progress: t.Progress, written: t.Progress,
+		Logger: e.log.With("task", t.ID, "kind", t.Kind)}
+}
+
+// SetOutput records v, encoded as JSON, as the task's output. It is stored
+// with the completion, in the same transaction, when the handler returns
+// nil; a later call replaces an earlier one.
+func (j *Job) SetOutput(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("spool: set output: %w", err)
+	}
+	j.mu.Lock()
+	j.output = b
+	j.mu.Unlock()
+	return nil
+}
+
+// Progress reports how far the task is, from 0 to 100. Values are clamped
+// to that range, never go backwards, and are written at most once per
+// Config.ProgressInterval, so a handler may call Progress in a tight loop.
+func (j *Job) Progress(pct int) {
+	pct = min(max(pct, 0), 100)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if pct <= j.progress || j.stopped {
+		return
+	}
+	j.progress = pct
+	if j.timer != nil {
+		return // a write is already scheduled; it takes the latest value
+	}
+	delay := max(j.e.cfg.ProgressInterval-time.Since(j.last), 0)
+	j.timer = time.AfterFunc(delay, j.flush)
+}
+
+// flush writes the latest progress.
+func (j *Job) flush() {
+	j.mu.Lock()
+	j.timer = nil
+	pct := j.progress
+	if j.stopped || pct <= j.written {
+		j.mu.Unlock()
+		return
+	}
+	j.written, j.last = pct, time.Now()
+	j.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := j.e.store.Apply(ctx, &Change{ID: j.Task.ID, Owner: j.e.inst.ID, Progress: pct})
+	if err != nil {
+		j.Logger.Debug("spool: progress not recorded", "err", err)
+		return
+	}
+	j.e.changed.notify()
+}
+
+// stop ends progress reporting when the handler returns.
+func (j *Job) stop() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.stopped = true
+	if j.timer != nil {
+		j.timer.Stop()
+		j.timer = nil
+	}
+}

@@ -1,0 +1,529 @@
+package spool
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// taskCols are the columns scanTask reads. ref and folder have columns of
+// their own for filtering, but a task shows them among its options.
+const taskCols = `id, kind, status, progress, input, options, output, error, created_by,
+	parent_id, workflow, results, steps, url, file_id, webhook_url,
+	idempotency_key, run_at, attempt, max_attempts, created, updated`
+
+const insertTask = `INSERT INTO tasks (` + taskCols + `, ref, folder, due)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const selectTask = `SELECT ` + taskCols + ` FROM tasks WHERE id = ?`
+
+const selectByIdempotencyKey = `SELECT ` + taskCols + ` FROM tasks WHERE idempotency_key = ?`
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanTask reads a row of taskCols.
+func scanTask(r scanner) (*Task, error) {
+	var (
+		t                                                  Task
+		input, options, output, workflow, results, steps   sql.NullString
+		parent, idem                                       sql.NullString
+		runAt, created, updated                            int64
+	)
+	err := r.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &input, &options, &output,
+		&t.Error, &t.CreatedBy, &parent, &workflow, &results, &steps, &t.URL, &t.FileID,
+		&t.WebhookURL, &idem, &runAt, &t.Attempt, &t.MaxAttempts,
+		&created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	t.ParentID, t.IdempotencyKey = parent.String, idem.String
+	if runAt != 0 {
+		t.RunAt = time.Unix(0, runAt).UTC()
+	}
+	t.Created, t.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	if output.Valid {
+		t.Output = json.RawMessage(output.String)
+	}
+	for _, c := range []struct {
+		s   sql.NullString
+		dst any
+	}{{input, &t.Input}, {options, &t.Options}, {workflow, &t.Workflow}, {results, &t.Results}, {steps, &t.Steps}} {
+		if c.s.Valid {
+			if err := json.Unmarshal([]byte(c.s.String), c.dst); err != nil {
+				return nil, fmt.Errorf("decode task %s: %w", t.ID, err)
+			}
+		}
+	}
+	return &t, nil
+}
+
+// jsonColumn encodes v for a JSON column: NULL for nil or empty values.
+func jsonColumn(v any) (any, error) {
+	switch x := v.(type) {
+	case json.RawMessage:
+		if len(x) == 0 {
+			return nil, nil
+		}
+		return string(x), nil
+	case *File:
+		if x == nil {
+			return nil, nil
+		}
+	case map[string]any:
+		if len(x) == 0 {
+			return nil, nil
+		}
+	case []TaskSummary:
+		if len(x) == 0 {
+			return nil, nil
+		}
+	case []Step:
+		if len(x) == 0 {
+			return nil, nil
+		}
+	case *Results:
+		if x == nil {
+			return nil, nil
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// GetTask reads a task through the read pool.
+func (s *sqliteStore) GetTask(ctx context.Context, id string) (*Task, error) {
+	return getTask(ctx, s.rdb.QueryRowContext(ctx, selectTask, id), id)
+}
+
+func getTask(_ context.Context, row *sql.Row, id string) (*Task, error) {
+	t, err := scanTask(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// CreateTasks stores tasks in one transaction.
+func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Task, err error) {
+	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		out, err = tx.CreateTasks(ctx, tasks)
+		return err
+	})
+	return out, err
+}
+
+// Apply makes one change in its own transaction, possibly committed
+// together with concurrent ones.
+func (s *sqliteStore) Apply(ctx context.Context, ch *Change) (t *Task, err error) {
+	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		t, err = tx.Apply(ctx, ch)
+		return err
+	})
+	return t, err
+}
+
+var _ Tx = (*sqlTx)(nil)
+
+// GetTask reads a task inside the transaction, seeing its uncommitted writes.
+func (tx *sqlTx) GetTask(ctx context.Context, id string) (*Task, error) {
+	st, err := tx.stmt(ctx, selectTask)
+	if err != nil {
+		return nil, fmt.Errorf("get task: %w", err)
+	}
+	return getTask(ctx, st.QueryRowContext(ctx, id), id)
+}
+
+// CreateTasks inserts tasks; the insert trigger writes their events.
+func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error) {
+	out := make([]*Task, len(tasks))
+	for i, t := range tasks {
+		if t.IdempotencyKey != "" {
+			st, err := tx.stmt(ctx, selectByIdempotencyKey)
+			if err != nil {
+				return nil, fmt.Errorf("create task: %w", err)
+			}
+			prev, err := scanTask(st.QueryRowContext(ctx, t.IdempotencyKey))
+			if err == nil {
+				out[i] = prev
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("create task: %w", err)
+			}
+		}
+		if err := tx.insert(ctx, t); err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+func (tx *sqlTx) insert(ctx context.Context, t *Task) error {
+	var cols [6]any
+	for i, v := range []any{t.Input, t.Options, t.Output, t.Workflow, t.Results, t.Steps} {
+		c, err := jsonColumn(v)
+		if err != nil {
+			return fmt.Errorf("create task: encode: %w", err)
+		}
+		cols[i] = c
+	}
+	var due any
+	switch t.Status {
+	case StatusPending:
+		due = t.Created.UnixNano()
+	case StatusWaiting:
+		if !t.RunAt.IsZero() {
+			due = t.RunAt.UnixNano()
+		}
+	}
+	refOpt, _ := t.Options["ref"].(string)
+	folderOpt, _ := t.Options["folder"].(string)
+	_, err := tx.exec(ctx, insertTask, t.ID, t.Kind, t.Status, t.Progress, cols[0], cols[1],
+		cols[2], t.Error, t.CreatedBy, nullString(t.ParentID), cols[3], cols[4], cols[5],
+		t.URL, t.FileID, t.WebhookURL, nullString(t.IdempotencyKey), unixNano(t.RunAt),
+		t.Attempt, t.MaxAttempts, t.Created.UnixNano(), t.Updated.UnixNano(), refOpt, folderOpt, due)
+	if err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	return nil
+}
+
+// applyQuery builds the conditional update for a change to status to.
+func applyQuery(to Status, owner bool) string {
+	var b strings.Builder
+	b.WriteString(`UPDATE tasks SET status = ?1, progress = MAX(progress, ?2),
+		output = COALESCE(?3, output), error = ?4, due = ?5, attempt = attempt + ?6,
+		lease_owner = NULL, lease_until = NULL, updated = ?7
+		WHERE id = ?8 AND status IN (`)
+	for i, s := range TransitionSources(to) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("'" + string(s) + "'")
+	}
+	b.WriteString(")")
+	if owner {
+		b.WriteString(" AND lease_owner = ?9")
+	}
+	b.WriteString(" RETURNING " + taskCols)
+	return b.String()
+}
+
+const applyProgress = `UPDATE tasks SET progress = ?1, updated = ?2
+	WHERE id = ?3 AND status = 'processing' AND progress < ?1 AND (?4 = '' OR lease_owner = ?4)
+	RETURNING ` + taskCols
+
+// Apply makes the change with one conditional update; the triggers write
+// its event and counts.
+func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
+	now := ch.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var rows *sql.Rows
+	var err error
+	if ch.To == "" {
+		rows, err = tx.query(ctx, applyProgress, min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner)
+	} else {
+		if !ch.To.Valid() {
+			return nil, fmt.Errorf("apply: %q is not a status: %w", ch.To, ErrInvalidTransition)
+		}
+		progress, errMsg := min(max(ch.Progress, 0), 100), ch.Error
+		var due any
+		switch ch.To {
+		case StatusPending:
+			due = now.UnixNano()
+			if !ch.Due.IsZero() {
+				due = ch.Due.UnixNano()
+			}
+			errMsg = ""
+		case StatusWaiting:
+			if !ch.Due.IsZero() {
+				due = ch.Due.UnixNano()
+			}
+		case StatusCompleted:
+			progress, errMsg = 100, ""
+		}
+		out, err := jsonColumn(ch.Output)
+		if err != nil {
+			return nil, fmt.Errorf("apply: encode output: %w", err)
+		}
+		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID}
+		if ch.Owner != "" {
+			args = append(args, ch.Owner)
+		}
+		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != ""), args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
+	}
+	var t *Task
+	if rows.Next() {
+		t, err = scanTask(rows)
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
+	}
+	if t == nil {
+		return tx.refused(ctx, ch)
+	}
+	if ch.Hook != nil {
+		if err := ch.Hook(ctx, tx, t); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// refused explains why a change matched no row.
+func (tx *sqlTx) refused(ctx context.Context, ch *Change) (*Task, error) {
+	cur, err := tx.GetTask(ctx, ch.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ch.To == "" && cur.Status == StatusProcessing && cur.Progress >= ch.Progress:
+		return cur, nil // progress already as high: nothing to do
+	case ch.Owner != "" && cur.Status == StatusProcessing:
+		return nil, fmt.Errorf("task %s is held by another worker: %w", ch.ID, ErrInvalidTransition)
+	case ch.To == "":
+		return nil, fmt.Errorf("task %s is %s, not processing: %w", ch.ID, cur.Status, ErrInvalidTransition)
+	}
+	return nil, fmt.Errorf("task %s is %s, cannot become %s: %w", ch.ID, cur.Status, ch.To, ErrInvalidTransition)
+}
+
+const claimOne = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
+	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
+	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_kind_due
+		WHERE kind = ?4 AND due IS NOT NULL AND due <= ?3 ORDER BY due, id LIMIT ?5)
+	RETURNING ` + taskCols
+
+const claimMany = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
+	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
+	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
+		WHERE due IS NOT NULL AND due <= ?3 AND kind IN (SELECT value FROM json_each(?4))
+		ORDER BY due, id LIMIT ?5)
+	RETURNING ` + taskCols
+
+// ClaimTasks claims every batch in one transaction.
+func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, error) {
+	var out []*Task
+	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		out = out[:0]
+		for _, b := range p.Batches {
+			if b.Limit <= 0 || len(b.Kinds) == 0 {
+				continue
+			}
+			q, kinds := claimOne, any(b.Kinds[0])
+			if len(b.Kinds) > 1 {
+				k, _ := json.Marshal(b.Kinds)
+				q, kinds = claimMany, string(k)
+			}
+			rows, err := tx.query(ctx, q, p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), kinds, b.Limit)
+			if err != nil {
+				return fmt.Errorf("claim tasks: %w", err)
+			}
+			for rows.Next() {
+				t, err := scanTask(rows)
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("claim tasks: %w", err)
+				}
+				out = append(out, t)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return fmt.Errorf("claim tasks: %w", err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NextDue looks up the earliest due time per kind.
+func (s *sqliteStore) NextDue(ctx context.Context, kinds []string) (time.Time, error) {
+	var next int64
+	for _, k := range kinds {
+		var due int64
+		err := s.rdb.QueryRowContext(ctx, `SELECT due FROM tasks INDEXED BY tasks_kind_due
+			WHERE kind = ? AND due IS NOT NULL ORDER BY due LIMIT 1`, k).Scan(&due)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("next due: %w", err)
+		}
+		if next == 0 || due < next {
+			next = due
+		}
+	}
+	if next == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, next), nil
+}
+
+// ListTasks pages through tasks by id.
+func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, error) {
+	var lp ListParams
+	if p != nil {
+		lp = *p
+	}
+	var where []string
+	var args []any
+	for _, f := range []struct{ col, v string }{{"status", string(lp.Status)}, {"kind", lp.Kind},
+		{"parent_id", lp.ParentID}, {"ref", lp.Ref}, {"folder", lp.Folder}} {
+		if f.v != "" {
+			where = append(where, f.col+" = ?")
+			args = append(args, f.v)
+		}
+	}
+	filter := strings.Join(where, " AND ")
+	order, cmp := "DESC", "<"
+	if lp.Oldest {
+		order, cmp = "ASC", ">"
+	}
+	page := append([]string(nil), where...)
+	pageArgs := append([]any(nil), args...)
+	if lp.After != "" {
+		page = append(page, "id "+cmp+" ?")
+		pageArgs = append(pageArgs, lp.After)
+	}
+	q := "SELECT " + taskCols + " FROM tasks"
+	if len(page) > 0 {
+		q += " WHERE " + strings.Join(page, " AND ")
+	}
+	q += " ORDER BY id " + order + " LIMIT ? OFFSET ?"
+	offset := 0
+	if lp.After == "" && lp.Page > 1 {
+		offset = (lp.Page - 1) * lp.Limit
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, append(pageArgs, lp.Limit+1, offset)...)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	defer rows.Close()
+	out := &TaskPage{Tasks: make([]*Task, 0, lp.Limit)}
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		out.Tasks = append(out.Tasks, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	if len(out.Tasks) > lp.Limit {
+		out.Tasks = out.Tasks[:lp.Limit]
+		out.Next = out.Tasks[lp.Limit-1].ID
+	}
+	if out.Total, err = s.count(ctx, lp, filter, args); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// count totals a list's matches, from the trigger-kept counts when the
+// filters allow, so that a page stays cheap over millions of rows.
+func (s *sqliteStore) count(ctx context.Context, p ListParams, filter string, args []any) (int, error) {
+	q := "SELECT COALESCE(SUM(n), 0) FROM task_counts"
+	if p.ParentID != "" || p.Ref != "" || p.Folder != "" {
+		q = "SELECT COUNT(*) FROM tasks"
+	}
+	if filter != "" {
+		q += " WHERE " + filter
+	}
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tasks: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteTask deletes a finished task; the delete trigger removes its events.
+func (s *sqliteStore) DeleteTask(ctx context.Context, id string) error {
+	return s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		res, err := tx.exec(ctx, `DELETE FROM tasks WHERE id = ?
+			AND status IN ('completed', 'failed', 'error', 'cancelled')`, id)
+		if err != nil {
+			return fmt.Errorf("delete task %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		cur, err := tx.GetTask(ctx, id)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("delete task %s: task is %s, only a finished task can be deleted: %w",
+			id, cur.Status, ErrInvalidTransition)
+	})
+}
+
+// Stats reads the trigger-kept counts.
+func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT kind, status, n FROM task_counts WHERE n > 0")
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	st := &Stats{ByStatus: map[Status]int{}, ByKind: map[string]map[Status]int{}}
+	for rows.Next() {
+		var kind string
+		var status Status
+		var n int
+		if err := rows.Scan(&kind, &status, &n); err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		st.ByStatus[status] += n
+		if st.ByKind[kind] == nil {
+			st.ByKind[kind] = map[Status]int{}
+		}
+		st.ByKind[kind][status] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	var created int64
+	err = s.rdb.QueryRowContext(ctx, `SELECT created FROM tasks WHERE status = 'pending'
+		ORDER BY id LIMIT 1`).Scan(&created)
+	switch {
+	case err == nil:
+		st.OldestPending = time.Unix(0, created).UTC()
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,172 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Tx is what a store offers inside one write transaction. Store implements
+// it too, each call being its own transaction; a Change's Hook receives the
+// transaction the change runs in, so that what it writes commits or rolls
+// back with the change.
+type Tx interface {
+	// GetTask returns the task, or an error matching ErrNotFound.
+	GetTask(ctx context.Context, id string) (*Task, error)
+	// CreateTasks stores new tasks, each with its task.created event, all or
+	// none. A task whose IdempotencyKey is already stored is not stored
+	// again: the stored task takes its place in the result.
+	CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error)
+	// Apply makes one change to a task and returns the task after it. It
+	// fails with ErrInvalidTransition if the task's status is not a source of
+	// the change's target, or if Owner is set and the task is not processing
+	// under Owner's lease; with ErrNotFound if there is no such task.
+	Apply(ctx context.Context, ch *Change) (*Task, error)
+}
+
+// Store persists tasks and their events. The engine is written against it;
+// the SQLite store is the default, and spooltest.TestStore is the
+// conformance suite every implementation must pass.
+//
+// Every status or progress change a store makes writes its event in the
+// same transaction. Concurrent Apply calls may be committed together (group
+// commit), each change still atomic on its own.
+type Store interface {
+	Tx
+
+	// ListTasks returns a page of tasks matching p.
+	ListTasks(ctx context.Context, p *ListParams) (*TaskPage, error)
+	// ClaimTasks moves runnable tasks (due at or before p.Now) to processing
+	// under p.Owner's lease, oldest due first, at most each batch's Limit
+	// from that batch's kinds, and counts an attempt for each.
+	ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, error)
+	// NextDue returns when the earliest waiting task of one of kinds becomes
+	// runnable, or the zero time if none is waiting on a time.
+	NextDue(ctx context.Context, kinds []string) (time.Time, error)
+	// DeleteTask deletes a finished task and its events.
+	DeleteTask(ctx context.Context, id string) error
+	// Stats counts tasks by kind and status.
+	Stats(ctx context.Context) (*Stats, error)
+
+	// Heartbeat records that inst is alive and extends the lease of the
+	// tasks it holds to leaseUntil. It returns the ids of the tasks still
+	// processing under its lease, so that the caller can stop handlers
+	// whose task was cancelled or taken away.
+	Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time) ([]string, error)
+	// Instances lists the registered engine instances.
+	Instances(ctx context.Context) ([]*Instance, error)
+	// Recover returns to pending the processing tasks held by the dead
+	// instances or whose lease ended before now, and forgets the dead
+	// instances. A recovered task that has used all its attempts ends in
+	// error instead. It returns the number of tasks recovered.
+	Recover(ctx context.Context, dead []string, now time.Time) (int, error)
+	// RemoveInstance forgets an instance that stopped cleanly.
+	RemoveInstance(ctx context.Context, id string) error
+
+	// Events returns up to limit events committed after the event with id
+	// after ("" for the first), oldest first.
+	Events(ctx context.Context, after string, limit int) ([]*Event, error)
+	// LastEventID returns the id of the newest event, or "".
+	LastEventID(ctx context.Context) (string, error)
+	// PruneEvents deletes the events older than before, except those after
+	// keepAfter (an event id; "" keeps none), and returns how many it deleted.
+	PruneEvents(ctx context.Context, before time.Time, keepAfter string) (int, error)
+	// Cursor returns the event id stored under name, or "".
+	Cursor(ctx context.Context, name string) (string, error)
+	// SetCursor stores an event id under name.
+	SetCursor(ctx context.Context, name, eventID string) error
+
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Change is one change to a task, applied by Tx.Apply.
+type Change struct {
+	ID string
+	// To is the new status; empty keeps the status (a progress change).
+	To Status
+	// Owner, when set, applies the change only while the task is processing
+	// under this instance's lease, so a worker whose task was taken back
+	// cannot finish it.
+	Owner string
+	// Progress raises the task's progress; it never goes back. To completed
+	// sets it to 100.
+	Progress int
+	// Output is recorded with the change when not nil.
+	Output json.RawMessage
+	// Error is the task's error message after the change. A change to
+	// pending, processing or completed clears it.
+	Error string
+	// Due is when a task going to pending or waiting becomes runnable. Zero
+	// means now for pending, and never by time for waiting (a workflow
+	// parent, woken by its children).
+	Due time.Time
+	// Attempt is added to the task's attempt count: -1 gives back the
+	// attempt of a run that a shutdown interrupted.
+	Attempt int
+	// Time of the change. Defaults to now.
+	Time time.Time
+	// Hook, when set, runs in the same transaction right after the change
+	// with the changed task; its error rolls the change back.
+	Hook func(ctx context.Context, tx Tx, t *Task) error
+}
+
+// ClaimParams says what ClaimTasks may take.
+type ClaimParams struct {
+	Owner      string
+	Now        time.Time
+	LeaseUntil time.Time
+	Batches    []ClaimBatch
+}
+
+// ClaimBatch is a set of kinds and how many of their tasks to claim at most.
+type ClaimBatch struct {
+	Kinds []string
+	Limit int
+}
+
+// Instance is a running engine, as recorded in the store.
+type Instance struct {
+	ID        string
+	Host      string
+	PID       int
+	Started   time.Time
+	Heartbeat time.Time
+}
+
+// ListParams filters and pages List. The zero value lists the 20 newest tasks.
+type ListParams struct {
+	Status   Status // only tasks with this status
+	Kind     string // only tasks of this kind
+	ParentID string // only steps of this workflow task
+	Ref      string
+	Folder   string
+	// After is a cursor: the tasks that follow the task with this id in the
+	// list order. When set, Page is ignored.
+	After string
+	// Page is the 1-based page number. Defaults to 1.
+	Page int
+	// Limit is the page size, 1 to 100. Defaults to 20.
+	Limit int
+	// Oldest lists oldest first. Defaults to false: newest first.
+	Oldest bool
+}
+
+// TaskPage is one page of a list.
+type TaskPage struct {
+	Tasks []*Task
+	// Total is the number of tasks matching the filters, on every page.
+	Total int
+	// Next is the cursor for the next page (ListParams.After), or "" on the
+	// last page.
+	Next string
+}
+
+// Stats counts tasks.
+type Stats struct {
+	ByStatus map[Status]int
+	ByKind   map[string]map[Status]int
+	// OldestPending is the creation time of the oldest pending task, zero if
+	// none is pending.
+	OldestPending time.Time
+}

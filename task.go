@@ -1,0 +1,233 @@
+package spool
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is where a task is in its life. See DESIGN.md for the meaning of
+// each; the allowed changes between them are the transitions table below.
+type Status string
+
+// The statuses of the hosted API.
+const (
+	StatusPending    Status = "pending"    // stored, runnable as soon as a worker is free
+	StatusWaiting    Status = "waiting"    // not runnable yet: run_at in the future, a retry backing off, a workflow parent
+	StatusProcessing Status = "processing" // a handler runs it
+	StatusReady      Status = "ready"      // a workflow parent with some usable step outputs
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"    // the task cannot succeed; never retried
+	StatusError      Status = "error"     // the system failed, after retries
+	StatusCancelled  Status = "cancelled" // cancelled by a caller
+)
+
+// statuses is every status in lifecycle order.
+var statuses = [...]Status{StatusPending, StatusWaiting, StatusProcessing, StatusReady,
+	StatusCompleted, StatusFailed, StatusError, StatusCancelled}
+
+// Statuses returns every status in lifecycle order.
+func Statuses() []Status { return append([]Status(nil), statuses[:]...) }
+
+// transitions is the one table of allowed status changes. Stores apply a
+// change only while the task's current status is one of the sources listed
+// for the target, so two racing updates cannot both win.
+var transitions = map[Status][]Status{
+	// Requeued: a retry or timed wait released early, a shutdown, a dead worker.
+	StatusPending:    {StatusWaiting, StatusProcessing},
+	StatusWaiting:    {StatusPending, StatusProcessing},
+	StatusProcessing: {StatusPending, StatusWaiting},
+	StatusReady:      {StatusWaiting, StatusReady},
+	StatusCompleted:  {StatusProcessing, StatusWaiting, StatusReady},
+	StatusFailed:     {StatusPending, StatusWaiting, StatusProcessing, StatusReady},
+	StatusError:      {StatusPending, StatusWaiting, StatusProcessing, StatusReady},
+	StatusCancelled:  {StatusPending, StatusWaiting, StatusProcessing, StatusReady},
+}
+
+// CanTransition reports whether a task may go from one status to another.
+func CanTransition(from, to Status) bool {
+	for _, s := range transitions[to] {
+		if s == from {
+			return true
+		}
+	}
+	return false
+}
+
+// TransitionSources returns the statuses from which a task may move to to.
+// Stores use it to build their conditional updates.
+func TransitionSources(to Status) []Status { return transitions[to] }
+
+// Terminal reports whether s is final: completed, failed, error or cancelled.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusError, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the eight statuses.
+func (s Status) Valid() bool {
+	for _, v := range statuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Task is a unit of work of one kind. It marshals to the task object of the
+// hosted API (version 2025-08-20); the fields tagged "-" are spool's own
+// bookkeeping and are not part of that object.
+type Task struct {
+	ID        string
+	Kind      string
+	Input     *File          // the input file; nil for kinds without one
+	Options   map[string]any // the kind options, with defaults, plus ref/filename/folder
+	Output    json.RawMessage
+	Status    Status
+	Progress  int
+	Error     string
+	CreatedBy string
+	Created   time.Time
+	Updated   time.Time
+	ParentID  string
+	Workflow  []TaskSummary // a workflow parent's children
+	Results   *Results      // a workflow's or conditions task's verdict
+
+	// Request fields that are not options.
+	URL            string    `json:"-"`
+	FileID         string    `json:"-"`
+	WebhookURL     string    `json:"-"`
+	IdempotencyKey string    `json:"-"`
+	RunAt          time.Time `json:"-"` // zero: as soon as possible
+	// Steps are a workflow task's step definitions.
+	Steps []Step `json:"-"`
+	// Attempt is the number of times a handler has been started for the
+	// task, counting the current one.
+	Attempt     int `json:"-"`
+	MaxAttempts int `json:"-"`
+}
+
+// TaskSummary is a workflow child as listed in its parent's workflow field.
+type TaskSummary struct {
+	ID        string    `json:"id"`
+	Object    string    `json:"object"`
+	Kind      string    `json:"kind"`
+	Status    Status    `json:"status"`
+	Progress  int       `json:"progress"`
+	Error     *string   `json:"error"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	ParentID  *string   `json:"parent_id"`
+}
+
+// Results is the verdict of a conditions task or a workflow.
+type Results struct {
+	Passed   []map[string]any `json:"passed"`
+	Failed   []map[string]any `json:"failed"`
+	Continue bool             `json:"continue"`
+}
+
+// taskJSON is the wire shape. Empty strings become null, as in the hosted API.
+type taskJSON struct {
+	ID        string          `json:"id"`
+	Object    string          `json:"object"`
+	Kind      string          `json:"kind"`
+	Input     *File           `json:"input"`
+	Options   map[string]any  `json:"options"`
+	Output    json.RawMessage `json:"output"`
+	Status    Status          `json:"status"`
+	Progress  int             `json:"progress"`
+	Error     *string         `json:"error"`
+	CreatedBy string          `json:"created_by,omitempty"`
+	Created   time.Time       `json:"created"`
+	Updated   time.Time       `json:"updated"`
+	ParentID  *string         `json:"parent_id"`
+	Workflow  []TaskSummary   `json:"workflow"`
+	Results   *Results        `json:"results"`
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// MarshalJSON encodes the task object of the hosted API.
+func (t *Task) MarshalJSON() ([]byte, error) {
+	w := taskJSON{
+		ID: t.ID, Object: "task", Kind: t.Kind, Input: t.Input, Options: t.Options,
+		Output: t.Output, Status: t.Status, Progress: t.Progress, Error: nullable(t.Error),
+		CreatedBy: t.CreatedBy, Created: t.Created.UTC(), Updated: t.Updated.UTC(),
+		ParentID: nullable(t.ParentID), Workflow: t.Workflow, Results: t.Results,
+	}
+	if w.Options == nil {
+		w.Options = map[string]any{}
+	}
+	if w.Workflow == nil {
+		w.Workflow = []TaskSummary{}
+	}
+	if len(w.Output) == 0 {
+		w.Output = json.RawMessage("null")
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes the task object of the hosted API.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	var w taskJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.Object != "" && w.Object != "task" {
+		return fmt.Errorf("spool: decode task: object is %q, not \"task\"", w.Object)
+	}
+	*t = Task{
+		ID: w.ID, Kind: w.Kind, Input: w.Input, Options: w.Options, Status: w.Status,
+		Progress: w.Progress, CreatedBy: w.CreatedBy, Created: w.Created, Updated: w.Updated,
+		Workflow: w.Workflow, Results: w.Results,
+	}
+	if string(w.Output) != "null" {
+		t.Output = w.Output
+	}
+	if w.Error != nil {
+		t.Error = *w.Error
+	}
+	if w.ParentID != nil {
+		t.ParentID = *w.ParentID
+	}
+	return nil
+}
+
+// Summary returns the task as listed in a workflow parent.
+func (t *Task) Summary() TaskSummary {
+	return TaskSummary{ID: t.ID, Object: "task", Kind: t.Kind, Status: t.Status,
+		Progress: t.Progress, Error: nullable(t.Error), CreatedBy: t.CreatedBy,
+		Created: t.Created.UTC(), Updated: t.Updated.UTC(), ParentID: nullable(t.ParentID)}
+}
+
+// Event is a change to a task: its creation, a status change or progress.
+// Events are written in the same transaction as the change they report.
+type Event struct {
+	ID   string    `json:"id"` // evt_ + ULID; ordering by id is ordering by commit
+	Type EventType `json:"type"`
+	Time time.Time `json:"time"`
+	Task *Task     `json:"task"` // the task as it was right after the change
+}
+
+// EventType names what happened: task.created, task.progress, or
+// task.<status> for a status change.
+type EventType string
+
+// Event types other than the task.<status> ones, which EventFor builds.
+const (
+	EventCreated  EventType = "task.created"
+	EventProgress EventType = "task.progress"
+)
+
+// EventFor returns the event type of a change to status s.
+func EventFor(s Status) EventType { return EventType("task." + string(s)) }

@@ -1,0 +1,182 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Create validates req, stores the new task and its task.created event, and
+// wakes the run loop. A request that fails validation is a
+// *ValidationError (matching ErrInvalidRequest) and stores nothing.
+func (e *Engine) Create(ctx context.Context, req Request) (*Task, error) {
+	ts, err := e.create(ctx, []Request{req}, false)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// CreateMany creates tasks in one transaction: all of them or, if one
+// request is invalid or the write fails, none. A ValidationError's field
+// names the request: requests[3].url.
+func (e *Engine) CreateMany(ctx context.Context, reqs []Request) ([]*Task, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	return e.create(ctx, reqs, true)
+}
+
+func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	tasks := make([]*Task, len(reqs))
+	for i := range reqs {
+		t, err := e.newTask(&reqs[i], now)
+		if err != nil {
+			if many {
+				var ve *ValidationError
+				if errors.As(err, &ve) {
+					err = &ValidationError{Field: fmt.Sprintf("requests[%d].%s", i, ve.Field), Reason: ve.Reason}
+				}
+			}
+			return nil, err
+		}
+		tasks[i] = t
+	}
+	out, err := e.store.CreateTasks(ctx, tasks)
+	if err != nil {
+		return nil, fmt.Errorf("spool: create: %w", err)
+	}
+	e.changed.notify()
+	e.poke()
+	return out, nil
+}
+
+func (e *Engine) usable() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Get returns a task, or an error matching ErrNotFound.
+func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	t, err := e.store.GetTask(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("spool: get: %w", err)
+	}
+	return t, nil
+}
+
+// List returns a page of tasks, newest first unless p.Oldest. A nil p lists
+// the 20 newest.
+func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	var lp ListParams
+	if p != nil {
+		lp = *p
+	}
+	switch {
+	case lp.Limit == 0:
+		lp.Limit = 20
+	case lp.Limit < 1 || lp.Limit > 100:
+		return nil, invalid("limit", "must be between 1 and 100")
+	}
+	switch {
+	case lp.Page == 0:
+		lp.Page = 1
+	case lp.Page < 0:
+		return nil, invalid("page", "must be 1 or more")
+	}
+	if lp.Status != "" && !lp.Status.Valid() {
+		return nil, invalid("status", "%q is not a status", lp.Status)
+	}
+	if lp.After != "" && !isID(lp.After, "task_") {
+		return nil, invalid("after", "%q is not a task id", lp.After)
+	}
+	page, err := e.store.ListTasks(ctx, &lp)
+	if err != nil {
+		return nil, fmt.Errorf("spool: list: %w", err)
+	}
+	return page, nil
+}
+
+// Cancel cancels a task that has not finished. A running handler's context
+// is cancelled with cause ErrCancelled, at once in this process and at the
+// next heartbeat in another. Cancelling a finished task fails with
+// ErrInvalidTransition.
+func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	t, err := e.store.Apply(ctx, &Change{ID: id, To: StatusCancelled})
+	if err != nil {
+		return nil, fmt.Errorf("spool: cancel: %w", err)
+	}
+	e.mu.Lock()
+	r := e.running[id]
+	e.mu.Unlock()
+	if r != nil {
+		r.cancel(ErrCancelled)
+	}
+	e.changed.notify()
+	return t, nil
+}
+
+// Delete deletes a finished task and its events. Deleting a task that has
+// not finished fails with ErrInvalidTransition: cancel it first.
+func (e *Engine) Delete(ctx context.Context, id string) error {
+	if err := e.usable(); err != nil {
+		return err
+	}
+	if err := e.store.DeleteTask(ctx, id); err != nil {
+		return fmt.Errorf("spool: delete: %w", err)
+	}
+	return nil
+}
+
+// Wait returns the task once it has finished (completed, failed, error or
+// cancelled), or ctx's error.
+func (e *Engine) Wait(ctx context.Context, id string) (*Task, error) {
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		changed := e.changed.wait()
+		t, err := e.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if t.Status.Terminal() {
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		case <-poll.C:
+		}
+	}
+}
+
+// Stats counts tasks by status and kind.
+func (e *Engine) Stats(ctx context.Context) (*Stats, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	st, err := e.store.Stats(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("spool: stats: %w", err)
+	}
+	return st, nil
+}
