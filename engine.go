@@ -64,8 +64,8 @@ type Engine struct {
 	stopLoops  context.CancelFunc      // once the workers are done
 	halt       context.CancelCauseFunc // cancels every handler's context
 	claimsDone chan struct{}           // closed when runLoop returns
-	loops   sync.WaitGroup
-	workers *errgroup.Group
+	loops      sync.WaitGroup
+	workers    *errgroup.Group
 }
 
 // Open opens the engine's store (creating and migrating the database if

@@ -9,10 +9,10 @@ import (
 // It marshals to the file object of the hosted API. Its bytes live in the
 // engine's Storage.
 type File struct {
-	ID          string          `json:"id,omitempty"`     // file_ + ULID; empty for a url input not yet fetched
-	Object      string          `json:"object"`           // source, track or intelligence
-	Kind        string          `json:"kind,omitempty"`   // video, image, audio, text, json…
-	Type        string          `json:"type,omitempty"`   // MIME type
+	ID          string          `json:"id,omitempty"`   // file_ + ULID; empty for a url input not yet fetched
+	Object      string          `json:"object"`         // source, track or intelligence
+	Kind        string          `json:"kind,omitempty"` // video, image, audio, text, json…
+	Type        string          `json:"type,omitempty"` // MIME type
 	Codec       string          `json:"codec,omitempty"`
 	Container   string          `json:"container,omitempty"`
 	Width       int             `json:"width,omitempty"`

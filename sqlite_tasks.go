@@ -28,10 +28,10 @@ type scanner interface{ Scan(dest ...any) error }
 // scanTask reads a row of taskCols.
 func scanTask(r scanner) (*Task, error) {
 	var (
-		t                                                  Task
-		input, options, output, workflow, results, steps   sql.NullString
-		parent, idem                                       sql.NullString
-		runAt, created, updated                            int64
+		t                                                Task
+		input, options, output, workflow, results, steps sql.NullString
+		parent, idem                                     sql.NullString
+		runAt, created, updated                          int64
 	)
 	err := r.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &input, &options, &output,
 		&t.Error, &t.CreatedBy, &parent, &workflow, &results, &steps, &t.URL, &t.FileID,
