@@ -269,9 +269,9 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		case StatusCompleted:
 			progress, errMsg = 100, ""
 		}
-		out, err := jsonColumn(ch.Output)
-		if err != nil {
-			return nil, fmt.Errorf("apply: encode output: %w", err)
+		out, jerr := jsonColumn(ch.Output)
+		if jerr != nil {
+			return nil, fmt.Errorf("apply: encode output: %w", jerr)
 		}
 		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID}
 		if ch.Owner != "" {
