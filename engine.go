@@ -154,8 +154,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.recover(ctx); err != nil {
 		return fmt.Errorf("spool: start: %w", err)
 	}
+	var cursor string
 	if e.cfg.OnEvent != nil {
-		if err := e.initCursor(ctx); err != nil {
+		var err error
+		if cursor, err = e.initCursor(ctx); err != nil {
 			return fmt.Errorf("spool: start: %w", err)
 		}
 	}
@@ -174,7 +176,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.goLoop(func() { e.heartbeatLoop(loopCtx) })
 	e.goLoop(func() { e.maintainLoop(loopCtx) })
 	if e.cfg.OnEvent != nil {
-		e.goLoop(func() { e.onEventLoop(loopCtx) })
+		e.goLoop(func() { e.onEventLoop(loopCtx, cursor) })
 	}
 	return nil
 }

@@ -91,31 +91,26 @@ func (e *Engine) follow(ctx context.Context, cursor string, fn func(*Event) bool
 	}
 }
 
-// initCursor starts OnEvent's stored position at the newest event the
-// first time, so that a new callback does not replay history.
-func (e *Engine) initCursor(ctx context.Context) error {
+// initCursor returns OnEvent's stored position. The first time, it stores
+// the newest event, so that a new callback does not replay history.
+func (e *Engine) initCursor(ctx context.Context) (string, error) {
 	c, err := e.store.Cursor(ctx, onEventCursor)
 	if err != nil || c != "" {
-		return err
+		return c, err
 	}
 	last, err := e.store.LastEventID(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if last == "" {
 		last = eventID(0, time.Unix(0, 0))
 	}
-	return e.store.SetCursor(ctx, onEventCursor, last)
+	return last, e.store.SetCursor(ctx, onEventCursor, last)
 }
 
-// onEventLoop feeds OnEvent and stores its position now and then, so that
-// a restart resumes close to where it stopped.
-func (e *Engine) onEventLoop(ctx context.Context) {
-	cursor, err := e.store.Cursor(ctx, onEventCursor)
-	if err != nil {
-		e.log.Error("spool: read event cursor", "err", err)
-		return
-	}
+// onEventLoop feeds OnEvent from cursor on and stores its position now and
+// then, so that a restart resumes close to where it stopped.
+func (e *Engine) onEventLoop(ctx context.Context, cursor string) {
 	saved, last := cursor, time.Now()
 	save := func(c string) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

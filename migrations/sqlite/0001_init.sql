@@ -65,10 +65,13 @@ CREATE TABLE task_counts (
 ) WITHOUT ROWID;
 
 -- The events and counts are written by triggers so that every write path,
--- in this process or another, records them in the same transaction.
+-- in this process or another, records them in the same transaction. An
+-- event's time never goes below the previous event's, so that event ids
+-- (a ULID of the time and the seq) sort in commit order.
 CREATE TRIGGER tasks_created AFTER INSERT ON tasks BEGIN
     INSERT INTO events (type, task_id, status, progress, error, time)
-        VALUES ('task.created', new.id, new.status, new.progress, new.error, new.created);
+        VALUES ('task.created', new.id, new.status, new.progress, new.error,
+                MAX(new.created, COALESCE((SELECT time FROM events ORDER BY seq DESC LIMIT 1), 0)));
     INSERT INTO task_counts (kind, status, n) VALUES (new.kind, new.status, 1)
         ON CONFLICT (kind, status) DO UPDATE SET n = n + 1;
 END;
@@ -76,7 +79,8 @@ END;
 CREATE TRIGGER tasks_status AFTER UPDATE OF status ON tasks
 WHEN old.status != new.status BEGIN
     INSERT INTO events (type, task_id, status, progress, error, time)
-        VALUES ('task.' || new.status, new.id, new.status, new.progress, new.error, new.updated);
+        VALUES ('task.' || new.status, new.id, new.status, new.progress, new.error,
+                MAX(new.updated, COALESCE((SELECT time FROM events ORDER BY seq DESC LIMIT 1), 0)));
     UPDATE task_counts SET n = n - 1 WHERE kind = old.kind AND status = old.status;
     INSERT INTO task_counts (kind, status, n) VALUES (new.kind, new.status, 1)
         ON CONFLICT (kind, status) DO UPDATE SET n = n + 1;
@@ -85,7 +89,8 @@ END;
 CREATE TRIGGER tasks_progress AFTER UPDATE OF progress ON tasks
 WHEN old.status = new.status AND old.progress != new.progress BEGIN
     INSERT INTO events (type, task_id, status, progress, error, time)
-        VALUES ('task.progress', new.id, new.status, new.progress, new.error, new.updated);
+        VALUES ('task.progress', new.id, new.status, new.progress, new.error,
+                MAX(new.updated, COALESCE((SELECT time FROM events ORDER BY seq DESC LIMIT 1), 0)));
 END;
 
 CREATE TRIGGER tasks_deleted AFTER DELETE ON tasks BEGIN

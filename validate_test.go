@@ -1,0 +1,194 @@
+package spool_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+)
+
+func TestValidation(t *testing.T) {
+	ctx := ctxT(t)
+	e := openFile(t, spool.Config{})
+	e.Register("custom", spool.HandlerFunc(nil))
+	const u = "https://example.com/in.mp4"
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name  string
+		req   spool.Request
+		field string
+	}{
+		{"no kind", spool.Request{URL: u}, "kind"},
+		{"unknown kind", spool.Request{Kind: "teleport", URL: u}, "kind"},
+		{"no input", spool.Request{Kind: "image"}, "url"},
+		{"url and file_id", spool.Request{Kind: "image", URL: u, FileID: "file_01JDQ8Z3V2K6M9XK0D1W2Y3Z4A"}, "url"},
+		{"relative url", spool.Request{Kind: "image", URL: "/in.mp4"}, "url"},
+		{"ftp url", spool.Request{Kind: "image", URL: "ftp://example.com/in.mp4"}, "url"},
+		{"file url not allowed", spool.Request{Kind: "image", URL: "file:///etc/passwd"}, "url"},
+		{"loopback url", spool.Request{Kind: "image", URL: "http://127.0.0.1/x.png"}, "url"},
+		{"private url", spool.Request{Kind: "image", URL: "http://10.1.2.3/x.png"}, "url"},
+		{"metadata url", spool.Request{Kind: "image", URL: "http://169.254.169.254/latest"}, "url"},
+		{"ipv6 loopback", spool.Request{Kind: "image", URL: "http://[::1]/x.png"}, "url"},
+		{"mapped loopback", spool.Request{Kind: "image", URL: "http://[::ffff:127.0.0.1]/x.png"}, "url"},
+		{"localhost url", spool.Request{Kind: "image", URL: "http://localhost:8080/x.png"}, "url"},
+		{"credentials in url", spool.Request{Kind: "image", URL: "https://u:p@example.com/x.png"}, "url"},
+		{"bad file_id", spool.Request{Kind: "image", FileID: "abc"}, "file_id"},
+		{"http without url", spool.Request{Kind: "http"}, "url"},
+		{"http with file_id", spool.Request{Kind: "http", URL: u, FileID: "file_01JDQ8Z3V2K6M9XK0D1W2Y3Z4A"}, "file_id"},
+		{"webhook not http", spool.Request{Kind: "image", URL: u, WebhookURL: "mailto:a@b.c"}, "webhook_url"},
+		{"webhook private", spool.Request{Kind: "image", URL: u, WebhookURL: "http://192.168.1.1/hook"}, "webhook_url"},
+		{"webhook file", spool.Request{Kind: "image", URL: u, WebhookURL: "file:///tmp/x"}, "webhook_url"},
+		{"filename dotdot", spool.Request{Kind: "image", URL: u, Filename: "../x.png"}, "filename"},
+		{"filename slash", spool.Request{Kind: "image", URL: u, Filename: "a/x.png"}, "filename"},
+		{"filename backslash", spool.Request{Kind: "image", URL: u, Filename: `a\x.png`}, "filename"},
+		{"filename NUL", spool.Request{Kind: "image", URL: u, Filename: "x\x00.png"}, "filename"},
+		{"folder absolute", spool.Request{Kind: "image", URL: u, Folder: "/etc"}, "folder"},
+		{"folder escapes", spool.Request{Kind: "image", URL: u, Folder: "a/../../b"}, "folder"},
+		{"ref too long", spool.Request{Kind: "image", URL: u, Ref: long}, "ref"},
+		{"idempotency key too long", spool.Request{Kind: "image", URL: u, IdempotencyKey: strings.Repeat("k", 300)}, "idempotency_key"},
+		{"unknown option", spool.Request{Kind: "image", URL: u, Options: map[string]any{"colour": "red"}}, "colour"},
+		{"option wrong type", spool.Request{Kind: "image", URL: u, Options: map[string]any{"width": "wide"}}, "width"},
+		{"option out of range", spool.Request{Kind: "image", URL: u, Options: map[string]any{"width": 100000}}, "width"},
+		{"option bad enum", spool.Request{Kind: "image", URL: u, Options: map[string]any{"format": "bmp"}}, "format"},
+		{"request field as option", spool.Request{Kind: "custom", Options: map[string]any{"kind": "x"}}, "kind"},
+		{"options too large", spool.Request{Kind: "custom", Options: map[string]any{"blob": strings.Repeat("x", 70<<10)}}, "options"},
+		{"options not JSON", spool.Request{Kind: "custom", Options: map[string]any{"f": func() {}}}, "options"},
+		{"workflow without steps", spool.Request{Kind: "workflow", URL: u}, "workflow"},
+		{"workflow on another kind", spool.Request{Kind: "image", URL: u, Workflow: []spool.Step{{Kind: "image"}}}, "workflow"},
+		{"workflow step unknown kind", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "teleport"}}}, "workflow[0].kind"},
+		{"workflow step bad option", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "image", Next: []spool.Step{{Kind: "video", Options: map[string]any{"fps": 500}}}}}}, "workflow[0].next[0].fps"},
+		{"nested workflow", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "workflow"}}}, "workflow[0].kind"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Create(ctx, tt.req)
+			var ve *spool.ValidationError
+			if !errors.As(err, &ve) || !errors.Is(err, spool.ErrInvalidRequest) {
+				t.Fatalf("Create = %v, want a *ValidationError", err)
+			}
+			if ve.Field != tt.field {
+				t.Errorf("field %q (%v), want %q", ve.Field, err, tt.field)
+			}
+			if ve.Reason == "" {
+				t.Error("empty reason")
+			}
+		})
+	}
+	st, err := e.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.ByStatus); n != 0 {
+		t.Errorf("rejected requests stored tasks: %v", st.ByStatus)
+	}
+	if len(tests) < 25 {
+		t.Errorf("only %d bad requests", len(tests))
+	}
+}
+
+func TestCreateManyAllOrNothing(t *testing.T) {
+	ctx := ctxT(t)
+	e := openFile(t, spool.Config{})
+	e.Register("x", spool.HandlerFunc(nil))
+	reqs := []spool.Request{{Kind: "x"}, {Kind: "x"}, {Kind: "x", Ref: strings.Repeat("r", 200)}, {Kind: "x"}}
+	_, err := e.CreateMany(ctx, reqs)
+	var ve *spool.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "requests[2].ref" {
+		t.Fatalf("CreateMany = %v, want a ValidationError on requests[2].ref", err)
+	}
+	if page, _ := e.List(ctx, nil); page.Total != 0 || len(page.Tasks) != 0 {
+		t.Errorf("CreateMany with a bad request stored %d tasks", page.Total)
+	}
+	tasks, err := e.CreateMany(ctx, reqs[:2])
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("CreateMany = %d, %v", len(tasks), err)
+	}
+}
+
+func TestAllowedURLs(t *testing.T) {
+	ctx := ctxT(t)
+	e := openFile(t, spool.Config{AllowLocalFiles: true, AllowPrivateNetworks: true})
+	for _, u := range []string{"file:///tmp/in.mp4", "http://127.0.0.1:8080/in.mp4", "http://localhost/x.png"} {
+		if _, err := e.Create(ctx, spool.Request{Kind: "image", URL: u}); err != nil {
+			t.Errorf("Create(%s) with local files and private networks allowed: %v", u, err)
+		}
+	}
+}
+
+func TestRequestJSON(t *testing.T) {
+	body := `{"kind": "video", "url": "https://example.com/a.mp4", "width": 640, "codec": "h264",
+		"ref": "small", "webhook_url": "https://example.com/hook", "idempotency_key": "k",
+		"run_at": "2030-01-01T00:00:00Z", "layers": [{"text": "hi"}]}`
+	var r spool.Request
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != "video" || r.URL == "" || r.Ref != "small" || r.WebhookURL == "" || r.IdempotencyKey != "k" ||
+		!r.RunAt.Equal(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("decoded %+v", r)
+	}
+	if r.Options["width"] != json.Number("640") || r.Options["codec"] != "h264" || len(r.Options) != 3 {
+		t.Errorf("options %v, want width, codec and layers only", r.Options)
+	}
+	b, _ := json.Marshal(r)
+	var again spool.Request
+	if err := json.Unmarshal(b, &again); err != nil || again.Kind != r.Kind || len(again.Options) != 3 {
+		t.Errorf("re-decoded %+v, %v", again, err)
+	}
+	for body, field := range map[string]string{
+		`{"kind": 5}`:             "kind",
+		`{"kind": "x", "url": 1}`: "url",
+		`{"run_at": "tomorrow"}`:  "run_at",
+		`[1, 2]`:                  "body",
+		`{"workflow": {"a": 1}}`:  "workflow",
+	} {
+		var r spool.Request
+		err := json.Unmarshal([]byte(body), &r)
+		var ve *spool.ValidationError
+		if !errors.As(err, &ve) || ve.Field != field {
+			t.Errorf("decode %s = %v, want a ValidationError on %s", body, err, field)
+		}
+	}
+}
+
+// FuzzRequest decodes and validates arbitrary create bodies: no panic, and
+// every rejection is a ValidationError naming a field.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"file_id": "file_01JDQ8Z3V2K6M9XK0D1W2Y3Z4A", "kind": "image", "width": 320, "format": "png", "ref": "thumbnail"}`,
+		`{"kind": "video", "url": "https://example.com/a.mp4", "width": "50%", "fps": 30}`,
+		`{"kind": "workflow", "url": "https://example.com/a.mp4", "workflow": [{"kind": "image", "next": [{"kind": "conditions", "conditions": [{"prop": "kind", "value": "video"}]}]}]}`,
+		`{"kind": "http", "url": "http://10.0.0.1/", "method": "post", "headers": {"a": "b"}}`,
+		`{"kind": "custom", "run_at": "2030-01-01T00:00:00Z", "idempotency_key": "k"}`,
+		`{"kind": "image", "url": "file:///etc/passwd", "folder": "../x"}`,
+		`{}`, `null`, `[]`, `{"kind": null}`,
+	} {
+		f.Add(s)
+	}
+	e, err := openFuzzEngine()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { e.Close(ctxBackground) })
+	f.Fuzz(func(t *testing.T, body string) {
+		var r spool.Request
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			var ve *spool.ValidationError
+			if !errors.As(err, &ve) || ve.Field == "" {
+				t.Fatalf("decode error %v is not a ValidationError with a field", err)
+			}
+			return
+		}
+		_, err := e.Create(ctxBackground, r)
+		if err == nil {
+			return
+		}
+		var ve *spool.ValidationError
+		if !errors.As(err, &ve) || ve.Field == "" || ve.Reason == "" {
+			t.Fatalf("Create error %v is not a ValidationError with a field", err)
+		}
+	})
+}
