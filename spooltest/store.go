@@ -219,10 +219,7 @@ func force(t *testing.T, s spool.Store, id string, status spool.Status) {
 	}[status]
 	for _, st := range path {
 		if st == spool.StatusProcessing {
-			var got []*spool.Task
-			for _, c := range claim(t, s, "owner", spool.ClaimBatch{Kinds: []string{"x"}, Limit: 100}) {
-				got = append(got, c)
-			}
+			got := claim(t, s, "owner", spool.ClaimBatch{Kinds: []string{"x"}, Limit: 100})
 			if !slices.Contains(ids(got), id) {
 				t.Fatalf("force %s to processing: not claimed", id)
 			}
