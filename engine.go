@@ -55,6 +55,8 @@ type Engine struct {
 	running  map[string]*run
 	byKind   map[string]int
 	nrunning int
+	runs     int64
+	runAvg   time.Duration // moving average of handler run times
 
 	wake       chan struct{} // a task may be claimable
 	changed    signal        // something was committed
@@ -66,6 +68,7 @@ type Engine struct {
 	claimsDone chan struct{}           // closed when runLoop returns
 	loops      sync.WaitGroup
 	workers    *errgroup.Group
+	settling   sync.WaitGroup // outcomes being recorded
 }
 
 // Open opens the engine's store (creating and migrating the database if
@@ -209,6 +212,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			e.workers.Wait()
+			e.settling.Wait()
 			close(done)
 		}()
 		select {

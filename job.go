@@ -19,10 +19,9 @@ type Job struct {
 	// Delivery is at least once: an attempt may repeat one that a crash
 	// interrupted.
 	Attempt int
-	// Logger logs with the task's id and kind.
-	Logger *slog.Logger
 
-	e *Engine
+	e      *Engine
+	logger *slog.Logger
 
 	mu       sync.Mutex
 	output   json.RawMessage
@@ -34,8 +33,17 @@ type Job struct {
 }
 
 func newJob(e *Engine, t *Task) *Job {
-	return &Job{Task: t, Attempt: t.Attempt, e: e, progress: t.Progress, written: t.Progress,
-		Logger: e.log.With("task", t.ID, "kind", t.Kind)}
+	return &Job{Task: t, Attempt: t.Attempt, e: e, progress: t.Progress, written: t.Progress}
+}
+
+// Logger returns the engine's logger with the task's id and kind.
+func (j *Job) Logger() *slog.Logger {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.logger == nil {
+		j.logger = j.e.log.With("task", j.Task.ID, "kind", j.Task.Kind)
+	}
+	return j.logger
 }
 
 // SetOutput records v, encoded as JSON, as the task's output. It is stored
@@ -83,9 +91,9 @@ func (j *Job) flush() {
 	j.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := j.e.store.Apply(ctx, &Change{ID: j.Task.ID, Owner: j.e.inst.ID, Progress: pct})
+	_, err := j.e.store.Apply(ctx, &Change{ID: j.Task.ID, Owner: j.e.inst.ID, Progress: pct, NoResult: true})
 	if err != nil {
-		j.Logger.Debug("spool: progress not recorded", "err", err)
+		j.Logger().Debug("spool: progress not recorded", "err", err)
 		return
 	}
 	j.e.changed.notify()

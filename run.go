@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -18,23 +19,33 @@ type run struct {
 // runLoop claims tasks whenever a worker is free and there may be work: at
 // once when this engine created a task or a worker finished, at the
 // earliest due time of a waiting task, and every PollInterval for tasks
-// that other processes created.
+// that other processes created. It claims up to Concurrency tasks more than
+// there are free workers, so that one claim statement feeds many runs; the
+// extra ones start as workers free up.
 func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	kinds := e.kinds()
 	for {
-		full, err := e.claim(ctx, handlerCtx)
+		tasks, want, err := e.claim(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("spool: claim tasks", "err", err)
 		}
-		wait := e.cfg.PollInterval
-		if !full && err == nil {
-			if next, err := e.store.NextDue(ctx, e.kinds()); err == nil && !next.IsZero() {
-				wait = min(wait, max(time.Until(next), 0))
+		if len(tasks) > 0 {
+			e.changed.notify()
+			if !e.startAll(ctx, handlerCtx, tasks) {
+				return
 			}
 		}
-		if full {
-			wait = e.cfg.PollInterval // a finishing worker pokes us
+		if want > 0 && len(tasks) == want {
+			continue // more may be runnable
+		}
+		wait := e.cfg.PollInterval
+		if want > 0 && err == nil {
+			// Everything runnable is taken: sleep until the next timed one.
+			if next, err := e.store.NextDue(ctx, kinds); err == nil && !next.IsZero() {
+				wait = min(wait, max(time.Until(next), 0))
+			}
 		}
 		timer.Reset(wait)
 		select {
@@ -52,6 +63,39 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 	}
 }
 
+// startAll starts the claimed tasks as workers free up. If the engine shuts
+// down first, the tasks not started go back to pending without using up an
+// attempt, and startAll returns false.
+func (e *Engine) startAll(ctx, handlerCtx context.Context, tasks []*Task) bool {
+	for i, t := range tasks {
+		for !e.startRun(handlerCtx, t) {
+			select {
+			case <-ctx.Done():
+				e.release(tasks[i:])
+				return false
+			case <-e.wake:
+			}
+		}
+	}
+	return true
+}
+
+// release gives back claimed tasks that never started.
+func (e *Engine) release(tasks []*Task) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() {
+			_, err := e.store.Apply(ctx, &Change{ID: t.ID, To: StatusPending, Owner: e.inst.ID, Attempt: -1})
+			if err != nil && !errors.Is(err, ErrInvalidTransition) {
+				e.log.Error("spool: release task", "task", t.ID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // kinds lists the kinds this engine has handlers for.
 func (e *Engine) kinds() []string {
 	e.mu.Lock()
@@ -64,12 +108,13 @@ func (e *Engine) kinds() []string {
 	return ks
 }
 
-// claim takes as many runnable tasks as there are free workers, respecting
-// the per-kind limits, and starts them. full reports that every worker is
-// busy (or every kind at its limit).
-func (e *Engine) claim(ctx, handlerCtx context.Context) (full bool, err error) {
+// claim takes runnable tasks: as many as there are free workers plus a
+// prefetch buffer, within the per-kind limits. want is how many it asked
+// for: 0 when no worker is free.
+func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, err error) {
 	e.mu.Lock()
 	free := e.cfg.Concurrency - e.nrunning
+	want = free + e.prefetch()
 	var batches []ClaimBatch
 	var open []string
 	for kind := range e.handlers {
@@ -84,35 +129,45 @@ func (e *Engine) claim(ctx, handlerCtx context.Context) (full bool, err error) {
 	}
 	e.mu.Unlock()
 	if free <= 0 {
-		return true, nil
+		return nil, 0, nil
 	}
 	slices.Sort(open)
-	// Limited kinds first, so that their share is not eaten by the rest;
-	// ClaimTasks never exceeds a batch's limit.
+	// Limited kinds first, so that their share is not eaten by the rest.
 	if len(open) > 0 {
-		batches = append(batches, ClaimBatch{Kinds: open, Limit: free})
+		batches = append(batches, ClaimBatch{Kinds: open, Limit: want})
 	}
-	if len(batches) == 0 {
-		return true, nil
+	batches = capBatches(batches, want)
+	want = 0
+	for _, b := range batches {
+		want += b.Limit
 	}
-	// Cap the total at free: the limited batches came first and may leave
-	// less for the rest.
+	if want == 0 {
+		return nil, 0, nil
+	}
 	now := time.Now()
-	tasks, err := e.store.ClaimTasks(ctx, &ClaimParams{
-		Owner: e.inst.ID, Now: now, LeaseUntil: now.Add(e.cfg.LeaseDuration),
-		Batches: capBatches(batches, free),
+	tasks, err = e.store.ClaimTasks(ctx, &ClaimParams{
+		Owner: e.inst.ID, Now: now, LeaseUntil: now.Add(e.cfg.LeaseDuration), Batches: batches,
 	})
-	if err != nil {
-		return false, err
-	}
-	if len(tasks) > 0 {
-		e.changed.notify()
-	}
-	for _, t := range tasks {
-		e.startRun(handlerCtx, t)
-	}
-	return len(tasks) == free, nil
+	return tasks, want, err
 }
+
+// prefetch is how many tasks to claim beyond the free workers. Short tasks
+// are claimed ahead, so that one claim statement feeds many runs; long ones
+// (media work) are not, so that an idle engine elsewhere can take them.
+// Called with e.mu held.
+func (e *Engine) prefetch() int {
+	switch {
+	case e.runs == 0: // nothing ran yet
+		return e.cfg.Concurrency
+	case e.runAvg < shortRun:
+		return 4 * e.cfg.Concurrency
+	default:
+		return 0
+	}
+}
+
+// shortRun is the mean handler time under which tasks are prefetched.
+const shortRun = 5 * time.Millisecond
 
 // capBatches trims the batches' limits so that they add up to at most n.
 func capBatches(bs []ClaimBatch, n int) []ClaimBatch {
@@ -127,32 +182,61 @@ func capBatches(bs []ClaimBatch, n int) []ClaimBatch {
 	return out
 }
 
-func (e *Engine) startRun(handlerCtx context.Context, t *Task) {
+// startRun starts a worker for t, or returns false if every worker is busy.
+// The engine's own count decides: a finishing worker frees its count just
+// before errgroup frees its slot, so Go may wait for that moment, never
+// longer.
+func (e *Engine) startRun(handlerCtx context.Context, t *Task) bool {
+	e.mu.Lock()
+	if e.nrunning >= e.cfg.Concurrency {
+		e.mu.Unlock()
+		return false
+	}
 	ctx, cancel := context.WithCancelCause(handlerCtx)
 	r := &run{task: t, cancel: cancel}
-	e.mu.Lock()
+	h := e.handlers[t.Kind]
 	e.running[t.ID] = r
 	e.byKind[t.Kind]++
 	e.nrunning++
-	h := e.handlers[t.Kind]
 	e.mu.Unlock()
 	e.workers.Go(func() error {
-		defer func() {
-			cancel(nil)
-			e.mu.Lock()
-			delete(e.running, t.ID)
-			e.byKind[t.Kind]--
-			e.nrunning--
-			e.mu.Unlock()
-			e.poke()
-		}()
-		e.execute(ctx, h, t)
+		began := time.Now()
+		ch := e.execute(ctx, h, t)
+		e.forget(r, time.Since(began))
+		e.poke() // a worker is free
+		if ch != nil {
+			// Record the outcome in the background, so that the worker is
+			// free at once and outcomes from many workers share a commit.
+			// Until it commits the task stays processing under this
+			// engine's lease; a crash now means the task runs again.
+			e.settling.Add(1)
+			go func() {
+				defer e.settling.Done()
+				e.settle(ch)
+			}()
+		}
 		return nil
 	})
+	return true
 }
 
-// execute runs one attempt and records its outcome.
-func (e *Engine) execute(ctx context.Context, h Handler, t *Task) {
+func (e *Engine) forget(r *run, took time.Duration) {
+	r.cancel(nil)
+	e.mu.Lock()
+	if e.runs++; e.runs == 1 {
+		e.runAvg = took
+	} else {
+		e.runAvg += (took - e.runAvg) / 8 // a moving average of run times
+	}
+	delete(e.running, r.task.ID)
+	e.byKind[r.task.Kind]--
+	e.nrunning--
+	e.mu.Unlock()
+}
+
+// execute runs one attempt and returns the change that records its
+// outcome, or nil if there is nothing to record.
+func (e *Engine) execute(ctx context.Context, h Handler, t *Task) *Change {
 	timeout := e.cfg.Timeout
 	if d, ok := e.cfg.KindTimeout[t.Kind]; ok {
 		timeout = d
@@ -169,13 +253,13 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) {
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
 	}
 
-	ch := &Change{ID: t.ID, Owner: e.inst.ID}
+	ch := &Change{ID: t.ID, Owner: e.inst.ID, NoResult: true}
 	cause := context.Cause(ctx)
 	switch {
 	case err == nil:
 		ch.To, ch.Output = StatusCompleted, job.output
 	case errors.Is(cause, ErrCancelled):
-		return // the cancel already ended the task
+		return nil // the cancel already ended the task
 	case errors.Is(cause, ErrShutdown):
 		ch.To, ch.Attempt = StatusPending, -1
 	case IsPermanent(err):
@@ -186,12 +270,16 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) {
 		ch.To, ch.Error = StatusWaiting, err.Error()
 		ch.Due = time.Now().Add(e.cfg.Backoff(t.Attempt))
 	}
-	// The outcome must be recorded even though ctx may be cancelled.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	return ch
+}
+
+// settle records an attempt's outcome.
+func (e *Engine) settle(ch *Change) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := e.store.Apply(sctx, ch); err != nil {
+	if _, err := e.store.Apply(ctx, ch); err != nil {
 		if !errors.Is(err, ErrInvalidTransition) {
-			e.log.Error("spool: record task outcome", "task", t.ID, "status", ch.To, "err", err)
+			e.log.Error("spool: record task outcome", "task", ch.ID, "status", ch.To, "err", err)
 		}
 		return
 	}

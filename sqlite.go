@@ -15,9 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/sqlite/*.sql
@@ -43,10 +40,49 @@ type SQLiteOptions struct {
 // sqliteStore is the default Store: one write connection shared by
 // concurrent callers through group commit, and a pool of read connections.
 type sqliteStore struct {
-	w      *sqlWriter
-	rdb    *sql.DB
-	wdb    *sql.DB
-	memory bool
+	w            *sqlWriter
+	rdb          *sql.DB
+	wdb          *sql.DB
+	cdb          *sql.DB       // checkpoints
+	checkpointed chan struct{} // closed when checkpointLoop returns
+	memory       bool
+	reads        sync.Map // query → *sql.Stmt prepared on the read pool
+}
+
+// read returns the read pool's prepared statement for query, so that hot
+// reads are not parsed again on every call.
+func (s *sqliteStore) read(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.reads.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.reads.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a prepared read that returns one row.
+func (s *sqliteStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.read(ctx, query)
+	if err != nil {
+		// Let the error surface through Scan, as QueryRow does.
+		return s.rdb.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a prepared read.
+func (s *sqliteStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.read(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 var _ Store = (*sqliteStore)(nil)
@@ -92,7 +128,13 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 		q.Add("_pragma", "journal_mode(WAL)")
 		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	}
-	wdb, err := sql.Open("sqlite", dsn)
+	wdsn := dsn
+	if !memory {
+		// Checkpoints run on a connection of their own (checkpointLoop), so
+		// that a commit never waits for one.
+		wdsn += "&_pragma=wal_autocheckpoint(0)"
+	}
+	wdb, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -104,7 +146,7 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	s := &sqliteStore{wdb: wdb, memory: memory}
-	s.w = &sqlWriter{conn: conn, stmts: map[string]*sql.Stmt{}, maxBatch: o.MaxBatch}
+	s.w = newSQLWriter(conn, o.MaxBatch)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -120,7 +162,30 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 	}
 	s.rdb.SetMaxOpenConns(o.ReadConns)
 	s.rdb.SetMaxIdleConns(o.ReadConns)
+	if !memory {
+		if s.cdb, err = sql.Open("sqlite", wdsn); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		s.cdb.SetMaxOpenConns(1)
+		s.checkpointed = make(chan struct{})
+		go s.checkpointLoop()
+	}
 	return s, nil
+}
+
+// checkpointLoop copies the WAL back into the database whenever the writer
+// has committed enough to ask for it. PASSIVE never blocks the writer; the
+// WAL is reused from its start once a checkpoint has caught up.
+func (s *sqliteStore) checkpointLoop() {
+	defer close(s.checkpointed)
+	for range s.w.checkpoint {
+		if _, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil && !isBusy(err) {
+			continue // the next request tries again
+		}
+	}
+	// Closing: leave a small WAL behind.
+	s.cdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
 // migrate applies the embedded migrations that the database lacks, each in
@@ -164,10 +229,18 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 // Close closes the connections. Calls after Close fail.
 func (s *sqliteStore) Close() error {
 	var errs []error
+	s.reads.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
 	errs = append(errs, s.w.close(), s.wdb.Close())
+	if s.cdb != nil {
+		<-s.checkpointed
+		errs = append(errs, s.cdb.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -204,180 +277,4 @@ func (tx *sqlTx) query(ctx context.Context, query string, args ...any) (*sql.Row
 		return nil, err
 	}
 	return st.QueryContext(ctx, args...)
-}
-
-// sqlWriter is the store's single write path. Callers queue a function; the
-// first caller to find no transaction running becomes the leader and runs
-// every queued function in one transaction (group commit), each inside a
-// savepoint so that one failing function does not undo the others. An idle
-// writer starts at once: there is no batching timer.
-type sqlWriter struct {
-	mu       sync.Mutex
-	queue    []*writeOp
-	leading  bool
-	closed   bool
-	conn     *sql.Conn
-	stmts    map[string]*sql.Stmt
-	maxBatch int
-}
-
-type writeOp struct {
-	ctx  context.Context
-	fn   func(context.Context, *sqlTx) error
-	err  error
-	lead bool          // set before done is closed: this op's caller leads next
-	done chan struct{} // closed when the op is finished or promoted to lead
-}
-
-var errStoreClosed = errors.New("spool: store closed")
-
-// do runs fn in a write transaction and returns once it is committed or has
-// failed.
-func (w *sqlWriter) do(ctx context.Context, fn func(context.Context, *sqlTx) error) error {
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return errStoreClosed
-	}
-	w.queue = append(w.queue, op)
-	if w.leading {
-		w.mu.Unlock()
-		<-op.done
-		if !op.lead {
-			return op.err
-		}
-		w.mu.Lock()
-	}
-	w.leading = true
-	batch := w.queue
-	if len(batch) > w.maxBatch {
-		batch = batch[:w.maxBatch]
-	}
-	w.queue = append([]*writeOp(nil), w.queue[len(batch):]...)
-	w.mu.Unlock()
-
-	w.run(batch)
-
-	w.mu.Lock()
-	if len(w.queue) > 0 {
-		// Hand over so that no caller serves others' writes for long.
-		next := w.queue[0]
-		next.lead = true
-		close(next.done)
-	} else {
-		w.leading = false
-	}
-	w.mu.Unlock()
-	for _, o := range batch {
-		if o != op {
-			close(o.done)
-		}
-	}
-	return op.err
-}
-
-// run commits one batch, retrying while another process holds the lock.
-func (w *sqlWriter) run(batch []*writeOp) {
-	ctx := context.Background()
-	tx := &sqlTx{conn: w.conn, stmts: w.stmts}
-	for {
-		err := w.attempt(ctx, tx, batch)
-		if err == nil {
-			return
-		}
-		if !isBusy(err) || allDone(batch) {
-			for _, o := range batch {
-				if o.err == nil {
-					o.err = err
-				}
-			}
-			return
-		}
-		for _, o := range batch {
-			o.err = nil
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func allDone(batch []*writeOp) bool {
-	for _, o := range batch {
-		if o.ctx.Err() == nil {
-			return false
-		}
-	}
-	return true
-}
-
-func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) error {
-	if _, err := tx.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	single := len(batch) == 1
-	for _, o := range batch {
-		if err := o.ctx.Err(); err != nil {
-			o.err = err
-			continue
-		}
-		if single {
-			if o.err = o.fn(o.ctx, tx); o.err != nil {
-				tx.exec(ctx, "ROLLBACK")
-				if isBusy(o.err) {
-					return o.err
-				}
-				return nil
-			}
-			continue
-		}
-		if _, err := tx.exec(ctx, "SAVEPOINT op"); err != nil {
-			tx.exec(ctx, "ROLLBACK")
-			return err
-		}
-		if o.err = o.fn(o.ctx, tx); o.err != nil {
-			if isBusy(o.err) {
-				tx.exec(ctx, "ROLLBACK")
-				return o.err
-			}
-			if _, err := tx.exec(ctx, "ROLLBACK TO op"); err != nil {
-				tx.exec(ctx, "ROLLBACK")
-				return err
-			}
-		}
-		if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
-			tx.exec(ctx, "ROLLBACK")
-			return err
-		}
-	}
-	if _, err := tx.exec(ctx, "COMMIT"); err != nil {
-		tx.exec(ctx, "ROLLBACK")
-		return err
-	}
-	return nil
-}
-
-func (w *sqlWriter) close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-	for w.leading { // let the running batch finish
-		w.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		w.mu.Lock()
-	}
-	for _, st := range w.stmts {
-		st.Close()
-	}
-	return w.conn.Close()
-}
-
-// isBusy reports whether err is SQLite's "database is locked" (another
-// process holds the write lock), which the writer retries.
-func isBusy(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		code := se.Code() & 0xff
-		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
-	}
-	return false
 }

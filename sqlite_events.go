@@ -35,7 +35,7 @@ func (s *sqliteStore) Events(ctx context.Context, after string, limit int) ([]*E
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.rdb.QueryContext(ctx, selectEvents, seq, limit)
+	rows, err := s.query(ctx, selectEvents, seq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -76,7 +76,7 @@ func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 // LastEventID returns the newest event's id.
 func (s *sqliteStore) LastEventID(ctx context.Context) (string, error) {
 	var seq, at int64
-	err := s.rdb.QueryRowContext(ctx, "SELECT seq, time FROM events ORDER BY seq DESC LIMIT 1").Scan(&seq, &at)
+	err := s.queryRow(ctx, "SELECT seq, time FROM events ORDER BY seq DESC LIMIT 1").Scan(&seq, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -109,7 +109,7 @@ func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAft
 // Cursor reads a named cursor.
 func (s *sqliteStore) Cursor(ctx context.Context, name string) (string, error) {
 	var seq int64
-	err := s.rdb.QueryRowContext(ctx, "SELECT seq FROM cursors WHERE name = ?", name).Scan(&seq)
+	err := s.queryRow(ctx, "SELECT seq FROM cursors WHERE name = ?", name).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -167,7 +167,7 @@ func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, leaseUntil 
 
 // Instances lists the instance records.
 func (s *sqliteStore) Instances(ctx context.Context) ([]*Instance, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT id, host, pid, started, heartbeat FROM instances")
+	rows, err := s.query(ctx, "SELECT id, host, pid, started, heartbeat FROM instances")
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
 	}

@@ -113,7 +113,7 @@ func unixNano(t time.Time) int64 {
 
 // GetTask reads a task through the read pool.
 func (s *sqliteStore) GetTask(ctx context.Context, id string) (*Task, error) {
-	return getTask(ctx, s.rdb.QueryRowContext(ctx, selectTask, id), id)
+	return getTask(ctx, s.queryRow(ctx, selectTask, id), id)
 }
 
 func getTask(_ context.Context, row *sql.Row, id string) (*Task, error) {
@@ -139,7 +139,11 @@ func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Ta
 // Apply makes one change in its own transaction, possibly committed
 // together with concurrent ones.
 func (s *sqliteStore) Apply(ctx context.Context, ch *Change) (t *Task, err error) {
-	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+	do := s.w.do
+	if ch.Hook == nil {
+		do = s.w.doOne
+	}
+	err = do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		t, err = tx.Apply(ctx, ch)
 		return err
 	})
@@ -213,8 +217,9 @@ func (tx *sqlTx) insert(ctx context.Context, t *Task) error {
 	return nil
 }
 
-// applyQuery builds the conditional update for a change to status to.
-func applyQuery(to Status, owner bool) string {
+// applyQuery builds the conditional update for a change to status to,
+// returning the whole row, or only the id when full is false.
+func applyQuery(to Status, owner, full bool) string {
 	var b strings.Builder
 	b.WriteString(`UPDATE tasks SET status = ?1, progress = MAX(progress, ?2),
 		output = COALESCE(?3, output), error = ?4, due = ?5, attempt = attempt + ?6,
@@ -230,7 +235,11 @@ func applyQuery(to Status, owner bool) string {
 	if owner {
 		b.WriteString(" AND lease_owner = ?9")
 	}
-	b.WriteString(" RETURNING " + taskCols)
+	if full {
+		b.WriteString(" RETURNING " + taskCols)
+	} else {
+		b.WriteString(" RETURNING id")
+	}
 	return b.String()
 }
 
@@ -277,14 +286,20 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		if ch.Owner != "" {
 			args = append(args, ch.Owner)
 		}
-		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != ""), args...)
+		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != "", !ch.NoResult || ch.Hook != nil), args...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
 	}
 	var t *Task
+	found := false
 	if rows.Next() {
-		t, err = scanTask(rows)
+		found = true
+		if ch.NoResult && ch.Hook == nil && ch.To != "" {
+			err = rows.Scan(new(string))
+		} else {
+			t, err = scanTask(rows)
+		}
 	}
 	if cerr := rows.Close(); err == nil {
 		err = cerr
@@ -295,7 +310,7 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
 	}
-	if t == nil {
+	if !found {
 		return tx.refused(ctx, ch)
 	}
 	if ch.Hook != nil {
@@ -329,12 +344,16 @@ const claimOne = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 		WHERE kind = ?4 AND due IS NOT NULL AND due <= ?3 ORDER BY due, id LIMIT ?5)
 	RETURNING ` + taskCols
 
-const claimMany = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
+// claimMany claims from several kinds, oldest due first across them; the
+// kinds are parameters ?6 onwards.
+func claimMany(kinds int) string {
+	return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
 	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
-		WHERE due IS NOT NULL AND due <= ?3 AND kind IN (SELECT value FROM json_each(?4))
+		WHERE due IS NOT NULL AND due <= ?3 AND kind IN (?6` + strings.Repeat(", ?", kinds-1) + `)
 		ORDER BY due, id LIMIT ?5)
 	RETURNING ` + taskCols
+}
 
 // ClaimTasks claims every batch in one transaction.
 func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, error) {
@@ -345,12 +364,14 @@ func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, 
 			if b.Limit <= 0 || len(b.Kinds) == 0 {
 				continue
 			}
-			q, kinds := claimOne, any(b.Kinds[0])
+			q, args := claimOne, []any{p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), b.Kinds[0], b.Limit}
 			if len(b.Kinds) > 1 {
-				k, _ := json.Marshal(b.Kinds)
-				q, kinds = claimMany, string(k)
+				q, args[3] = claimMany(len(b.Kinds)), nil
+				for _, k := range b.Kinds {
+					args = append(args, k)
+				}
 			}
-			rows, err := tx.query(ctx, q, p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), kinds, b.Limit)
+			rows, err := tx.query(ctx, q, args...)
 			if err != nil {
 				return fmt.Errorf("claim tasks: %w", err)
 			}
@@ -376,7 +397,7 @@ func (s *sqliteStore) NextDue(ctx context.Context, kinds []string) (time.Time, e
 	var next int64
 	for _, k := range kinds {
 		var due int64
-		err := s.rdb.QueryRowContext(ctx, `SELECT due FROM tasks INDEXED BY tasks_kind_due
+		err := s.queryRow(ctx, `SELECT due FROM tasks INDEXED BY tasks_kind_due
 			WHERE kind = ? AND due IS NOT NULL ORDER BY due LIMIT 1`, k).Scan(&due)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
@@ -429,7 +450,7 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 	if lp.After == "" && lp.Page > 1 {
 		offset = (lp.Page - 1) * lp.Limit
 	}
-	rows, err := s.rdb.QueryContext(ctx, q, append(pageArgs, lp.Limit+1, offset)...)
+	rows, err := s.query(ctx, q, append(pageArgs, lp.Limit+1, offset)...)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -466,7 +487,7 @@ func (s *sqliteStore) count(ctx context.Context, p ListParams, filter string, ar
 		q += " WHERE " + filter
 	}
 	var n int
-	if err := s.rdb.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count tasks: %w", err)
 	}
 	return n, nil
@@ -494,7 +515,7 @@ func (s *sqliteStore) DeleteTask(ctx context.Context, id string) error {
 
 // Stats reads the trigger-kept counts.
 func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT kind, status, n FROM task_counts WHERE n > 0")
+	rows, err := s.query(ctx, "SELECT kind, status, n FROM task_counts WHERE n > 0")
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
@@ -517,7 +538,7 @@ func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	var created int64
-	err = s.rdb.QueryRowContext(ctx, `SELECT created FROM tasks WHERE status = 'pending'
+	err = s.queryRow(ctx, `SELECT created FROM tasks WHERE status = 'pending'
 		ORDER BY id LIMIT 1`).Scan(&created)
 	switch {
 	case err == nil:

@@ -109,6 +109,9 @@ type Change struct {
 	// Hook, when set, runs in the same transaction right after the change
 	// with the changed task; its error rolls the change back.
 	Hook func(ctx context.Context, tx Tx, t *Task) error
+	// NoResult makes Apply return a nil task on success, sparing the store
+	// reading the row back. The engine sets it on the outcome of every run.
+	NoResult bool
 }
 
 // ClaimParams says what ClaimTasks may take.

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolrun/spool"
+	_ "modernc.org/sqlite"
+)
+
+var ctx = context.Background()
+
+func noop(context.Context, *spool.Job) error { return nil }
+
+// open opens a client engine on a fresh file database.
+func open(o options, name string, cfg spool.Config) (*spool.Engine, error) {
+	path := filepath.Join(o.Dir, name+".db")
+	store, err := spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store = store
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = o.Concurrency
+	}
+	e, err := spool.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.Register("noop", spool.HandlerFunc(noop))
+	return e, nil
+}
+
+func closeAll(e *spool.Engine) error {
+	err := e.Close(ctx)
+	if cerr := e.Store().Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// percentiles returns p50 and p99 of durations, in nanoseconds.
+func percentiles(ds []time.Duration) (float64, float64) {
+	slices.Sort(ds)
+	at := func(p float64) float64 { return float64(ds[min(int(p*float64(len(ds))), len(ds)-1)]) }
+	return at(0.50), at(0.99)
+}
+
+func runCreate(o options) (*result, error) {
+	e, err := open(o, "create", spool.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(e)
+	lat := make([]time.Duration, o.N)
+	start := time.Now()
+	for i := range o.N {
+		t0 := time.Now()
+		if _, err := e.Create(ctx, spool.Request{Kind: "noop"}); err != nil {
+			return nil, err
+		}
+		lat[i] = time.Since(t0)
+	}
+	el := time.Since(start)
+	p50, p99 := percentiles(lat)
+	return &result{N: o.N, Figures: map[string]float64{"tasks/s": float64(o.N) / el.Seconds(), "p50": p50, "p99": p99}}, nil
+}
+
+func runCreate8(o options) (*result, error) {
+	e, err := open(o, "create8", spool.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(e)
+	const g = 8
+	lat := make([]time.Duration, o.N)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for w := range g {
+		wg.Go(func() {
+			for i := w; i < o.N; i += g {
+				t0 := time.Now()
+				if _, err := e.Create(ctx, spool.Request{Kind: "noop"}); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return nil, err
+	}
+	p50, p99 := percentiles(lat)
+	return &result{N: o.N, Figures: map[string]float64{"tasks/s": float64(o.N) / el.Seconds(), "p50": p50, "p99": p99}}, nil
+}
+
+func runCreateMany(o options) (*result, error) {
+	e, err := open(o, "createmany", spool.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(e)
+	n := max(o.N, 100_000)
+	start := time.Now()
+	if err := createMany(e, n); err != nil {
+		return nil, err
+	}
+	el := time.Since(start)
+	return &result{N: n, Figures: map[string]float64{"tasks/s": float64(n) / el.Seconds()}}, nil
+}
+
+func createMany(e *spool.Engine, n int) error {
+	reqs := make([]spool.Request, 1000)
+	for i := range reqs {
+		reqs[i] = spool.Request{Kind: "noop"}
+	}
+	for done := 0; done < n; done += len(reqs) {
+		if _, err := e.CreateMany(ctx, reqs[:min(len(reqs), n-done)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runDrain(o options) (*result, error) {
+	rate, err := drainCounted(o, "drain", o.N, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &result{N: o.N, Figures: map[string]float64{"tasks/s": rate}}, nil
+}
+
+// drainCounted creates n no-op tasks in the database name (a file in
+// o.Dir, or a path), then starts the engine, with an optional event reader,
+// and returns tasks/s from Start to the last committed completion.
+func drainCounted(o options, name string, n int, cfg spool.Config, reader func(e *spool.Engine, stop <-chan struct{}) func()) (float64, error) {
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(o.Dir, name+".db")
+	}
+	store, err := spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	cfg.Store = store
+	cfg.Concurrency = o.Concurrency
+	e, err := spool.Open(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	var done atomic.Int64
+	finished := make(chan struct{})
+	e.Register("noop", spool.HandlerFunc(func(context.Context, *spool.Job) error {
+		if done.Add(1) == int64(n) {
+			close(finished)
+		}
+		return nil
+	}))
+	if err := createMany(e, n); err != nil {
+		return 0, err
+	}
+	stop := make(chan struct{})
+	wait := func() {}
+	if reader != nil {
+		wait = reader(e, stop)
+	}
+	start := time.Now()
+	if err := e.Start(ctx); err != nil {
+		return 0, err
+	}
+	<-finished
+	// The last handler returned; Close waits for its completion to commit.
+	if err := e.Close(ctx); err != nil {
+		return 0, err
+	}
+	el := time.Since(start)
+	close(stop)
+	wait()
+	return float64(n) / el.Seconds(), nil
+}
+
+func runDrainOnEvent(o options) (*result, error) {
+	base, err := drainCounted(o, "base", o.N, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var events atomic.Int64
+	rate, err := drainCounted(o, "onevent", o.N, spool.Config{OnEvent: func(spool.Event) { events.Add(1) }}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &result{N: o.N, Figures: map[string]float64{"tasks/s": rate, "ratio": rate / base},
+		Note: fmt.Sprintf("%d events delivered; plain drain %.0f tasks/s", events.Load(), base)}, nil
+}
+
+func runDrainSubscribe(o options) (*result, error) {
+	base, err := drainCounted(o, "base", o.N, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var events atomic.Int64
+	rate, err := drainCounted(o, "subscribe", o.N, spool.Config{}, func(e *spool.Engine, stop <-chan struct{}) func() {
+		sctx, cancel := context.WithCancel(ctx)
+		ch, err := e.Subscribe(sctx)
+		if err != nil {
+			panic(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range ch {
+				events.Add(1)
+			}
+		}()
+		return func() { cancel(); <-done }
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &result{N: o.N, Figures: map[string]float64{"tasks/s": rate, "ratio": rate / base},
+		Note: fmt.Sprintf("%d events read during the drain; plain drain %.0f tasks/s", events.Load(), base)}, nil
+}
+
+func runMemory(o options) (*result, error) {
+	n := 100_000
+	rate, err := drainCounted(o, "memory", n, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &result{N: n, Figures: map[string]float64{"tasks/s": rate}}, nil
+}
+
+func runLatency(o options) (*result, error) {
+	path := filepath.Join(o.Dir, "latency.db")
+	store, err := spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	e, err := spool.Open(ctx, spool.Config{Store: store, Concurrency: o.Concurrency})
+	if err != nil {
+		return nil, err
+	}
+	started := make(chan time.Time, 1)
+	e.Register("noop", spool.HandlerFunc(func(context.Context, *spool.Job) error {
+		started <- time.Now()
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer e.Close(ctx)
+	lat := make([]time.Duration, o.LatencyN)
+	for i := range lat {
+		t0 := time.Now()
+		tk, err := e.Create(ctx, spool.Request{Kind: "noop"})
+		if err != nil {
+			return nil, err
+		}
+		lat[i] = (<-started).Sub(t0)
+		if _, err := e.Wait(ctx, tk.ID); err != nil { // idle again before the next
+			return nil, err
+		}
+	}
+	p50, p99 := percentiles(lat)
+	return &result{N: o.LatencyN, Figures: map[string]float64{"p50": p50, "p99": p99}}, nil
+}
+
+// runScale fills the table with finished tasks, then measures a drain, Get
+// and List against it, and compares the drain with an empty table's.
+func runScale(o options) (*result, error) {
+	base, err := drainCounted(o, "scale-base", o.N, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(o.Dir, "scale.db")
+	store, err := spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
+	if err != nil {
+		return nil, err
+	}
+	e, err := spool.Open(ctx, spool.Config{Store: store})
+	if err != nil {
+		return nil, err
+	}
+	e.Register("noop", spool.HandlerFunc(noop))
+	if err := createMany(e, o.ScaleRows); err != nil {
+		return nil, err
+	}
+	e.Close(ctx)
+	store.Close()
+	// Finish them in bulk behind spool's back: a million drains would take
+	// longer than the measurement.
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Exec(`UPDATE tasks SET status = 'completed', progress = 100, due = NULL, attempt = 1`); err != nil {
+		return nil, err
+	}
+	var ids []string
+	rows, err := db.Query("SELECT id FROM tasks")
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	db.Close()
+
+	full, err := drainCounted(o, path, o.N, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	store, err = spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	e, err = spool.Open(ctx, spool.Config{Store: store})
+	if err != nil {
+		return nil, err
+	}
+	gets := make([]time.Duration, 5000)
+	for i := range gets {
+		id := ids[rand.IntN(len(ids))]
+		t0 := time.Now()
+		if _, err := e.Get(ctx, id); err != nil {
+			return nil, err
+		}
+		gets[i] = time.Since(t0)
+	}
+	lists := make([]time.Duration, 500)
+	for i := range lists {
+		t0 := time.Now()
+		page, err := e.List(ctx, &spool.ListParams{Status: spool.StatusCompleted, Page: 1 + rand.IntN(50), Limit: 20})
+		if err != nil {
+			return nil, err
+		}
+		if page.Total < o.ScaleRows {
+			return nil, fmt.Errorf("list total %d, want at least %d", page.Total, o.ScaleRows)
+		}
+		lists[i] = time.Since(t0)
+	}
+	g50, g99 := percentiles(gets)
+	l50, l99 := percentiles(lists)
+	return &result{N: o.N, Figures: map[string]float64{"tasks/s": full, "ratio": full / base,
+		"get_p50": g50, "get_p99": g99, "list_p50": l50, "list_p99": l99},
+		Note: fmt.Sprintf("%d finished rows; empty-table drain %.0f tasks/s; list = status filter, pages 1-50, with total", o.ScaleRows, base)}, nil
+}
