@@ -3,6 +3,7 @@ package spool
 import (
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"runtime"
 	"time"
 )
@@ -19,6 +20,27 @@ type Config struct {
 	// Durability chooses what a committed change survives. Defaults to
 	// SurviveProcessCrash.
 	Durability Durability
+
+	// Storage holds the bytes of files. Defaults to a local directory,
+	// DataDir.
+	Storage Storage
+	// DataDir is the directory of the default Storage. Defaults to Path +
+	// ".files" beside the database file; with ":memory:" or a Store of your
+	// own, to a temporary directory removed by Close.
+	DataDir string
+	// Prober reads the media properties of input and output files.
+	// Defaults to BasicProber; the kinds package has one that uses ffprobe.
+	Prober Prober
+	// OrphanFileAge is how old stored bytes without a file record must be
+	// before they are deleted: the bytes of an output whose task never
+	// completed (a crash between writing them and completing). Defaults to
+	// 1h, longer than any write in progress.
+	OrphanFileAge time.Duration
+	// AcceptUnavailableKinds lets a started engine create tasks of kinds it
+	// cannot run (no handler, or a missing program), for another process
+	// to run. Defaults to false: Create refuses them with the reason. An
+	// engine that is not started accepts every known kind.
+	AcceptUnavailableKinds bool
 
 	// Concurrency is the most handlers running at once. Defaults to
 	// GOMAXPROCS.
@@ -72,6 +94,10 @@ type Config struct {
 	// private and link-local addresses and localhost, for local development
 	// and tests. Defaults to false.
 	AllowPrivateNetworks bool
+	// AllowNetworks lets downloads reach these address ranges even though
+	// they are private, for example a media server on the local network.
+	// Defaults to none.
+	AllowNetworks []netip.Prefix
 	// CreatedBy is recorded as the creator of the tasks this engine creates.
 	// Defaults to empty.
 	CreatedBy string
@@ -132,6 +158,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Prober == nil {
+		c.Prober = BasicProber
+	}
+	if c.OrphanFileAge <= 0 {
+		c.OrphanFileAge = time.Hour
 	}
 	return c
 }

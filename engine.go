@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/spoolrun/spool/internal/safehttp"
 )
 
 // Handler runs tasks of one kind. Handle returns nil when the task is done
@@ -47,16 +49,26 @@ type Engine struct {
 	log   *slog.Logger
 	inst  Instance
 
+	httpOnce sync.Once
+	http     *safehttp.Client
+
+	storageOnce sync.Once
+	storage     Storage
+	storageErr  error
+	tempDir     string // the default storage's directory when temporary
+
 	mu       sync.Mutex
 	handlers map[string]Handler
 	specs    map[string]*KindSpec
 	started  bool
 	closed   bool
-	running  map[string]*run
-	byKind   map[string]int
-	nrunning int
-	runs     int64
-	runAvg   time.Duration // moving average of handler run times
+	// unavailable maps the kinds a started engine cannot run to the reason.
+	unavailable map[string]string
+	running     map[string]*run
+	byKind      map[string]int
+	nrunning    int
+	runs        int64
+	runAvg      time.Duration // moving average of handler run times
 
 	wake       chan struct{} // a task may be claimable
 	changed    signal        // something was committed
@@ -157,6 +169,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.recover(ctx); err != nil {
 		return fmt.Errorf("spool: start: %w", err)
 	}
+	e.unavailable = map[string]string{}
+	for _, info := range e.kindsLocked(ctx) {
+		if !info.Available {
+			e.unavailable[info.Kind] = info.Reason
+		}
+	}
 	var cursor string
 	if e.cfg.OnEvent != nil {
 		var err error
@@ -234,6 +252,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	if e.cfg.Store == nil {
 		errs = append(errs, e.store.Close())
 	}
+	errs = append(errs, e.removeTempDir())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool: close: %w", err)
 	}

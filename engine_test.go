@@ -1,6 +1,7 @@
 package spool_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,8 +45,12 @@ var idPattern = regexp.MustCompile(`^task_[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
 func TestCreateGetRoundTrip(t *testing.T) {
 	ctx := ctxT(t)
 	e := openFile(t, spool.Config{})
+	in, err := e.CreateFile(ctx, bytes.NewReader(pngBytes(t, 640, 480)), &spool.FileParams{Filename: "in.png", Ref: "original"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var req spool.Request
-	body := `{"file_id": "file_01JDQ8Z3V2K6M9XK0D1W2Y3Z4A", "kind": "image", "width": 320, "format": "png", "ref": "thumbnail"}`
+	body := `{"file_id": "` + in.ID + `", "kind": "image", "width": 320, "format": "png", "ref": "thumbnail"}`
 	if err := json.Unmarshal([]byte(body), &req); err != nil {
 		t.Fatal(err)
 	}

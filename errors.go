@@ -36,6 +36,9 @@ var (
 type ValidationError struct {
 	Field  string
 	Reason string
+	// Err, if set, is a sentinel the error also matches, such as
+	// ErrKindUnavailable.
+	Err error
 }
 
 func (e *ValidationError) Error() string {
@@ -44,6 +47,9 @@ func (e *ValidationError) Error() string {
 
 // Is makes every ValidationError match ErrInvalidRequest.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalidRequest }
+
+// Unwrap returns Err.
+func (e *ValidationError) Unwrap() error { return e.Err }
 
 func invalid(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}

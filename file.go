@@ -30,4 +30,22 @@ type File struct {
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
 	Created     *time.Time      `json:"created,omitempty"`
 	Updated     *time.Time      `json:"updated,omitempty"`
+
+	// Key is where the bytes are in the engine's Storage.
+	Key string `json:"-"`
+	// TaskID is the task that produced the file, if any.
+	TaskID string `json:"-"`
+}
+
+// FileListParams filters and pages ListFiles. The zero value lists the 20
+// newest files.
+type FileListParams struct {
+	Folder string
+	Ref    string
+	TaskID string // only the files this task produced
+	// After is a cursor: the files that follow the file with this id,
+	// newest first.
+	After string
+	// Limit is the page size, 1 to 100. Defaults to 20.
+	Limit int
 }

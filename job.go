@@ -30,6 +30,10 @@ type Job struct {
 	last     time.Time // when progress was last written
 	timer    *time.Timer
 	stopped  bool
+
+	fetched  *File   // a url input, downloaded and probed
+	outputs  []*File // files created by the handler
+	cleanups []func()
 }
 
 func newJob(e *Engine, t *Task) *Job {
@@ -108,4 +112,12 @@ func (j *Job) stop() {
 		j.timer.Stop()
 		j.timer = nil
 	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only for File values, which always encode
+	}
+	return b
 }

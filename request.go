@@ -172,6 +172,7 @@ func asValidation(field string, err error) error {
 type urlPolicy struct {
 	allowFiles   bool // file:// inputs
 	allowPrivate bool // loopback, private ranges and localhost
+	allow        []netip.Prefix
 }
 
 // checkURL validates a URL field: absolute http(s) (or file:// where
@@ -216,7 +217,7 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		var ae *safehttp.AddressError
-		if err := safehttp.CheckAddr(ip, safehttp.Config{}); errors.As(err, &ae) {
+		if err := safehttp.CheckAddr(ip, safehttp.Config{Allow: p.allow}); errors.As(err, &ae) {
 			return invalid(field, "%s is not a public address (%s); Config.AllowPrivateNetworks allows it", host, ae.Reason)
 		}
 	}

@@ -201,7 +201,7 @@ func (e *Engine) startRun(handlerCtx context.Context, t *Task) bool {
 	e.mu.Unlock()
 	e.workers.Go(func() error {
 		began := time.Now()
-		ch := e.execute(ctx, h, t)
+		ch, files := e.execute(ctx, h, t)
 		e.forget(r, time.Since(began))
 		e.poke() // a worker is free
 		if ch != nil {
@@ -212,7 +212,7 @@ func (e *Engine) startRun(handlerCtx context.Context, t *Task) bool {
 			e.settling.Add(1)
 			go func() {
 				defer e.settling.Done()
-				e.settle(ch)
+				e.settle(ch, files)
 			}()
 		}
 		return nil
@@ -235,8 +235,9 @@ func (e *Engine) forget(r *run, took time.Duration) {
 }
 
 // execute runs one attempt and returns the change that records its
-// outcome, or nil if there is nothing to record.
-func (e *Engine) execute(ctx context.Context, h Handler, t *Task) *Change {
+// outcome, or nil if there is nothing to record, and the files the change
+// records.
+func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*File) {
 	timeout := e.cfg.Timeout
 	if d, ok := e.cfg.KindTimeout[t.Kind]; ok {
 		timeout = d
@@ -259,7 +260,11 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) *Change {
 	case err == nil:
 		ch.To, ch.Output = StatusCompleted, job.output
 	case errors.Is(cause, ErrCancelled):
-		return nil // the cancel already ended the task
+		// The cancel already ended the task: nothing will record its files.
+		for _, f := range job.record(&Change{}) {
+			e.dropBytes(f)
+		}
+		return nil, nil
 	case errors.Is(cause, ErrShutdown):
 		ch.To, ch.Attempt = StatusPending, -1
 	case IsPermanent(err):
@@ -270,14 +275,19 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) *Change {
 		ch.To, ch.Error = StatusWaiting, err.Error()
 		ch.Due = time.Now().Add(e.cfg.Backoff(t.Attempt))
 	}
-	return ch
+	files := job.record(ch)
+	return ch, files
 }
 
-// settle records an attempt's outcome.
-func (e *Engine) settle(ch *Change) {
+// settle records an attempt's outcome. If the store refuses it (the task
+// was cancelled meanwhile), the attempt's files are deleted.
+func (e *Engine) settle(ch *Change, files []*File) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := e.store.Apply(ctx, ch); err != nil {
+		for _, f := range files {
+			e.dropBytes(f)
+		}
 		if !errors.Is(err, ErrInvalidTransition) {
 			e.log.Error("spool: record task outcome", "task", ch.ID, "status", ch.To, "err", err)
 		}
@@ -366,14 +376,24 @@ func (e *Engine) recover(ctx context.Context) error {
 	return nil
 }
 
-// maintainLoop prunes events that are old and delivered.
+// maintainLoop prunes events that are old and delivered, and sweeps up
+// file bytes that no record owns.
 func (e *Engine) maintainLoop(ctx context.Context) {
 	every := min(e.cfg.EventRetention/10, time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var swept time.Time
 	for {
 		if err := e.prune(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: prune events", "err", err)
+		}
+		if time.Since(swept) >= e.cfg.OrphanFileAge/2 {
+			swept = time.Now()
+			if n, err := e.sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("spool: sweep orphaned files", "err", err)
+			} else if n > 0 {
+				e.log.Info("spool: swept orphaned file bytes", "files", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

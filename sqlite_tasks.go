@@ -223,7 +223,7 @@ func applyQuery(to Status, owner, full bool) string {
 	var b strings.Builder
 	b.WriteString(`UPDATE tasks SET status = ?1, progress = MAX(progress, ?2),
 		output = COALESCE(?3, output), error = ?4, due = ?5, attempt = attempt + ?6,
-		lease_owner = NULL, lease_until = NULL, updated = ?7
+		lease_owner = NULL, lease_until = NULL, updated = ?7, input = COALESCE(?10, input)
 		WHERE id = ?8 AND status IN (`)
 	for i, s := range TransitionSources(to) {
 		if i > 0 {
@@ -234,6 +234,8 @@ func applyQuery(to Status, owner, full bool) string {
 	b.WriteString(")")
 	if owner {
 		b.WriteString(" AND lease_owner = ?9")
+	} else {
+		b.WriteString(" AND ?9 = ''")
 	}
 	if full {
 		b.WriteString(" RETURNING " + taskCols)
@@ -282,10 +284,11 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		if jerr != nil {
 			return nil, fmt.Errorf("apply: encode output: %w", jerr)
 		}
-		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID}
-		if ch.Owner != "" {
-			args = append(args, ch.Owner)
+		in, jerr := jsonColumn(ch.Input)
+		if jerr != nil {
+			return nil, fmt.Errorf("apply: encode input: %w", jerr)
 		}
+		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID, ch.Owner, in}
 		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != "", !ch.NoResult || ch.Hook != nil), args...)
 	}
 	if err != nil {

@@ -22,6 +22,8 @@ type Tx interface {
 	// the change's target, or if Owner is set and the task is not processing
 	// under Owner's lease; with ErrNotFound if there is no such task.
 	Apply(ctx context.Context, ch *Change) (*Task, error)
+	// CreateFiles stores file records, all or none.
+	CreateFiles(ctx context.Context, files []*File) error
 }
 
 // Store persists tasks and their events. The engine is written against it;
@@ -47,6 +49,13 @@ type Store interface {
 	DeleteTask(ctx context.Context, id string) error
 	// Stats counts tasks by kind and status.
 	Stats(ctx context.Context) (*Stats, error)
+
+	// GetFile returns a file record, or an error matching ErrNotFound.
+	GetFile(ctx context.Context, id string) (*File, error)
+	// ListFiles returns up to p.Limit file records, newest first.
+	ListFiles(ctx context.Context, p *FileListParams) ([]*File, error)
+	// DeleteFile deletes a file record (not its bytes).
+	DeleteFile(ctx context.Context, id string) error
 
 	// Heartbeat records that inst is alive and extends the lease of the
 	// tasks it holds to leaseUntil. It returns the ids of the tasks still
@@ -94,6 +103,9 @@ type Change struct {
 	Progress int
 	// Output is recorded with the change when not nil.
 	Output json.RawMessage
+	// Input, when not nil, replaces the task's input: a url input once it
+	// has been fetched and probed.
+	Input *File
 	// Error is the task's error message after the change. A change to
 	// pending, processing or completed clears it.
 	Error string

@@ -36,11 +36,17 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	tasks := make([]*Task, len(reqs))
 	for i := range reqs {
 		t, err := e.newTask(&reqs[i], now)
+		if err == nil {
+			err = e.checkAvailable(t.Kind)
+		}
+		if err == nil {
+			err = e.resolveInput(ctx, t)
+		}
 		if err != nil {
 			if many {
 				var ve *ValidationError
 				if errors.As(err, &ve) {
-					err = &ValidationError{Field: fmt.Sprintf("requests[%d].%s", i, ve.Field), Reason: ve.Reason}
+					err = &ValidationError{Field: fmt.Sprintf("requests[%d].%s", i, ve.Field), Reason: ve.Reason, Err: ve.Err}
 				}
 			}
 			return nil, err
@@ -54,6 +60,22 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	e.changed.notify()
 	e.poke()
 	return out, nil
+}
+
+// resolveInput fills a file_id task's input with the file's record.
+func (e *Engine) resolveInput(ctx context.Context, t *Task) error {
+	if t.FileID == "" {
+		return nil
+	}
+	f, err := e.store.GetFile(ctx, t.FileID)
+	if errors.Is(err, ErrNotFound) {
+		return invalid("file_id", "no file %s", t.FileID)
+	}
+	if err != nil {
+		return fmt.Errorf("spool: create: %w", err)
+	}
+	t.Input = f
+	return nil
 }
 
 func (e *Engine) usable() error {

@@ -31,9 +31,13 @@ const (
 // declares none gets a nil spec: any options, an optional input.
 func (e *Engine) spec(kind string) (*KindSpec, bool) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.specLocked(kind)
+}
+
+func (e *Engine) specLocked(kind string) (*KindSpec, bool) {
 	s, custom := e.specs[kind]
 	_, registered := e.handlers[kind]
-	e.mu.Unlock()
 	if custom {
 		return s, true
 	}
@@ -65,7 +69,8 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 	if spec != nil {
 		input = spec.Input
 	}
-	policy := urlPolicy{allowFiles: e.cfg.AllowLocalFiles, allowPrivate: e.cfg.AllowPrivateNetworks}
+	policy := urlPolicy{allowFiles: e.cfg.AllowLocalFiles, allowPrivate: e.cfg.AllowPrivateNetworks,
+		allow: e.cfg.AllowNetworks}
 	switch {
 	case input == InputNone:
 		if r.FileID != "" {

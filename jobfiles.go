@@ -1,0 +1,221 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/spoolrun/spool/internal/safehttp"
+)
+
+// Input returns the task's input file: the record of a file_id input; for
+// a url input, {object: source, url} until InputPath has fetched it, then
+// the probed File. It is nil for kinds without an input.
+func (j *Job) Input() *File {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fetched != nil {
+		return j.fetched
+	}
+	return j.Task.Input
+}
+
+// InputPath returns a local path to the input's bytes, which stays valid
+// until the handler returns. A url input is downloaded first (through the
+// SSRF-safe client), stored as a file and probed; later calls in the same
+// attempt reuse it. A refused address, a 4xx answer or a body over the size
+// limit is a Permanent error; other download errors are retried.
+func (j *Job) InputPath(ctx context.Context) (string, error) {
+	in := j.Input()
+	if in == nil {
+		return "", Permanent(fmt.Errorf("spool: task %s has no input", j.Task.ID))
+	}
+	if in.ID == "" {
+		f, err := j.fetch(ctx, in.URL)
+		if err != nil {
+			return "", err
+		}
+		in = f
+	}
+	st, err := j.e.openStorage()
+	if err != nil {
+		return "", err
+	}
+	p, cleanup, err := localCopy(ctx, st, in.Key, path.Ext(in.Filename))
+	if err != nil {
+		return "", err
+	}
+	j.mu.Lock()
+	j.cleanups = append(j.cleanups, cleanup)
+	j.mu.Unlock()
+	return p, nil
+}
+
+// fetch downloads a url input into storage and probes it. The record is
+// stored with the attempt's outcome.
+func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("input url: %w", err))
+	}
+	name := path.Base(u.Path)
+	if name == "." || name == "/" || strings.ContainsAny(name, `\`) {
+		name = "input"
+	}
+	meta := &File{Object: "source", URL: raw, Filename: name}
+	var body io.Reader
+	if u.Scheme == "file" {
+		if !j.e.cfg.AllowLocalFiles {
+			return nil, Permanent(errors.New("input url: file URLs are not allowed (Config.AllowLocalFiles)"))
+		}
+		lf, err := os.Open(u.Path)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("input url: %w", err))
+		}
+		defer lf.Close()
+		body = lf
+	} else {
+		pr, pw := io.Pipe()
+		go func() {
+			_, _, err := j.e.httpClient().Download(ctx, raw, pw)
+			pw.CloseWithError(err)
+		}()
+		defer pr.Close()
+		body = pr
+	}
+	f, err := j.e.putFile(ctx, body, meta, "")
+	if err != nil {
+		return nil, downloadError(err)
+	}
+	j.mu.Lock()
+	j.fetched = f
+	j.mu.Unlock()
+	return f, nil
+}
+
+// downloadError marks the download failures that retrying cannot fix.
+func downloadError(err error) error {
+	var se *safehttp.StatusError
+	switch {
+	case errors.Is(err, safehttp.ErrForbiddenAddress), errors.Is(err, safehttp.ErrTooLarge),
+		errors.Is(err, safehttp.ErrUnsupportedScheme), errors.Is(err, safehttp.ErrTooManyRedirects):
+		return Permanent(fmt.Errorf("download input: %w", err))
+	case errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != 408 && se.StatusCode != 429:
+		return Permanent(fmt.Errorf("download input: %w", err))
+	}
+	return fmt.Errorf("download input: %w", err)
+}
+
+// httpClient returns the engine's SSRF-safe client for downloads.
+func (e *Engine) httpClient() *safehttp.Client {
+	e.httpOnce.Do(func() {
+		cfg := safehttp.DownloadConfig()
+		cfg.AllowPrivate = e.cfg.AllowPrivateNetworks
+		cfg.Allow = e.cfg.AllowNetworks
+		e.http = safehttp.NewClient(cfg)
+	})
+	return e.http
+}
+
+// CreateFile writes an output file of the task from r, probes it, and
+// returns its record. The record is stored in the same transaction as the
+// task's completion; if the task does not complete, the bytes are deleted.
+// Fields set in meta (Filename, Ref, Kind…) win over probed ones. Without a
+// SetOutput call, a task's output is its one output file, or the list of
+// them.
+func (j *Job) CreateFile(ctx context.Context, r io.Reader, meta *File) (*File, error) {
+	var m File
+	if meta != nil {
+		m = *meta
+	}
+	if err := checkPath("filename", m.Filename, maxNameLen); err != nil || strings.Contains(m.Filename, "/") {
+		return nil, fmt.Errorf("spool: create file: bad filename %q", m.Filename)
+	}
+	if m.Object == "" {
+		m.Object = "source"
+	}
+	if m.Ref == "" {
+		m.Ref, _ = j.Task.Options["ref"].(string)
+	}
+	if m.Folder == "" {
+		m.Folder, _ = j.Task.Options["folder"].(string)
+	}
+	f, err := j.e.putFile(ctx, r, &m, j.Task.ID)
+	if err != nil {
+		return nil, err
+	}
+	j.mu.Lock()
+	j.outputs = append(j.outputs, f)
+	j.mu.Unlock()
+	return f, nil
+}
+
+// CreateFileFromPath is CreateFile reading a local file, such as one that
+// ffmpeg wrote. The filename defaults to the path's base name.
+func (j *Job) CreateFileFromPath(ctx context.Context, p string, meta *File) (*File, error) {
+	src, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("spool: create file: %w", err)
+	}
+	defer src.Close()
+	var m File
+	if meta != nil {
+		m = *meta
+	}
+	if m.Filename == "" {
+		m.Filename = path.Base(p)
+	}
+	return j.CreateFile(ctx, src, &m)
+}
+
+// Files returns the output files created so far.
+func (j *Job) Files() []*File {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]*File(nil), j.outputs...)
+}
+
+// record adds to an outcome the files of the attempt: the fetched input
+// always, the outputs on completion (their bytes are deleted otherwise). It
+// returns the files the change records, whose bytes must go if the store
+// refuses the change.
+func (j *Job) record(ch *Change) []*File {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, c := range j.cleanups {
+		c()
+	}
+	j.cleanups = nil
+	var keep []*File
+	if j.fetched != nil {
+		keep = append(keep, j.fetched)
+		ch.Input = j.fetched
+	}
+	if ch.To == StatusCompleted {
+		keep = append(keep, j.outputs...)
+		if ch.Output == nil {
+			switch len(j.outputs) {
+			case 0:
+			case 1:
+				ch.Output = mustJSON(j.outputs[0])
+			default:
+				ch.Output = mustJSON(j.outputs)
+			}
+		}
+	} else {
+		for _, f := range j.outputs {
+			j.e.dropBytes(f)
+		}
+	}
+	if len(keep) > 0 {
+		ch.Hook = func(ctx context.Context, tx Tx, _ *Task) error {
+			return tx.CreateFiles(ctx, keep)
+		}
+	}
+	return keep
+}
