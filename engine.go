@@ -38,6 +38,9 @@ var (
 	// ErrShutdown: the engine is closing and its grace period ended; the
 	// task goes back to pending without using up an attempt.
 	ErrShutdown = errors.New("spool: engine shutting down")
+	// ErrLeaseLost: the engine could not renew the task's lease in time and
+	// another engine took the task back; its outcome will not be recorded.
+	ErrLeaseLost = errors.New("spool: task lease lost")
 )
 
 // Engine creates, stores and runs tasks. Open one per database; it is safe
@@ -69,6 +72,7 @@ type Engine struct {
 	nrunning    int
 	runs        int64
 	runAvg      time.Duration // moving average of handler run times
+	leaseCheck  time.Time     // when recover last looked for expired leases
 
 	wake       chan struct{} // a task may be claimable
 	changed    signal        // something was committed
@@ -290,3 +294,7 @@ func (e *Engine) poke() {
 	default:
 	}
 }
+
+// processStart is when this process started, to tell its engines' instance
+// records from those of an earlier process that had the same pid.
+var processStart = time.Now()

@@ -535,3 +535,45 @@ func TestRegister(t *testing.T) {
 	}()
 	e.Register("x", h)
 }
+
+// countingStore counts the claim transactions of the store it wraps.
+type countingStore struct {
+	spool.Store
+	claims atomic.Int64
+}
+
+func (s *countingStore) ClaimTasks(ctx context.Context, p *spool.ClaimParams) ([]*spool.Task, error) {
+	s.claims.Add(1)
+	return s.Store.ClaimTasks(ctx, p)
+}
+
+// TestNoSpinAtKindLimit: with a kind at its limit and more of its tasks
+// due, the run loop must wait for a worker to finish, not claim in a loop.
+func TestNoSpinAtKindLimit(t *testing.T) {
+	ctx := ctxT(t)
+	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "spool.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cs := &countingStore{Store: st}
+	e := openFile(t, spool.Config{Store: cs, Concurrency: 4, KindConcurrency: map[string]int{"slow": 1}})
+	release := make(chan struct{})
+	e.Register("slow", spool.HandlerFunc(func(context.Context, *spool.Job) error { <-release; return nil }))
+	for range 6 {
+		if _, err := e.Create(ctx, spool.Request{Kind: "slow"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := cs.claims.Load()
+	time.Sleep(500 * time.Millisecond)
+	// PollInterval is 1s: at most a couple of claims, not thousands.
+	if n := cs.claims.Load() - before; n > 10 {
+		t.Errorf("%d claim transactions in 500ms while the kind was at its limit", n)
+	}
+	close(release)
+}

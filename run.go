@@ -25,9 +25,8 @@ type run struct {
 func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	kinds := e.kinds()
 	for {
-		tasks, want, err := e.claim(ctx)
+		tasks, want, asked, err := e.claim(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("spool: claim tasks", "err", err)
 		}
@@ -42,9 +41,11 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 		}
 		wait := e.cfg.PollInterval
 		if want > 0 && err == nil {
-			// Everything runnable is taken: sleep until the next timed one.
-			if next, err := e.store.NextDue(ctx, kinds); err == nil && !next.IsZero() {
-				wait = min(wait, max(time.Until(next), 0))
+			// Everything runnable of the kinds with room is taken: sleep
+			// until the next timed one. Kinds at their limit wait for a
+			// worker to finish, which wakes this loop.
+			if next, err := e.store.NextDue(ctx, asked); err == nil && !next.IsZero() {
+				wait = min(wait, max(time.Until(next), time.Millisecond))
 			}
 		}
 		timer.Reset(wait)
@@ -96,22 +97,10 @@ func (e *Engine) release(tasks []*Task) {
 	wg.Wait()
 }
 
-// kinds lists the kinds this engine has handlers for.
-func (e *Engine) kinds() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ks := make([]string, 0, len(e.handlers))
-	for k := range e.handlers {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
 // claim takes runnable tasks: as many as there are free workers plus a
 // prefetch buffer, within the per-kind limits. want is how many it asked
-// for: 0 when no worker is free.
-func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, err error) {
+// for (0 when no worker is free), asked the kinds it asked for.
+func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, asked []string, err error) {
 	e.mu.Lock()
 	free := e.cfg.Concurrency - e.nrunning
 	want = free + e.prefetch()
@@ -129,7 +118,7 @@ func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, err error)
 	}
 	e.mu.Unlock()
 	if free <= 0 {
-		return nil, 0, nil
+		return nil, 0, nil, nil
 	}
 	slices.Sort(open)
 	// Limited kinds first, so that their share is not eaten by the rest.
@@ -140,15 +129,16 @@ func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, err error)
 	want = 0
 	for _, b := range batches {
 		want += b.Limit
+		asked = append(asked, b.Kinds...)
 	}
 	if want == 0 {
-		return nil, 0, nil
+		return nil, 0, nil, nil
 	}
 	now := time.Now()
 	tasks, err = e.store.ClaimTasks(ctx, &ClaimParams{
 		Owner: e.inst.ID, Now: now, LeaseUntil: now.Add(e.cfg.LeaseDuration), Batches: batches,
 	})
-	return tasks, want, err
+	return tasks, want, asked, err
 }
 
 // prefetch is how many tasks to claim beyond the free workers. Short tasks
@@ -338,7 +328,7 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 		}
 		for _, r := range before {
 			if !slices.Contains(held, r.task.ID) {
-				r.cancel(ErrCancelled)
+				r.cancel(e.lostCause(ctx, r.task.ID))
 			}
 		}
 		if err := e.recover(ctx); err != nil && ctx.Err() == nil {
@@ -347,24 +337,48 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// recover takes back the tasks of engines that stopped heartbeating (or
-// whose process is gone, on this host) and of leases that ran out.
+// lostCause tells why a running task is no longer held by this engine:
+// cancelled by another process, or taken back after its lease ran out.
+func (e *Engine) lostCause(ctx context.Context, id string) error {
+	if t, err := e.store.GetTask(ctx, id); err == nil && t.Status == StatusCancelled {
+		return ErrCancelled
+	}
+	return ErrLeaseLost
+}
+
+// recover takes back the tasks of engines that are gone and of leases that
+// ran out. On this host an engine is gone when its process is: a busy
+// process whose heartbeat waits behind other writers is still alive. On
+// another host it is gone when its heartbeat is stale. A hung process's
+// tasks come back when their leases run out.
 func (e *Engine) recover(ctx context.Context) error {
 	insts, err := e.store.Instances(ctx)
 	if err != nil {
 		return err
 	}
-	stale := time.Now().Add(-5 * e.cfg.HeartbeatInterval)
+	now := time.Now()
+	stale := now.Add(-max(5*e.cfg.HeartbeatInterval, 5*time.Second))
 	var dead []string
 	for _, in := range insts {
-		if in.ID == e.inst.ID {
-			continue
-		}
-		if in.Heartbeat.Before(stale) || in.Host == e.inst.Host && in.PID != e.inst.PID && !processAlive(in.PID) {
+		switch {
+		case in.ID == e.inst.ID:
+		case in.Host == e.inst.Host:
+			// The same pid from before this process started was a process
+			// that is gone (pids are reused, in containers often).
+			if in.PID != e.inst.PID && !processAlive(in.PID) ||
+				in.PID == e.inst.PID && in.Started.Before(processStart) {
+				dead = append(dead, in.ID)
+			}
+		case in.Heartbeat.Before(stale):
 			dead = append(dead, in.ID)
 		}
 	}
-	n, err := e.store.Recover(ctx, dead, time.Now())
+	// Expired leases are looked for now and then; dead engines at once.
+	if len(dead) == 0 && now.Sub(e.leaseCheck) < e.cfg.LeaseDuration/4 {
+		return nil
+	}
+	e.leaseCheck = now
+	n, err := e.store.Recover(ctx, dead, now)
 	if err != nil {
 		return err
 	}

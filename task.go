@@ -104,8 +104,11 @@ type Task struct {
 	RunAt          time.Time `json:"-"` // zero: as soon as possible
 	// Steps are a workflow task's step definitions.
 	Steps []Step `json:"-"`
-	// Attempt is the number of times a handler has been started for the
-	// task, counting the current one.
+	// Attempt is the number of times the task has been claimed to run,
+	// counting the current one. A claim counts even if the engine dies
+	// before starting the handler: an engine claims up to four times its
+	// Concurrency of short tasks ahead of its free workers (never long ones),
+	// so a crash can count an attempt for a task that was held, not run.
 	Attempt     int `json:"-"`
 	MaxAttempts int `json:"-"`
 }
