@@ -94,6 +94,15 @@ func TestCrashChild(t *testing.T) {
 			say("cause %s %t %q", job.Task.ID, errors.Is(cause, spool.ErrCancelled), fmt.Sprint(cause))
 			return cause
 		}
+	case "files": // write an output file, then hang until killed
+		h = func(ctx context.Context, job *spool.Job) error {
+			f, err := job.CreateFile(ctx, strings.NewReader("half-done output"), &spool.File{Filename: "out.txt"})
+			if err != nil {
+				fail("create file: %v", err)
+			}
+			say("wrote %s %s", job.Task.ID, f.ID)
+			select {}
+		}
 	default:
 		fail("unknown mode %q", mode)
 	}
@@ -118,7 +127,7 @@ func TestCrashChild(t *testing.T) {
 	say("ready %d", pid)
 
 	io.Copy(io.Discard, os.Stdin) // until the parent lets go
-	if mode == "block" {
+	if mode == "block" || mode == "files" {
 		os.Exit(3) // its handlers never return: Close would hang
 	}
 	cctx, cancel := context.WithTimeout(ctx, crashDeadline)
