@@ -117,6 +117,9 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
+	// Statement journals (a statement with triggers may need undoing on
+	// its own) stay in memory instead of a temporary file per write.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
 	var dsn string
 	if memory {
