@@ -218,7 +218,7 @@ func (tx *sqlTx) insert(ctx context.Context, t *Task) error {
 }
 
 // applyQuery builds the conditional update for a change to status to,
-// returning the whole row, or only the id when full is false.
+// returning the whole row when full.
 func applyQuery(to Status, owner, full bool) string {
 	var b strings.Builder
 	b.WriteString(`UPDATE tasks SET status = ?1, progress = MAX(progress, ?2),
@@ -239,8 +239,6 @@ func applyQuery(to Status, owner, full bool) string {
 	}
 	if full {
 		b.WriteString(" RETURNING " + taskCols)
-	} else {
-		b.WriteString(" RETURNING id")
 	}
 	return b.String()
 }
@@ -289,7 +287,18 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 			return nil, fmt.Errorf("apply: encode input: %w", jerr)
 		}
 		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID, ch.Owner, in}
-		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != "", !ch.NoResult || ch.Hook != nil), args...)
+		if ch.NoResult && ch.Hook == nil {
+			// Nothing to read back: the count of changed rows is the answer.
+			res, err := tx.exec(ctx, applyQuery(ch.To, ch.Owner != "", false), args...)
+			if err != nil {
+				return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return tx.refused(ctx, ch)
+			}
+			return nil, nil
+		}
+		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != "", true), args...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
@@ -298,11 +307,7 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	found := false
 	if rows.Next() {
 		found = true
-		if ch.NoResult && ch.Hook == nil && ch.To != "" {
-			err = rows.Scan(new(string))
-		} else {
-			t, err = scanTask(rows)
-		}
+		t, err = scanTask(rows)
 	}
 	if cerr := rows.Close(); err == nil {
 		err = cerr
