@@ -224,11 +224,9 @@ func (e *Engine) ListFiles(ctx context.Context, p *FileListParams) ([]*File, err
 	if p != nil {
 		lp = *p
 	}
-	switch {
-	case lp.Limit == 0:
-		lp.Limit = 20
-	case lp.Limit < 1 || lp.Limit > 100:
-		return nil, invalid("limit", "must be between 1 and 100")
+	var err error
+	if lp.Limit, err = pageLimit(lp.Limit); err != nil {
+		return nil, err
 	}
 	fs, err := e.store.ListFiles(ctx, &lp)
 	if err != nil {

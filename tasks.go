@@ -109,11 +109,9 @@ func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
 	if p != nil {
 		lp = *p
 	}
-	switch {
-	case lp.Limit == 0:
-		lp.Limit = 20
-	case lp.Limit < 1 || lp.Limit > 100:
-		return nil, invalid("limit", "must be between 1 and 100")
+	var err error
+	if lp.Limit, err = pageLimit(lp.Limit); err != nil {
+		return nil, err
 	}
 	switch {
 	case lp.Page == 0:
@@ -132,6 +130,17 @@ func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
 		return nil, fmt.Errorf("spool: list: %w", err)
 	}
 	return page, nil
+}
+
+// pageLimit checks a page size, 0 meaning the default of 20.
+func pageLimit(n int) (int, error) {
+	switch {
+	case n == 0:
+		return 20, nil
+	case n < 1 || n > 100:
+		return 0, invalid("limit", "must be between 1 and 100")
+	}
+	return n, nil
 }
 
 // Cancel cancels a task that has not finished. A running handler's context
