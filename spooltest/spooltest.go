@@ -6,6 +6,9 @@ package spooltest
 
 import (
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +18,8 @@ import (
 // New opens and starts an engine on a private in-memory database with the
 // given handlers registered, and closes it when the test ends. cfg may be
 // nil; its Path is ignored. Tests get short intervals by default so that
-// retries and polling do not slow them down.
+// retries and polling do not slow them down, and the engine logs to the
+// test's log unless cfg.Logger is set.
 func New(t testing.TB, cfg *spool.Config, handlers map[string]spool.Handler) *spool.Engine {
 	t.Helper()
 	var c spool.Config
@@ -32,6 +36,11 @@ func New(t testing.TB, cfg *spool.Config, handlers map[string]spool.Handler) *sp
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Millisecond
 	}
+	var logs *testLog
+	if c.Logger == nil {
+		logs = &testLog{t: t}
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
 	ctx := context.Background()
 	e, err := spool.Open(ctx, c)
 	if err != nil {
@@ -42,6 +51,9 @@ func New(t testing.TB, cfg *spool.Config, handlers map[string]spool.Handler) *sp
 		defer cancel()
 		if err := e.Close(ctx); err != nil {
 			t.Errorf("spooltest: close engine: %v", err)
+		}
+		if logs != nil {
+			logs.close()
 		}
 	})
 	for kind, h := range handlers {
@@ -79,4 +91,27 @@ func CreateAndWait(t testing.TB, e *spool.Engine, req spool.Request) *spool.Task
 		t.Fatalf("spooltest: wait for %s: %v", task.ID, err)
 	}
 	return done
+}
+
+// testLog sends the engine's logs to the test's log, shown with -v or when
+// the test fails, until the engine is closed.
+type testLog struct {
+	t      testing.TB
+	mu     sync.Mutex
+	closed bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (l *testLog) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 }
