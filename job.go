@@ -40,6 +40,9 @@ func newJob(e *Engine, t *Task) *Job {
 	return &Job{Task: t, Attempt: t.Attempt, e: e, progress: t.Progress, written: t.Progress}
 }
 
+// Engine returns the engine running the job.
+func (j *Job) Engine() *Engine { return j.e }
+
 // Logger returns the engine's logger with the task's id and kind.
 func (j *Job) Logger() *slog.Logger {
 	j.mu.Lock()
