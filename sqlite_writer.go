@@ -80,8 +80,18 @@ func (w *sqlWriter) submit(op *writeOp) error {
 	case <-w.closing:
 		return errStoreClosed
 	}
-	<-op.done
-	return op.err
+	select {
+	case <-op.done:
+		return op.err
+	case <-w.stopped:
+		// Sent as the writer stopped: it ran the op or never will.
+		select {
+		case <-op.done:
+			return op.err
+		default:
+			return errStoreClosed
+		}
+	}
 }
 
 func (w *sqlWriter) loop() {
@@ -168,6 +178,10 @@ func allDone(batch []*writeOp) bool {
 	return true
 }
 
+// attempt runs a batch in one transaction. An op's own error undoes only
+// that op (a savepoint, or SQLite's statement rollback for a single
+// statement). An error that loses the transaction (busy, I/O, disk full)
+// is returned: then nothing of the batch is committed.
 func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) error {
 	if _, err := tx.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
@@ -178,40 +192,40 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 			o.err = err
 			continue
 		}
-		if single {
-			if o.err = o.fn(o.ctx, tx); o.err != nil {
-				tx.exec(ctx, "ROLLBACK")
-				if isBusy(o.err) {
-					return o.err
-				}
-				return nil
-			}
-			continue
-		}
-		if o.oneStatement {
-			if o.err = o.fn(o.ctx, tx); isBusy(o.err) {
-				tx.exec(ctx, "ROLLBACK")
-				return o.err
-			}
-			continue
-		}
-		if _, err := tx.exec(ctx, "SAVEPOINT op"); err != nil {
-			tx.exec(ctx, "ROLLBACK")
-			return err
-		}
-		if o.err = o.fn(o.ctx, tx); o.err != nil {
-			if isBusy(o.err) {
-				tx.exec(ctx, "ROLLBACK")
-				return o.err
-			}
-			if _, err := tx.exec(ctx, "ROLLBACK TO op"); err != nil {
+		// A cancel must not interrupt a statement: SQLite would roll back
+		// the whole batch, other callers' changes with it.
+		octx := context.WithoutCancel(o.ctx)
+		savepoint := !single && !o.oneStatement
+		if savepoint {
+			if _, err := tx.exec(ctx, "SAVEPOINT op"); err != nil {
 				tx.exec(ctx, "ROLLBACK")
 				return err
 			}
 		}
-		if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
+		o.err = o.fn(octx, tx)
+		switch {
+		case o.err == nil:
+			if savepoint {
+				if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
+					tx.exec(ctx, "ROLLBACK")
+					return err
+				}
+			}
+		case txLost(o.err):
 			tx.exec(ctx, "ROLLBACK")
-			return err
+			return o.err
+		case single:
+			tx.exec(ctx, "ROLLBACK")
+			return nil
+		case savepoint:
+			if _, err := tx.exec(ctx, "ROLLBACK TO op"); err != nil {
+				tx.exec(ctx, "ROLLBACK")
+				return err
+			}
+			if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
+				tx.exec(ctx, "ROLLBACK")
+				return err
+			}
 		}
 	}
 	if _, err := tx.exec(ctx, "COMMIT"); err != nil {
@@ -219,6 +233,21 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 		return err
 	}
 	return nil
+}
+
+// txLost reports whether err is a SQLite error after which the transaction
+// may be gone: not the op's own failure but the batch's.
+func txLost(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_IOERR,
+		sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_INTERRUPT:
+		return true
+	}
+	return false
 }
 
 func (w *sqlWriter) close() error {

@@ -1,0 +1,37 @@
+package kinds_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/kinds"
+)
+
+// ExampleRegister registers the kinds this package implements and shows
+// which kinds the engine can run.
+func ExampleRegister() {
+	ctx := context.Background()
+	engine, err := spool.Open(ctx, spool.Config{Path: ":memory:", Prober: kinds.DefaultProber()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer engine.Close(ctx)
+	if err := kinds.Register(engine, nil); err != nil {
+		log.Fatal(err)
+	}
+	for _, info := range engine.Kinds(ctx) {
+		switch {
+		case info.Kind != "ingest" && info.Kind != "http" && info.Kind != "video":
+		case info.Available:
+			fmt.Printf("%s: available\n", info.Kind)
+		default:
+			fmt.Printf("%s: unavailable: %s\n", info.Kind, info.Reason)
+		}
+	}
+	// Output:
+	// ingest: available
+	// video: unavailable: no handler registered for kind video in this engine
+	// http: available
+}
