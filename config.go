@@ -32,9 +32,11 @@ type Config struct {
 	// Defaults to BasicProber; the kinds package has one that uses ffprobe.
 	Prober Prober
 	// OrphanFileAge is how old stored bytes without a file record must be
-	// before they are deleted: the bytes of an output whose task never
-	// completed (a crash between writing them and completing). Defaults to
-	// 1h, longer than any write in progress.
+	// before they are deleted: the bytes of an output whose task will never
+	// record it (a crash between writing them and completing), once the
+	// task has finished, or of an upload whose record was never stored.
+	// Bytes of a task that is still pending or running are kept however old.
+	// Defaults to 1h.
 	OrphanFileAge time.Duration
 	// AcceptUnavailableKinds lets a started engine create tasks of kinds it
 	// cannot run (no handler, or a missing program), for another process

@@ -16,9 +16,9 @@ import (
 
 // Handler runs tasks of one kind. Handle returns nil when the task is done
 // (after job.SetOutput), an error to retry it, or Permanent(err) to fail it
-// for good. ctx is cancelled when the task is cancelled, times out or the
-// engine shuts down; context.Cause tells which (ErrCancelled, ErrTimeout,
-// ErrShutdown).
+// for good. ctx is cancelled when the task is cancelled, times out, the
+// engine shuts down or loses the task's lease; context.Cause tells which
+// (ErrCancelled, ErrTimeout, ErrShutdown, ErrLeaseLost).
 type Handler interface {
 	Handle(ctx context.Context, job *Job) error
 }
@@ -31,15 +31,17 @@ func (f HandlerFunc) Handle(ctx context.Context, job *Job) error { return f(ctx,
 
 // Causes of a handler's context cancellation, for context.Cause.
 var (
-	// ErrCancelled: the task was cancelled.
+	// ErrCancelled is the cause when the task was cancelled.
 	ErrCancelled = errors.New("spool: task cancelled")
-	// ErrTimeout: the attempt ran past its kind's timeout.
+	// ErrTimeout is the cause when the attempt ran past its kind's timeout.
 	ErrTimeout = errors.New("spool: task timed out")
-	// ErrShutdown: the engine is closing and its grace period ended; the
-	// task goes back to pending without using up an attempt.
+	// ErrShutdown is the cause when the engine is closing and its grace
+	// period ended; the task goes back to pending without using up an
+	// attempt.
 	ErrShutdown = errors.New("spool: engine shutting down")
-	// ErrLeaseLost: the engine could not renew the task's lease in time and
-	// another engine took the task back; its outcome will not be recorded.
+	// ErrLeaseLost is the cause when the engine could not renew the task's
+	// lease in time and another engine took the task back; this attempt's
+	// outcome will not be recorded.
 	ErrLeaseLost = errors.New("spool: task lease lost")
 )
 
@@ -67,8 +69,8 @@ type Engine struct {
 	closed   bool
 	// unavailable maps the kinds a started engine cannot run to the reason.
 	unavailable map[string]string
-	running     map[string]*run
-	byKind      map[string]int
+	held        map[string]*run // tasks under this engine's lease
+	byKind      map[string]int  // running handlers per kind
 	nrunning    int
 	runs        int64
 	runAvg      time.Duration // moving average of handler run times
@@ -111,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		log:      cfg.Logger,
 		handlers: map[string]Handler{},
 		specs:    map[string]*KindSpec{},
-		running:  map[string]*run{},
+		held:     map[string]*run{},
 		byKind:   map[string]int{},
 		wake:     make(chan struct{}, 1),
 	}
@@ -172,7 +174,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	case e.started:
 		return fmt.Errorf("spool: start: already started")
 	}
-	if _, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration)); err != nil {
+	if _, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), nil); err != nil {
 		return fmt.Errorf("spool: start: %w", err)
 	}
 	if err := e.recover(ctx); err != nil {

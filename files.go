@@ -105,7 +105,12 @@ func (e *Engine) putFile(ctx context.Context, r io.Reader, meta *File, taskID st
 	if f.Filename == "" {
 		f.Filename = "data"
 	}
+	// A task's files live under its id, so that the sweeper can tell the
+	// files of a task still running (not recorded yet, but not orphans).
 	f.Key = f.ID + "/" + f.Filename
+	if taskID != "" {
+		f.Key = taskID + "/" + f.Key
+	}
 	f.TaskID = taskID
 	f.Created, f.Updated = &now, &now
 	if _, err := st.Put(ctx, f.Key, r); err != nil {
@@ -293,7 +298,17 @@ func (e *Engine) sweep(ctx context.Context) (int, error) {
 	cutoff := time.Now().Add(-e.cfg.OrphanFileAge)
 	n := 0
 	err = st.Walk(ctx, func(key string, mod time.Time) error {
-		id, _, _ := strings.Cut(key, "/")
+		id, rest, _ := strings.Cut(key, "/")
+		if isID(id, "task_") {
+			t, err := e.store.GetTask(ctx, id)
+			if err == nil && !t.Status.Terminal() {
+				return nil // its task may still record it
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			id, _, _ = strings.Cut(rest, "/")
+		}
 		if !mod.Before(cutoff) || !isID(id, "file_") {
 			return nil
 		}

@@ -78,7 +78,7 @@ func hasKeyOf(t *testing.T, st spool.Storage, fileID string) bool {
 	t.Helper()
 	found := false
 	err := st.Walk(context.Background(), func(key string, _ time.Time) error {
-		if strings.HasPrefix(key, fileID+"/") {
+		if strings.Contains(key, fileID+"/") {
 			found = true
 		}
 		return nil

@@ -98,7 +98,8 @@ func (j *Job) flush() {
 	j.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := j.e.store.Apply(ctx, &Change{ID: j.Task.ID, Owner: j.e.inst.ID, Progress: pct, NoResult: true})
+	_, err := j.e.store.Apply(ctx, &Change{ID: j.Task.ID, Owner: j.e.inst.ID, AtAttempt: j.Task.Attempt,
+		Progress: pct, NoResult: true})
 	if err != nil {
 		j.Logger().Debug("spool: progress not recorded", "err", err)
 		return

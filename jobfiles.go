@@ -35,10 +35,18 @@ func (j *Job) InputPath(ctx context.Context) (string, error) {
 	if in == nil {
 		return "", Permanent(fmt.Errorf("spool: task %s has no input", j.Task.ID))
 	}
-	if in.ID == "" {
+	switch {
+	case in.ID == "":
 		f, err := j.fetch(ctx, in.URL)
 		if err != nil {
 			return "", err
+		}
+		in = f
+	case in.Key == "":
+		// The task's copy of a file_id input lacks where the bytes are.
+		f, err := j.e.store.GetFile(ctx, in.ID)
+		if err != nil {
+			return "", Permanent(fmt.Errorf("spool: input file %s: %w", in.ID, err))
 		}
 		in = f
 	}
@@ -88,7 +96,7 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 		defer pr.Close()
 		body = pr
 	}
-	f, err := j.e.putFile(ctx, body, meta, "")
+	f, err := j.e.putFile(ctx, body, meta, j.Task.ID)
 	if err != nil {
 		return nil, downloadError(err)
 	}

@@ -10,9 +10,11 @@ import (
 	"time"
 )
 
-// run is a task being handled by this engine.
+// run is a task this engine holds under its lease: claimed and waiting for
+// a worker, running, or having its outcome recorded.
 type run struct {
 	task   *Task
+	ctx    context.Context // the handler's; cancelled before the start if the task is
 	cancel context.CancelCauseFunc
 }
 
@@ -26,17 +28,17 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		tasks, want, asked, err := e.claim(ctx)
+		runs, want, asked, err := e.claim(ctx, handlerCtx)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("spool: claim tasks", "err", err)
 		}
-		if len(tasks) > 0 {
+		if len(runs) > 0 {
 			e.changed.notify()
-			if !e.startAll(ctx, handlerCtx, tasks) {
+			if !e.startAll(ctx, runs) {
 				return
 			}
 		}
-		if want > 0 && len(tasks) == want {
+		if want > 0 && len(runs) == want {
 			continue // more may be runnable
 		}
 		wait := e.cfg.PollInterval
@@ -67,12 +69,12 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 // startAll starts the claimed tasks as workers free up. If the engine shuts
 // down first, the tasks not started go back to pending without using up an
 // attempt, and startAll returns false.
-func (e *Engine) startAll(ctx, handlerCtx context.Context, tasks []*Task) bool {
-	for i, t := range tasks {
-		for !e.startRun(handlerCtx, t) {
+func (e *Engine) startAll(ctx context.Context, runs []*run) bool {
+	for i, r := range runs {
+		for !e.startRun(r) {
 			select {
 			case <-ctx.Done():
-				e.release(tasks[i:])
+				e.release(runs[i:])
 				return false
 			case <-e.wake:
 			}
@@ -82,25 +84,38 @@ func (e *Engine) startAll(ctx, handlerCtx context.Context, tasks []*Task) bool {
 }
 
 // release gives back claimed tasks that never started.
-func (e *Engine) release(tasks []*Task) {
+func (e *Engine) release(runs []*run) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, t := range tasks {
+	for _, r := range runs {
 		wg.Go(func() {
-			_, err := e.store.Apply(ctx, &Change{ID: t.ID, To: StatusPending, Owner: e.inst.ID, Attempt: -1})
+			defer e.letGo(r)
+			_, err := e.store.Apply(ctx, &Change{ID: r.task.ID, To: StatusPending, Owner: e.inst.ID,
+				AtAttempt: r.task.Attempt, Attempt: -1, NoResult: true})
 			if err != nil && !errors.Is(err, ErrInvalidTransition) {
-				e.log.Error("spool: release task", "task", t.ID, "err", err)
+				e.log.Error("spool: release task", "task", r.task.ID, "err", err)
 			}
 		})
 	}
 	wg.Wait()
 }
 
+// letGo forgets a task this engine no longer holds, so that its lease is no
+// longer renewed: if its outcome could not be recorded, the lease runs out
+// and the task is recovered.
+func (e *Engine) letGo(r *run) {
+	r.cancel(nil)
+	e.mu.Lock()
+	delete(e.held, r.task.ID)
+	e.mu.Unlock()
+}
+
 // claim takes runnable tasks: as many as there are free workers plus a
-// prefetch buffer, within the per-kind limits. want is how many it asked
-// for (0 when no worker is free), asked the kinds it asked for.
-func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, asked []string, err error) {
+// prefetch buffer, within the per-kind limits, and holds them. want is how
+// many it asked for (0 when no worker is free), asked the kinds it asked
+// for.
+func (e *Engine) claim(ctx, handlerCtx context.Context) (runs []*run, want int, asked []string, err error) {
 	e.mu.Lock()
 	free := e.cfg.Concurrency - e.nrunning
 	want = free + e.prefetch()
@@ -135,10 +150,18 @@ func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, asked []st
 		return nil, 0, nil, nil
 	}
 	now := time.Now()
-	tasks, err = e.store.ClaimTasks(ctx, &ClaimParams{
+	tasks, err := e.store.ClaimTasks(ctx, &ClaimParams{
 		Owner: e.inst.ID, Now: now, LeaseUntil: now.Add(e.cfg.LeaseDuration), Batches: batches,
 	})
-	return tasks, want, asked, err
+	e.mu.Lock()
+	for _, t := range tasks {
+		rctx, cancel := context.WithCancelCause(handlerCtx)
+		r := &run{task: t, ctx: rctx, cancel: cancel}
+		e.held[t.ID] = r
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	return runs, want, asked, err
 }
 
 // prefetch is how many tasks to claim beyond the free workers. Short tasks
@@ -147,8 +170,8 @@ func (e *Engine) claim(ctx context.Context) (tasks []*Task, want int, asked []st
 // Called with e.mu held.
 func (e *Engine) prefetch() int {
 	switch {
-	case e.runs == 0: // nothing ran yet
-		return e.cfg.Concurrency
+	case e.runs == 0: // nothing ran yet: the tasks may be long
+		return 0
 	case e.runAvg < shortRun:
 		return 4 * e.cfg.Concurrency
 	default:
@@ -172,29 +195,37 @@ func capBatches(bs []ClaimBatch, n int) []ClaimBatch {
 	return out
 }
 
-// startRun starts a worker for t, or returns false if every worker is busy.
-// The engine's own count decides: a finishing worker frees its count just
-// before errgroup frees its slot, so Go may wait for that moment, never
-// longer.
-func (e *Engine) startRun(handlerCtx context.Context, t *Task) bool {
+// startRun starts a worker for r, or returns false if every worker is busy.
+// A task cancelled while it waited is let go without running. The engine's
+// own count decides: a finishing worker frees its count just before
+// errgroup frees its slot, so Go may wait for that moment, never longer.
+func (e *Engine) startRun(r *run) bool {
+	t := r.task
+	if r.ctx.Err() != nil {
+		e.letGo(r) // cancelled or lost before it started
+		return true
+	}
 	e.mu.Lock()
 	if e.nrunning >= e.cfg.Concurrency {
 		e.mu.Unlock()
 		return false
 	}
-	ctx, cancel := context.WithCancelCause(handlerCtx)
-	r := &run{task: t, cancel: cancel}
 	h := e.handlers[t.Kind]
-	e.running[t.ID] = r
 	e.byKind[t.Kind]++
 	e.nrunning++
 	e.mu.Unlock()
 	e.workers.Go(func() error {
 		began := time.Now()
-		ch, files := e.execute(ctx, h, t)
-		e.forget(r, time.Since(began))
-		e.poke() // a worker is free
-		if ch != nil {
+		var ch *Change
+		var files []*File
+		defer func() {
+			// Deferred, so that a handler that calls runtime.Goexit (a
+			// test's FailNow) still frees its worker and its task.
+			e.freeWorker(t, time.Since(began))
+			if ch == nil {
+				e.letGo(r)
+				return
+			}
 			// Record the outcome in the background, so that the worker is
 			// free at once and outcomes from many workers share a commit.
 			// Until it commits the task stays processing under this
@@ -202,26 +233,28 @@ func (e *Engine) startRun(handlerCtx context.Context, t *Task) bool {
 			e.settling.Add(1)
 			go func() {
 				defer e.settling.Done()
+				defer e.letGo(r)
 				e.settle(ch, files)
 			}()
-		}
+		}()
+		ch, files = e.execute(r.ctx, h, t)
 		return nil
 	})
 	return true
 }
 
-func (e *Engine) forget(r *run, took time.Duration) {
-	r.cancel(nil)
+// freeWorker counts a worker free again and learns how long runs take.
+func (e *Engine) freeWorker(t *Task, took time.Duration) {
 	e.mu.Lock()
 	if e.runs++; e.runs == 1 {
 		e.runAvg = took
 	} else {
 		e.runAvg += (took - e.runAvg) / 8 // a moving average of run times
 	}
-	delete(e.running, r.task.ID)
-	e.byKind[r.task.Kind]--
+	e.byKind[t.Kind]--
 	e.nrunning--
 	e.mu.Unlock()
+	e.poke()
 }
 
 // execute runs one attempt and returns the change that records its
@@ -244,13 +277,13 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
 	}
 
-	ch := &Change{ID: t.ID, Owner: e.inst.ID, NoResult: true}
+	ch := &Change{ID: t.ID, Owner: e.inst.ID, AtAttempt: t.Attempt, NoResult: true}
 	cause := context.Cause(ctx)
 	switch {
 	case err == nil:
 		ch.To, ch.Output = StatusCompleted, job.output
-	case errors.Is(cause, ErrCancelled):
-		// The cancel already ended the task: nothing will record its files.
+	case errors.Is(cause, ErrCancelled), errors.Is(cause, ErrLeaseLost):
+		// The task ended or moved elsewhere: nothing will record its files.
 		for _, f := range job.record(&Change{}) {
 			e.dropBytes(f)
 		}
@@ -314,12 +347,14 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		e.mu.Lock()
-		before := make([]*run, 0, len(e.running))
-		for _, r := range e.running {
+		before := make([]*run, 0, len(e.held))
+		ids := make([]string, 0, len(e.held))
+		for id, r := range e.held {
 			before = append(before, r)
+			ids = append(ids, id)
 		}
 		e.mu.Unlock()
-		held, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration))
+		held, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), ids)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Error("spool: heartbeat", "err", err)
@@ -393,7 +428,7 @@ func (e *Engine) recover(ctx context.Context) error {
 // maintainLoop prunes events that are old and delivered, and sweeps up
 // file bytes that no record owns.
 func (e *Engine) maintainLoop(ctx context.Context) {
-	every := min(e.cfg.EventRetention/10, time.Minute)
+	every := max(min(e.cfg.EventRetention/10, time.Minute), time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var swept time.Time

@@ -136,8 +136,9 @@ func (s *sqliteStore) SetCursor(ctx context.Context, name, eventID string) error
 }
 
 // Heartbeat upserts the instance and renews its leases in one transaction.
-func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time) ([]string, error) {
+func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time, ids []string) ([]string, error) {
 	var held []string
+	list, _ := json.Marshal(append([]string{}, ids...))
 	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		held = held[:0]
 		now := time.Now().UnixNano()
@@ -148,7 +149,8 @@ func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, leaseUntil 
 			return fmt.Errorf("heartbeat: %w", err)
 		}
 		rows, err := tx.query(ctx, `UPDATE tasks SET lease_until = ?
-			WHERE lease_owner = ? AND status = 'processing' RETURNING id`, leaseUntil.UnixNano(), inst.ID)
+			WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND status = 'processing'
+			RETURNING id`, leaseUntil.UnixNano(), string(list), inst.ID)
 		if err != nil {
 			return fmt.Errorf("renew leases: %w", err)
 		}

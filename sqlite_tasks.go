@@ -237,6 +237,7 @@ func applyQuery(to Status, owner, full bool) string {
 	} else {
 		b.WriteString(" AND ?9 = ''")
 	}
+	b.WriteString(" AND (?11 = 0 OR attempt = ?11)")
 	if full {
 		b.WriteString(" RETURNING " + taskCols)
 	}
@@ -245,6 +246,7 @@ func applyQuery(to Status, owner, full bool) string {
 
 const applyProgress = `UPDATE tasks SET progress = ?1, updated = ?2
 	WHERE id = ?3 AND status = 'processing' AND progress < ?1 AND (?4 = '' OR lease_owner = ?4)
+		AND (?5 = 0 OR attempt = ?5)
 	RETURNING ` + taskCols
 
 // Apply makes the change with one conditional update; the triggers write
@@ -257,7 +259,7 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	var rows *sql.Rows
 	var err error
 	if ch.To == "" {
-		rows, err = tx.query(ctx, applyProgress, min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner)
+		rows, err = tx.query(ctx, applyProgress, min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner, ch.AtAttempt)
 	} else {
 		if !ch.To.Valid() {
 			return nil, fmt.Errorf("apply: %q is not a status: %w", ch.To, ErrInvalidTransition)
@@ -286,7 +288,7 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		if jerr != nil {
 			return nil, fmt.Errorf("apply: encode input: %w", jerr)
 		}
-		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID, ch.Owner, in}
+		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID, ch.Owner, in, ch.AtAttempt}
 		if ch.NoResult && ch.Hook == nil {
 			// Nothing to read back: the count of changed rows is the answer.
 			res, err := tx.exec(ctx, applyQuery(ch.To, ch.Owner != "", false), args...)
@@ -338,8 +340,9 @@ func (tx *sqlTx) refused(ctx context.Context, ch *Change) (*Task, error) {
 	switch {
 	case ch.To == "" && cur.Status == StatusProcessing && cur.Progress >= ch.Progress:
 		return cur, nil // progress already as high: nothing to do
-	case ch.Owner != "" && cur.Status == StatusProcessing:
-		return nil, fmt.Errorf("task %s is held by another worker: %w", ch.ID, ErrInvalidTransition)
+	case ch.Owner != "" && cur.Status == StatusProcessing,
+		ch.AtAttempt != 0 && cur.Attempt != ch.AtAttempt:
+		return nil, fmt.Errorf("task %s is held by another claim: %w", ch.ID, ErrInvalidTransition)
 	case ch.To == "":
 		return nil, fmt.Errorf("task %s is %s, not processing: %w", ch.ID, cur.Status, ErrInvalidTransition)
 	}

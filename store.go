@@ -57,11 +57,12 @@ type Store interface {
 	// DeleteFile deletes a file record (not its bytes).
 	DeleteFile(ctx context.Context, id string) error
 
-	// Heartbeat records that inst is alive and extends the lease of the
-	// tasks it holds to leaseUntil. It returns the ids of the tasks still
-	// processing under its lease, so that the caller can stop handlers
-	// whose task was cancelled or taken away.
-	Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time) ([]string, error)
+	// Heartbeat records that inst is alive and extends to leaseUntil the
+	// lease of those of the tasks held that are still processing under its
+	// lease, and returns their ids, so that the caller can stop handlers
+	// whose task was cancelled or taken away. A task the caller no longer
+	// lists keeps its old lease, which runs out.
+	Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time, held []string) ([]string, error)
 	// Instances lists the registered engine instances.
 	Instances(ctx context.Context) ([]*Instance, error)
 	// Recover returns to pending the processing tasks held by the dead
@@ -116,6 +117,10 @@ type Change struct {
 	// Attempt is added to the task's attempt count: -1 gives back the
 	// attempt of a run that a shutdown interrupted.
 	Attempt int
+	// AtAttempt, when not 0, applies the change only while the task is on
+	// this attempt: with Owner, only while the claim that started this run
+	// holds the task, not a later claim of the same engine.
+	AtAttempt int
 	// Time of the change. Defaults to now.
 	Time time.Time
 	// Hook, when set, runs in the same transaction right after the change

@@ -156,7 +156,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 		return nil, fmt.Errorf("spool: cancel: %w", err)
 	}
 	e.mu.Lock()
-	r := e.running[id]
+	r := e.held[id]
 	e.mu.Unlock()
 	if r != nil {
 		r.cancel(ErrCancelled)

@@ -158,6 +158,9 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 		t.Input = &File{Object: "source", URL: r.URL}
 	}
 	if !r.RunAt.IsZero() {
+		if r.RunAt.Year() < 1970 || r.RunAt.Year() > 2200 {
+			return nil, invalid("run_at", "must be a time between the years 1970 and 2200")
+		}
 		t.RunAt = r.RunAt.UTC()
 		if t.RunAt.After(now) {
 			t.Status = StatusWaiting

@@ -60,6 +60,7 @@ func TestValidation(t *testing.T) {
 		{"workflow on another kind", spool.Request{Kind: "image", URL: u, Workflow: []spool.Step{{Kind: "image"}}}, "workflow"},
 		{"workflow step unknown kind", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "teleport"}}}, "workflow[0].kind"},
 		{"workflow step bad option", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "image", Next: []spool.Step{{Kind: "video", Options: map[string]any{"fps": 500}}}}}}, "workflow[0].next[0].fps"},
+		{"run_at beyond 2200", spool.Request{Kind: "custom", RunAt: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}, "run_at"},
 		{"nested workflow", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "workflow"}}}, "workflow[0].kind"},
 	}
 	for _, tt := range tests {

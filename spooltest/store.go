@@ -530,7 +530,7 @@ func testHeartbeatRecover(t *testing.T, s spool.Store) {
 	a := &spool.Instance{ID: newID("inst_"), Host: "h", PID: 1, Started: time.Now()}
 	b := &spool.Instance{ID: newID("inst_"), Host: "h", PID: 2, Started: time.Now()}
 	for _, in := range []*spool.Instance{a, b} {
-		if _, err := s.Heartbeat(testCtx, in, time.Now().Add(time.Minute)); err != nil {
+		if _, err := s.Heartbeat(testCtx, in, time.Now().Add(time.Minute), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -540,7 +540,8 @@ func testHeartbeatRecover(t *testing.T, s spool.Store) {
 	claim(t, s, a.ID, spool.ClaimBatch{Kinds: []string{"x"}, Limit: 1})
 	create(t, s, t2, t3)
 	claim(t, s, b.ID, spool.ClaimBatch{Kinds: []string{"x"}, Limit: 2})
-	held, err := s.Heartbeat(testCtx, a, time.Now().Add(time.Minute))
+	// Only the listed tasks that a still holds are renewed and returned.
+	held, err := s.Heartbeat(testCtx, a, time.Now().Add(time.Minute), []string{t1.ID, t2.ID, newID("task_")})
 	if err != nil || !slices.Equal(held, []string{t1.ID}) {
 		t.Errorf("Heartbeat(a) held %v, %v; want [%s]", held, err, t1.ID)
 	}
@@ -564,8 +565,15 @@ func testHeartbeatRecover(t *testing.T, s spool.Store) {
 	if insts, _ := s.Instances(testCtx); len(insts) != 1 || insts[0].ID != a.ID {
 		t.Errorf("after Recover, instances = %v, want only a", insts)
 	}
+	// A task its owner no longer lists keeps its old lease.
+	if held, err := s.Heartbeat(testCtx, a, time.Now().Add(-time.Second), nil); err != nil || len(held) != 0 {
+		t.Fatalf("Heartbeat(a, none) = %v, %v", held, err)
+	}
+	if n, err := s.Recover(testCtx, nil, time.Now()); err != nil || n != 0 {
+		t.Errorf("Recover before the lease ran out = %d, %v; want 0", n, err)
+	}
 	// An expired lease is recovered even if its owner is listed as alive.
-	if _, err := s.Heartbeat(testCtx, a, time.Now().Add(-time.Second)); err != nil {
+	if _, err := s.Heartbeat(testCtx, a, time.Now().Add(-time.Second), []string{t1.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.Recover(testCtx, nil, time.Now()); err != nil || n != 1 {

@@ -1,0 +1,168 @@
+package spool_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/spooltest"
+)
+
+// Regression tests for problems found in review.
+
+func TestStoreCallAfterCloseFails(t *testing.T) {
+	st, err := spool.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for i := range 50 {
+		done := make(chan error, 1)
+		go func() { done <- st.SetCursor(context.Background(), "c", "") }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("call %d after Close succeeded", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("call %d after Close hung", i)
+		}
+	}
+}
+
+// failOnce fails the first completion write.
+type failOnce struct {
+	spool.Store
+	n atomic.Int32
+}
+
+func (f *failOnce) Apply(ctx context.Context, ch *spool.Change) (*spool.Task, error) {
+	if ch.To == spool.StatusCompleted && f.n.Add(1) == 1 {
+		return nil, errors.New("disk I/O error (injected)")
+	}
+	return f.Store.Apply(ctx, ch)
+}
+
+// TestOutcomeWriteFailureRecovered: when the outcome cannot be recorded,
+// the engine stops renewing the task's lease, so the task is recovered and
+// run again instead of staying processing forever.
+func TestOutcomeWriteFailureRecovered(t *testing.T) {
+	ctx := ctxT(t)
+	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var runs atomic.Int32
+	e := spooltest.New(t, &spool.Config{Store: &failOnce{Store: st}, LeaseDuration: 500 * time.Millisecond,
+		HeartbeatInterval: 50 * time.Millisecond}, map[string]spool.Handler{
+		"x": spool.HandlerFunc(func(context.Context, *spool.Job) error { runs.Add(1); return nil }),
+	})
+	got := spooltest.CreateAndWait(t, e, spool.Request{Kind: "x"})
+	if got.Status != spool.StatusCompleted || runs.Load() != 2 || got.Attempt != 2 {
+		t.Errorf("task %s after %d runs, attempt %d; want completed on the second run", got.Status, runs.Load(), got.Attempt)
+	}
+}
+
+// TestSweeperKeepsRunningTasksFiles: bytes of a task still running are not
+// orphans, however old.
+func TestSweeperKeepsRunningTasksFiles(t *testing.T) {
+	ctx := ctxT(t)
+	e := openFile(t, spool.Config{OrphanFileAge: 20 * time.Millisecond, EventRetention: 10 * time.Millisecond})
+	e.Register("slow", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		if _, err := job.CreateFile(ctx, strings.NewReader("hello"), &spool.File{Filename: "out.txt"}); err != nil {
+			return err
+		}
+		time.Sleep(1500 * time.Millisecond) // several sweeps happen meanwhile
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	task, _ := e.Create(ctx, spool.Request{Kind: "slow"})
+	done, err := e.Wait(ctx, task.ID)
+	if err != nil || done.Status != spool.StatusCompleted {
+		t.Fatal(done, err)
+	}
+	fs, _ := e.ListFiles(ctx, &spool.FileListParams{TaskID: task.ID})
+	if len(fs) != 1 {
+		t.Fatalf("%d file records", len(fs))
+	}
+	_, r, err := e.OpenFile(ctx, fs[0].ID)
+	if err != nil {
+		t.Fatalf("the output's bytes were swept while its task ran: %v", err)
+	}
+	r.Close()
+}
+
+// TestCancelledBeforeStartNeverRuns cancels a task that the engine has
+// claimed ahead but not started: its handler must not run.
+func TestCancelledBeforeStartNeverRuns(t *testing.T) {
+	ctx := ctxT(t)
+	release := make(chan struct{})
+	started := make(chan string, 100)
+	e := spooltest.New(t, &spool.Config{Concurrency: 1, HeartbeatInterval: time.Hour}, map[string]spool.Handler{
+		"x": spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+			started <- job.Task.ID
+			if job.Task.Options["block"] == true {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		}),
+	})
+	// Quick tasks first, so that the engine claims ahead.
+	for range 10 {
+		spooltest.CreateAndWait(t, e, spool.Request{Kind: "x"})
+		<-started
+	}
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	ab, err := e.CreateMany(ctx, []spool.Request{{Kind: "x", Options: map[string]any{"block": true}}, {Kind: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := ab[0], ab[1]
+	if id := <-started; id != a.ID {
+		t.Fatalf("started %s, want %s", id, a.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cur, _ := e.Get(ctx, b.ID)
+		if cur.Status == spool.StatusProcessing {
+			break // claimed ahead, waiting for the worker a holds
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b was not claimed ahead: %s", cur.Status)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := e.Cancel(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if _, err := e.Wait(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	c := spooltest.CreateAndWait(t, e, spool.Request{Kind: "x"}) // the worker has moved on
+	for len(started) > 0 {
+		if id := <-started; id == b.ID {
+			t.Fatal("the handler ran for a task cancelled before it started")
+		}
+	}
+	if c.Status != spool.StatusCompleted {
+		t.Errorf("next task %s", c.Status)
+	}
+}
