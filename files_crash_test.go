@@ -28,6 +28,7 @@ func TestCrashBetweenFileAndCompletion(t *testing.T) {
 	// Before recovery: the bytes are there, the record is not.
 	cfg := crashConfig(db)
 	cfg.OrphanFileAge = time.Millisecond
+	cfg.EventRetention = time.Second // maintenance, and so sweeps, every second
 	e := openFile(t, cfg)
 	st := storageOf(t, e)
 	if !hasKeyOf(t, st, orphanID) {
@@ -61,7 +62,7 @@ func TestCrashBetweenFileAndCompletion(t *testing.T) {
 	if _, err := e.GetFile(ctx, orphanID); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("the killed attempt's file has a record: %v", err)
 	}
-	// The sweeper ran at Start: the orphaned bytes are gone.
+	// Once the task has finished, the next sweep deletes the orphaned bytes.
 	deadline := time.Now().Add(10 * time.Second)
 	for hasKeyOf(t, st, orphanID) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
