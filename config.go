@@ -90,6 +90,11 @@ type Config struct {
 	// EventRetention is how long events are kept once OnEvent has seen
 	// them. Defaults to 24h.
 	EventRetention time.Duration
+	// EventCursor names OnEvent's stored position. Defaults to "on_event".
+	// Engines on one database whose OnEvent callbacks each want every
+	// event need names of their own; engines that share a name share one
+	// position.
+	EventCursor string
 
 	// AllowLocalFiles lets requests name file:// URLs as inputs. Defaults to
 	// false.
@@ -159,6 +164,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EventRetention <= 0 {
 		c.EventRetention = 24 * time.Hour
+	}
+	if c.EventCursor == "" {
+		c.EventCursor = "on_event"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -66,6 +66,7 @@ type Engine struct {
 	handlers map[string]Handler
 	specs    map[string]*KindSpec
 	started  bool
+	starting bool // Start is under way: no more Register
 	closed   bool
 	// unavailable maps the kinds a started engine cannot run to the reason.
 	unavailable map[string]string
@@ -147,7 +148,7 @@ func (e *Engine) TryRegister(kind string, h Handler) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.started {
+	if e.started || e.starting {
 		return fmt.Errorf("spool: register %s: engine already started", kind)
 	}
 	if _, ok := e.handlers[kind]; ok {
@@ -166,34 +167,50 @@ func (e *Engine) TryRegister(kind string, h Handler) error {
 // engines, and delivering events to OnEvent. It returns at once; the work
 // goes on until Close. An engine that is never started is a pure client.
 func (e *Engine) Start(ctx context.Context) error {
+	// The store and the handlers' checks (which may run programs) are
+	// called without e.mu, so that Create and Get go on meanwhile.
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	switch {
 	case e.closed:
+		e.mu.Unlock()
 		return ErrClosed
-	case e.started:
+	case e.started || e.starting:
+		e.mu.Unlock()
 		return fmt.Errorf("spool: start: already started")
 	}
-	if _, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), nil); err != nil {
+	e.starting = true // handlers are fixed from here on
+	e.mu.Unlock()
+	fail := func(err error) error {
+		e.mu.Lock()
+		e.starting = false
+		e.mu.Unlock()
 		return fmt.Errorf("spool: start: %w", err)
+	}
+	if _, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), nil); err != nil {
+		return fail(err)
 	}
 	if err := e.recover(ctx); err != nil {
-		return fmt.Errorf("spool: start: %w", err)
+		return fail(err)
 	}
-	e.unavailable = map[string]string{}
-	for _, info := range e.kindsLocked(ctx) {
+	unavailable := map[string]string{}
+	for _, info := range e.Kinds(ctx) {
 		if !info.Available {
-			e.unavailable[info.Kind] = info.Reason
+			unavailable[info.Kind] = info.Reason
 		}
 	}
 	var cursor string
 	if e.cfg.OnEvent != nil {
 		var err error
 		if cursor, err = e.initCursor(ctx); err != nil {
-			return fmt.Errorf("spool: start: %w", err)
+			return fail(err)
 		}
 	}
-	e.started = true
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	e.started, e.unavailable = true, unavailable
 	claimCtx, stopClaims := context.WithCancel(context.Background())
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	handlerCtx, halt := context.WithCancelCause(context.Background())

@@ -6,8 +6,6 @@ import (
 	"time"
 )
 
-const onEventCursor = "on_event"
-
 // eventBatch is how many events a reader takes per query.
 const eventBatch = 256
 
@@ -94,7 +92,7 @@ func (e *Engine) follow(ctx context.Context, cursor string, fn func(*Event) bool
 // initCursor returns OnEvent's stored position. The first time, it stores
 // the newest event, so that a new callback does not replay history.
 func (e *Engine) initCursor(ctx context.Context) (string, error) {
-	c, err := e.store.Cursor(ctx, onEventCursor)
+	c, err := e.store.Cursor(ctx, e.cfg.EventCursor)
 	if err != nil || c != "" {
 		return c, err
 	}
@@ -105,7 +103,7 @@ func (e *Engine) initCursor(ctx context.Context) (string, error) {
 	if last == "" {
 		last = eventID(0, time.Unix(0, 0))
 	}
-	return last, e.store.SetCursor(ctx, onEventCursor, last)
+	return last, e.store.SetCursor(ctx, e.cfg.EventCursor, last)
 }
 
 // onEventLoop feeds OnEvent from cursor on and stores its position now and
@@ -115,7 +113,7 @@ func (e *Engine) onEventLoop(ctx context.Context, cursor string) {
 	save := func(c string) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := e.store.SetCursor(sctx, onEventCursor, c); err != nil {
+		if err := e.store.SetCursor(sctx, e.cfg.EventCursor, c); err != nil {
 			e.log.Error("spool: save event cursor", "err", err)
 			return
 		}

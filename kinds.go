@@ -25,22 +25,23 @@ type KindInfo struct {
 // handler's Check failed ("ffmpeg not found in PATH: install ffmpeg").
 func (e *Engine) Kinds(ctx context.Context) []KindInfo {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.kindsLocked(ctx)
-}
-
-func (e *Engine) kindsLocked(ctx context.Context) []KindInfo {
-	handlers := e.handlers
+	handlers := make(map[string]Handler, len(e.handlers))
+	for k, h := range e.handlers {
+		handlers[k] = h
+	}
+	e.mu.Unlock()
 	kinds := BuiltinKinds()
 	for k := range handlers {
 		if !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)
 		}
 	}
+	slices.Sort(kinds[len(BuiltinKinds()):])
 	out := make([]KindInfo, 0, len(kinds))
 	for _, k := range kinds {
 		info := KindInfo{Kind: k, Available: true}
-		info.Spec, _ = e.specLocked(k)
+		info.Spec, _ = e.spec(k)
+		// Checks run outside the lock: they may start a program.
 		if reason := unavailable(ctx, k, handlers[k]); reason != "" {
 			info.Available, info.Reason = false, reason
 		}

@@ -254,8 +254,8 @@ func isID(s, prefix string) bool {
 	}
 	for i := 0; i < len(rest); i++ {
 		c := rest[i]
-		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
-			return false
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z') || c == 'I' || c == 'L' || c == 'O' || c == 'U' {
+			return false // ULIDs are upper-case Crockford base32
 		}
 	}
 	return rest[0] <= '7'

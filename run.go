@@ -455,7 +455,7 @@ func (e *Engine) maintainLoop(ctx context.Context) {
 func (e *Engine) prune(ctx context.Context) error {
 	keep := ""
 	if e.cfg.OnEvent != nil {
-		c, err := e.store.Cursor(ctx, onEventCursor)
+		c, err := e.store.Cursor(ctx, e.cfg.EventCursor)
 		if err != nil {
 			return err
 		}

@@ -86,7 +86,10 @@ func (s *sqliteStore) LastEventID(ctx context.Context) (string, error) {
 	return eventID(seq, time.Unix(0, at)), nil
 }
 
-// PruneEvents deletes old events that every cursor has passed.
+// PruneEvents deletes old events that every cursor has passed, in chunks
+// from the oldest, so that the writer is never held for long. Event times
+// never decrease with seq (the triggers see to it), so the old events are a
+// prefix of the table.
 func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAfter string) (n int, err error) {
 	limit := int64(1<<63 - 1)
 	if keepAfter != "" {
@@ -94,16 +97,23 @@ func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAft
 			return 0, err
 		}
 	}
-	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
-		res, err := tx.exec(ctx, "DELETE FROM events WHERE time < ? AND seq <= ?", before.UnixNano(), limit)
-		if err != nil {
-			return fmt.Errorf("prune events: %w", err)
+	const chunk = 5000
+	for {
+		var m int64
+		err = s.w.doOne(ctx, func(ctx context.Context, tx *sqlTx) error {
+			res, err := tx.exec(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events
+				WHERE seq <= ? ORDER BY seq LIMIT ?) AND time < ?`, limit, chunk, before.UnixNano())
+			if err != nil {
+				return fmt.Errorf("prune events: %w", err)
+			}
+			m, _ = res.RowsAffected()
+			return nil
+		})
+		n += int(m)
+		if err != nil || m < chunk {
+			return n, err
 		}
-		m, _ := res.RowsAffected()
-		n = int(m)
-		return nil
-	})
-	return n, err
+	}
 }
 
 // Cursor reads a named cursor.

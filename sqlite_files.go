@@ -72,8 +72,9 @@ func (s *sqliteStore) ListFiles(ctx context.Context, p *FileListParams) ([]*File
 	}
 	q := "SELECT data, storage_key, task_id FROM files WHERE 1 = 1"
 	var args []any
-	for _, f := range []struct{ cond, v string }{{" AND folder = ?", lp.Folder}, {" AND ref = ?", lp.Ref},
-		{" AND task_id = ?", lp.TaskID}, {" AND id < ?", lp.After}} {
+	// The literal != '' lets SQLite use the partial indexes.
+	for _, f := range []struct{ cond, v string }{{" AND folder = ? AND folder != ''", lp.Folder},
+		{" AND ref = ? AND ref != ''", lp.Ref}, {" AND task_id = ? AND task_id != ''", lp.TaskID}, {" AND id < ?", lp.After}} {
 		if f.v != "" {
 			q += f.cond
 			args = append(args, f.v)

@@ -434,10 +434,12 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 	}
 	var where []string
 	var args []any
-	for _, f := range []struct{ col, v string }{{"status", string(lp.Status)}, {"kind", lp.Kind},
-		{"parent_id", lp.ParentID}, {"ref", lp.Ref}, {"folder", lp.Folder}} {
+	// The literal != '' lets SQLite use the partial indexes on ref and
+	// folder: a bound value alone does not imply it.
+	for _, f := range []struct{ cond, v string }{{"status = ?", string(lp.Status)}, {"kind = ?", lp.Kind},
+		{"parent_id = ?", lp.ParentID}, {"ref = ? AND ref != ''", lp.Ref}, {"folder = ? AND folder != ''", lp.Folder}} {
 		if f.v != "" {
-			where = append(where, f.col+" = ?")
+			where = append(where, f.cond)
 			args = append(args, f.v)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The built-in kinds of the hosted API.
@@ -31,13 +32,9 @@ const (
 // declares none gets a nil spec: any options, an optional input.
 func (e *Engine) spec(kind string) (*KindSpec, bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.specLocked(kind)
-}
-
-func (e *Engine) specLocked(kind string) (*KindSpec, bool) {
 	s, custom := e.specs[kind]
 	_, registered := e.handlers[kind]
+	e.mu.Unlock()
 	if custom {
 		return s, true
 	}
@@ -106,7 +103,7 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 	if err := checkPath("folder", r.Folder, maxFolderLen); err != nil {
 		return nil, err
 	}
-	if len(r.Ref) > maxRefLen {
+	if utf8.RuneCountInString(r.Ref) > maxRefLen {
 		return nil, invalid("ref", "longer than %d characters", maxRefLen)
 	}
 	if len(r.IdempotencyKey) > maxKeyLen {

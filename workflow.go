@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"unicode/utf8"
 )
 
 // Step is one step of a workflow: a task of Kind run on the workflow's input
@@ -98,7 +99,7 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, count *int
 		if !ok {
 			return nil, invalid(f+".kind", "unknown kind %q", st.Kind)
 		}
-		if len(st.Ref) > maxRefLen {
+		if utf8.RuneCountInString(st.Ref) > maxRefLen {
 			return nil, invalid(f+".ref", "longer than %d characters", maxRefLen)
 		}
 		opts, err := validateOptions(spec, st.Options)
