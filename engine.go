@@ -71,6 +71,9 @@ type Engine struct {
 	// unavailable maps the kinds a started engine cannot run to the reason.
 	unavailable map[string]string
 	held        map[string]*run // tasks under this engine's lease
+	idle        bool            // the last claim drained the queue
+	handoffs    sync.WaitGroup  // Creates handing a task to a worker
+	handlerCtx  context.Context // parent of every handler's context
 	byKind      map[string]int  // running handlers per kind
 	nrunning    int
 	runs        int64
@@ -215,6 +218,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	handlerCtx, halt := context.WithCancelCause(context.Background())
 	e.stopClaims, e.stopLoops, e.halt = stopClaims, stopLoops, halt
+	e.handlerCtx = handlerCtx
 	e.workers = &errgroup.Group{}
 	e.workers.SetLimit(e.cfg.Concurrency)
 	e.claimsDone = make(chan struct{})
@@ -254,7 +258,8 @@ func (e *Engine) Close(ctx context.Context) error {
 	var errs []error
 	if started {
 		e.stopClaims()
-		<-e.claimsDone // no worker starts after this
+		<-e.claimsDone    // no claimed task starts after this
+		e.handoffs.Wait() // nor a handed-off one (closed refuses new ones)
 		done := make(chan struct{})
 		go func() {
 			e.workers.Wait()

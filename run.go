@@ -16,6 +16,10 @@ type run struct {
 	task   *Task
 	ctx    context.Context // the handler's; cancelled before the start if the task is
 	cancel context.CancelCauseFunc
+	// claimed is false while a hand-off's claim is not committed yet, when
+	// the store cannot know the task: the heartbeat leaves it alone.
+	// Guarded by e.mu.
+	claimed bool
 }
 
 // runLoop claims tasks whenever a worker is free and there may be work: at
@@ -38,6 +42,10 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 				return
 			}
 		}
+		e.mu.Lock()
+		// Drained: Create may hand new tasks straight to free workers.
+		e.idle = err == nil && want > 0 && len(runs) < want
+		e.mu.Unlock()
 		if want > 0 && len(runs) == want {
 			continue // more may be runnable
 		}
@@ -156,7 +164,7 @@ func (e *Engine) claim(ctx, handlerCtx context.Context) (runs []*run, want int, 
 	e.mu.Lock()
 	for _, t := range tasks {
 		rctx, cancel := context.WithCancelCause(handlerCtx)
-		r := &run{task: t, ctx: rctx, cancel: cancel}
+		r := &run{task: t, ctx: rctx, cancel: cancel, claimed: true}
 		e.held[t.ID] = r
 		runs = append(runs, r)
 	}
@@ -196,23 +204,75 @@ func capBatches(bs []ClaimBatch, n int) []ClaimBatch {
 }
 
 // startRun starts a worker for r, or returns false if every worker is busy.
-// A task cancelled while it waited is let go without running. The engine's
-// own count decides: a finishing worker frees its count just before
-// errgroup frees its slot, so Go may wait for that moment, never longer.
+// A task cancelled while it waited is let go without running.
 func (e *Engine) startRun(r *run) bool {
-	t := r.task
 	if r.ctx.Err() != nil {
 		e.letGo(r) // cancelled or lost before it started
 		return true
 	}
 	e.mu.Lock()
+	ok := e.takeWorker(r.task.Kind)
+	e.mu.Unlock()
+	if ok {
+		e.launch(r)
+	}
+	return ok
+}
+
+// takeWorker counts a worker busy with a task of kind, if one is free
+// within the limits. Called with e.mu held.
+func (e *Engine) takeWorker(kind string) bool {
 	if e.nrunning >= e.cfg.Concurrency {
-		e.mu.Unlock()
 		return false
 	}
-	h := e.handlers[t.Kind]
-	e.byKind[t.Kind]++
+	if limit, ok := e.cfg.KindConcurrency[kind]; ok && limit > 0 && e.byKind[kind] >= limit {
+		return false
+	}
+	e.byKind[kind]++
 	e.nrunning++
+	return true
+}
+
+// reserve takes a worker for a new task that Create can hand over directly,
+// without the queue: on a started engine whose queue is drained, for a
+// task runnable now. It returns nil when the task must go through the
+// queue.
+func (e *Engine) reserve(t *Task) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.handlers[t.Kind]
+	if !e.started || e.closed || h == nil || t.Status != StatusPending || !e.idle {
+		return nil
+	}
+	if !e.takeWorker(t.Kind) {
+		e.idle = false // tasks queue up: keep them in order
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(e.handlerCtx)
+	r := &run{task: t, ctx: ctx, cancel: cancel}
+	e.held[t.ID] = r
+	e.handoffs.Add(1)
+	return r
+}
+
+// unreserve gives back the worker of a hand-off that did not happen.
+func (e *Engine) unreserve(r *run) {
+	e.mu.Lock()
+	e.byKind[r.task.Kind]--
+	e.nrunning--
+	e.mu.Unlock()
+	e.letGo(r)
+	e.poke()
+}
+
+// launch runs r on the worker already counted for it. The engine's own
+// count decides who may start: a finishing worker frees its count just
+// before errgroup frees its slot, so Go may wait for that moment, never
+// longer.
+func (e *Engine) launch(r *run) {
+	t := r.task
+	e.mu.Lock()
+	h := e.handlers[t.Kind]
 	e.mu.Unlock()
 	e.workers.Go(func() error {
 		began := time.Now()
@@ -240,7 +300,6 @@ func (e *Engine) startRun(r *run) bool {
 		ch, files = e.execute(r.ctx, h, t)
 		return nil
 	})
-	return true
 }
 
 // freeWorker counts a worker free again and learns how long runs take.
@@ -350,8 +409,10 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 		before := make([]*run, 0, len(e.held))
 		ids := make([]string, 0, len(e.held))
 		for id, r := range e.held {
-			before = append(before, r)
-			ids = append(ids, id)
+			if r.claimed {
+				before = append(before, r)
+				ids = append(ids, id)
+			}
 		}
 		e.mu.Unlock()
 		held, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), ids)

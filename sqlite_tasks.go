@@ -349,6 +349,36 @@ func (tx *sqlTx) refused(ctx context.Context, ch *Change) (*Task, error) {
 	return nil, fmt.Errorf("task %s is %s, cannot become %s: %w", ch.ID, cur.Status, ch.To, ErrInvalidTransition)
 }
 
+const claimByID = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
+	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
+	WHERE id = ?4 AND status = 'pending'
+	RETURNING ` + taskCols
+
+// CreateAndClaim inserts a task and claims it in one transaction.
+func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParams) (out *Task, err error) {
+	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		got, err := tx.CreateTasks(ctx, []*Task{t})
+		if err != nil {
+			return err
+		}
+		if out = got[0]; out != t || t.Status != StatusPending {
+			return nil // an earlier task with the same idempotency key, or not runnable
+		}
+		rows, err := tx.query(ctx, claimByID, p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), t.ID)
+		if err != nil {
+			return fmt.Errorf("claim task: %w", err)
+		}
+		defer rows.Close()
+		if rows.Next() {
+			if out, err = scanTask(rows); err != nil {
+				return fmt.Errorf("claim task: %w", err)
+			}
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 const claimOne = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
 	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_kind_due

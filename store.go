@@ -38,6 +38,12 @@ type Store interface {
 
 	// ListTasks returns a page of tasks matching p.
 	ListTasks(ctx context.Context, p *ListParams) (*TaskPage, error)
+	// CreateAndClaim stores t, as CreateTasks does, and in the same
+	// transaction claims it for p.Owner (p.Batches are ignored) if it is
+	// pending: an idle engine hands a new task straight to a worker with
+	// one commit. It returns the task after: processing on attempt 1, or
+	// the stored task unclaimed if an idempotency key matched it.
+	CreateAndClaim(ctx context.Context, t *Task, p *ClaimParams) (*Task, error)
 	// ClaimTasks moves runnable tasks (due at or before p.Now) to processing
 	// under p.Owner's lease, oldest due first, at most each batch's Limit
 	// from that batch's kinds, and counts an attempt for each.

@@ -53,6 +53,11 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 		}
 		tasks[i] = t
 	}
+	if !many {
+		if r := e.reserve(tasks[0]); r != nil {
+			return e.handOff(ctx, r)
+		}
+	}
 	out, err := e.store.CreateTasks(ctx, tasks)
 	if err != nil {
 		return nil, fmt.Errorf("spool: create: %w", err)
@@ -60,6 +65,30 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	e.changed.notify()
 	e.poke()
 	return out, nil
+}
+
+// handOff stores a task already claimed for the worker reserved for it and
+// starts it: one commit from Create to the handler, where going through the
+// queue takes two (the insert, then the claim).
+func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
+	defer e.handoffs.Done()
+	now := time.Now()
+	t, err := e.store.CreateAndClaim(ctx, r.task, &ClaimParams{Owner: e.inst.ID, Now: now,
+		LeaseUntil: now.Add(e.cfg.LeaseDuration)})
+	if err != nil {
+		e.unreserve(r)
+		return nil, fmt.Errorf("spool: create: %w", err)
+	}
+	e.changed.notify()
+	if t.ID != r.task.ID || t.Status != StatusProcessing {
+		e.unreserve(r) // an idempotency key matched an earlier task
+		return []*Task{t}, nil
+	}
+	e.mu.Lock()
+	r.task, r.claimed = t, true
+	e.mu.Unlock()
+	e.launch(r)
+	return []*Task{t}, nil
 }
 
 // resolveInput fills a file_id task's input with the file's record.

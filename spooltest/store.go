@@ -31,6 +31,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"ClaimOrderAndLimits", testClaimOrder},
 		{"ClaimDue", testClaimDue},
 		{"ClaimConcurrent", testClaimConcurrent},
+		{"CreateAndClaim", testCreateAndClaim},
 		{"Events", testEvents},
 		{"HookAtomic", testHookAtomic},
 		{"HookSiblings", testHookSiblings},
@@ -387,6 +388,44 @@ func testClaimConcurrent(t *testing.T, s spool.Store) {
 	}
 	if len(seen) != n {
 		t.Errorf("%d tasks claimed, want %d", len(seen), n)
+	}
+}
+
+func testCreateAndClaim(t *testing.T, s spool.Store) {
+	now := time.Now()
+	p := &spool.ClaimParams{Owner: "o", Now: now, LeaseUntil: now.Add(time.Minute)}
+	tk := task("x")
+	tk.IdempotencyKey = "once"
+	got, err := s.CreateAndClaim(testCtx, tk, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != tk.ID || got.Status != spool.StatusProcessing || got.Attempt != 1 {
+		t.Errorf("CreateAndClaim = %s %s attempt %d, want the task processing on attempt 1", got.ID, got.Status, got.Attempt)
+	}
+	var types []spool.EventType
+	for _, ev := range allEvents(t, s) {
+		types = append(types, ev.Type)
+	}
+	if want := []spool.EventType{spool.EventCreated, spool.EventFor(spool.StatusProcessing)}; !slices.Equal(types, want) {
+		t.Errorf("events %v, want %v", types, want)
+	}
+	// The owner holds it: its heartbeat renews it.
+	if held, err := s.Heartbeat(testCtx, &spool.Instance{ID: "o", Host: "h", PID: 1, Started: now}, now.Add(time.Minute), []string{tk.ID}); err != nil || len(held) != 1 {
+		t.Errorf("Heartbeat of the owner = %v, %v", held, err)
+	}
+	// The same idempotency key returns the first task, unclaimed again.
+	again := task("x")
+	again.IdempotencyKey = "once"
+	got, err = s.CreateAndClaim(testCtx, again, p)
+	if err != nil || got.ID != tk.ID || got.Attempt != 1 {
+		t.Errorf("second CreateAndClaim with the key = %v, %v; want the first task, attempt 1", got, err)
+	}
+	// A task waiting for its run_at is stored, not claimed.
+	later := task("x")
+	later.Status, later.RunAt = spool.StatusWaiting, now.Add(time.Hour)
+	if got, err := s.CreateAndClaim(testCtx, later, p); err != nil || got.Status != spool.StatusWaiting {
+		t.Errorf("CreateAndClaim of a waiting task = %v, %v", got, err)
 	}
 }
 
