@@ -41,6 +41,7 @@ type ValidationError struct {
 	Err error
 }
 
+// Error returns "spool: invalid FIELD: REASON".
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("spool: invalid %s: %s", e.Field, e.Reason)
 }

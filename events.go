@@ -29,7 +29,9 @@ func (e *Engine) Events(ctx context.Context, after string, limit int) ([]*Event,
 // Subscribe returns a channel of the events committed from now on, in
 // commit order, until ctx ends or the engine closes. A slow reader lags
 // behind, reading from the store, but misses nothing and never holds up
-// the engine.
+// the engine. The channel closes when the engine closes, possibly before
+// the events of its last moments: Config.OnEvent, which Close drains, or
+// Events with a stored cursor, deliver those.
 func (e *Engine) Subscribe(ctx context.Context) (<-chan Event, error) {
 	if err := e.usable(); err != nil {
 		return nil, err
