@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/internal/dirstore"
-	"github.com/spoolrun/spool/internal/storagetest"
+	"github.com/spoolrun/spool/spooltest"
 )
 
 // localPather mirrors spool.LocalPather, which lives in the root package.
@@ -25,8 +26,8 @@ type localPather interface {
 }
 
 var (
-	_ storagetest.Storage = (*dirstore.Dir)(nil)
-	_ localPather         = (*dirstore.Dir)(nil)
+	_ spool.Storage = (*dirstore.Dir)(nil)
+	_ localPather   = (*dirstore.Dir)(nil)
 )
 
 func newDir(t *testing.T) (*dirstore.Dir, string) {
@@ -40,7 +41,7 @@ func newDir(t *testing.T) (*dirstore.Dir, string) {
 }
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storagetest.Storage {
+	spooltest.TestStorage(t, func(t *testing.T) spool.Storage {
 		d, _ := newDir(t)
 		return d
 	})
