@@ -110,6 +110,9 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 		return nil, invalid("idempotency_key", "longer than %d characters", maxKeyLen)
 	}
 	for name := range r.Options {
+		if name == "" {
+			return nil, invalid("options", "an option has an empty name")
+		}
 		for _, f := range requestFields {
 			if name == f {
 				return nil, invalid(name, "is a request field, not an option: set it on Request")

@@ -55,6 +55,7 @@ func TestValidation(t *testing.T) {
 		{"option bad enum", spool.Request{Kind: "image", URL: u, Options: map[string]any{"format": "bmp"}}, "format"},
 		{"request field as option", spool.Request{Kind: "custom", Options: map[string]any{"kind": "x"}}, "kind"},
 		{"options too large", spool.Request{Kind: "custom", Options: map[string]any{"blob": strings.Repeat("x", 70<<10)}}, "options"},
+		{"option with an empty name", spool.Request{Kind: "custom", Options: map[string]any{"": 1}}, "options"},
 		{"options not JSON", spool.Request{Kind: "custom", Options: map[string]any{"f": func() {}}}, "options"},
 		{"workflow without steps", spool.Request{Kind: "workflow", URL: u}, "workflow"},
 		{"workflow on another kind", spool.Request{Kind: "image", URL: u, Workflow: []spool.Step{{Kind: "image"}}}, "workflow"},
@@ -176,7 +177,9 @@ func FuzzRequest(f *testing.F) {
 	f.Cleanup(func() { e.Close(ctxBackground) })
 	f.Fuzz(func(t *testing.T, body string) {
 		var r spool.Request
-		if err := json.Unmarshal([]byte(body), &r); err != nil {
+		// UnmarshalJSON directly: json.Unmarshal would reject bad syntax
+		// before calling it, with encoding/json's own error.
+		if err := r.UnmarshalJSON([]byte(body)); err != nil {
 			var ve *spool.ValidationError
 			if !errors.As(err, &ve) || ve.Field == "" {
 				t.Fatalf("decode error %v is not a ValidationError with a field", err)

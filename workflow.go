@@ -102,6 +102,9 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, count *int
 		if utf8.RuneCountInString(st.Ref) > maxRefLen {
 			return nil, invalid(f+".ref", "longer than %d characters", maxRefLen)
 		}
+		if _, ok := st.Options[""]; ok {
+			return nil, invalid(f, "an option has an empty name")
+		}
 		opts, err := validateOptions(spec, st.Options)
 		if err != nil {
 			return nil, asValidation(f, err)
