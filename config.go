@@ -29,7 +29,7 @@ type Config struct {
 	// own, to a temporary directory removed by Close.
 	DataDir string
 	// Prober reads the media properties of input and output files.
-	// Defaults to BasicProber; the kinds package has one that uses ffprobe.
+	// Defaults to BasicProber(); the kinds package has one that uses ffprobe.
 	Prober Prober
 	// OrphanFileAge is how old stored bytes without a file record must be
 	// before they are deleted: the bytes of an output whose task will never
@@ -172,7 +172,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.Prober == nil {
-		c.Prober = BasicProber
+		c.Prober = BasicProber()
 	}
 	if c.OrphanFileAge <= 0 {
 		c.OrphanFileAge = time.Hour

@@ -27,11 +27,11 @@ type ProberFunc func(ctx context.Context, path string) (*File, error)
 // Probe calls f.
 func (f ProberFunc) Probe(ctx context.Context, path string) (*File, error) { return f(ctx, path) }
 
-// BasicProber is the default Prober: it needs no outside program. It tells
-// the MIME type from the content (and the name, for text formats), the size,
-// and the width and height of JPEG, PNG and GIF images. The kinds package
-// has a prober that asks ffprobe for video and audio properties.
-var BasicProber Prober = ProberFunc(basicProbe)
+// BasicProber returns the default Prober, which needs no outside program.
+// It tells the MIME type from the content (and the name, for text formats),
+// the size, and the width and height of JPEG, PNG and GIF images. The kinds
+// package has a prober that asks ffprobe for video and audio properties.
+func BasicProber() Prober { return ProberFunc(basicProbe) }
 
 func basicProbe(_ context.Context, path string) (*File, error) {
 	f, err := os.Open(path)

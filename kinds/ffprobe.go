@@ -40,7 +40,7 @@ type FFprobeProber struct {
 func DefaultProber() spool.Prober {
 	p, err := exec.LookPath("ffprobe")
 	if err != nil {
-		return spool.BasicProber
+		return spool.BasicProber()
 	}
 	return &FFprobeProber{Path: p}
 }
@@ -75,7 +75,7 @@ func (p *FFprobeProber) missing() error {
 // cannot be read, when ffprobe is missing or crashes, and when ctx ends,
 // which kills ffprobe.
 func (p *FFprobeProber) Probe(ctx context.Context, path string) (*spool.File, error) {
-	basic, err := spool.BasicProber.Probe(ctx, path)
+	basic, err := spool.BasicProber().Probe(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -125,7 +125,7 @@ func TestFFprobeNotMedia(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		want, err := spool.BasicProber.Probe(t.Context(), path)
+		want, err := spool.BasicProber().Probe(t.Context(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
