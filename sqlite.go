@@ -45,7 +45,6 @@ type sqliteStore struct {
 	wdb          *sql.DB
 	cdb          *sql.DB       // checkpoints
 	checkpointed chan struct{} // closed when checkpointLoop returns
-	memory       bool
 	reads        sync.Map // query → *sql.Stmt prepared on the read pool
 }
 
@@ -151,16 +150,15 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s := &sqliteStore{wdb: wdb, memory: memory}
+	s := &sqliteStore{wdb: wdb}
 	s.w = newSQLWriter(conn, o.MaxBatch)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
-	rq := q
 	if !memory {
-		rq.Add("_pragma", "query_only(1)")
-		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + rq.Encode()
+		q.Add("_pragma", "query_only(1)")
+		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	}
 	if s.rdb, err = sql.Open("sqlite", dsn); err != nil {
 		s.Close()

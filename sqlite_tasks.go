@@ -217,9 +217,31 @@ func (tx *sqlTx) insert(ctx context.Context, t *Task) error {
 	return nil
 }
 
-// applyQuery builds the conditional update for a change to status to,
+// applyQueries holds the conditional update of every (target status,
+// owner condition, whole row returned) combination, built once rather than
+// on every completion.
+var applyQueries = func() map[applyKey]string {
+	m := map[applyKey]string{}
+	for _, to := range statuses {
+		for _, owner := range []bool{false, true} {
+			for _, full := range []bool{false, true} {
+				m[applyKey{to, owner, full}] = buildApplyQuery(to, owner, full)
+			}
+		}
+	}
+	return m
+}()
+
+type applyKey struct {
+	to          Status
+	owner, full bool
+}
+
+// applyQuery returns the conditional update for a change to status to,
 // returning the whole row when full.
-func applyQuery(to Status, owner, full bool) string {
+func applyQuery(to Status, owner, full bool) string { return applyQueries[applyKey{to, owner, full}] }
+
+func buildApplyQuery(to Status, owner, full bool) string {
 	var b strings.Builder
 	b.WriteString(`UPDATE tasks SET status = ?1, progress = MAX(progress, ?2),
 		output = COALESCE(?3, output), error = ?4, due = ?5, attempt = attempt + ?6,
