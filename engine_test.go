@@ -449,6 +449,36 @@ func TestProgressNeverBackwards(t *testing.T) {
 	}
 }
 
+// TestProgressCoalesced: with a long ProgressInterval, a handler reporting
+// 50 steps over some milliseconds writes its progress at most once (the
+// first write may not even happen before the completion, which sets 100).
+func TestProgressCoalesced(t *testing.T) {
+	ctx := ctxT(t)
+	e := spooltest.New(t, &spool.Config{ProgressInterval: time.Hour}, map[string]spool.Handler{
+		"p": spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+			for p := 1; p <= 50; p++ {
+				job.Progress(p)
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		}),
+	})
+	done := spooltest.CreateAndWait(t, e, spool.Request{Kind: "p"})
+	evs, err := e.Events(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Task.ID == done.ID && ev.Type == spool.EventProgress {
+			n++
+		}
+	}
+	if n > 1 || done.Progress != 100 {
+		t.Errorf("%d progress events (progress %d at the end), want at most 1 within one interval", n, done.Progress)
+	}
+}
+
 func TestDeleteAndStats(t *testing.T) {
 	ctx := ctxT(t)
 	e := spooltest.New(t, nil, map[string]spool.Handler{"x": spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil })})
