@@ -45,7 +45,7 @@ type sqliteStore struct {
 	wdb          *sql.DB
 	cdb          *sql.DB       // checkpoints
 	checkpointed chan struct{} // closed when checkpointLoop returns
-	reads        sync.Map // query → *sql.Stmt prepared on the read pool
+	reads        sync.Map      // query → *sql.Stmt prepared on the read pool
 }
 
 // read returns the read pool's prepared statement for query, so that hot
