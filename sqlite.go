@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/spoolrun/spool/internal/walvfs"
 	"io/fs"
 	"net/url"
 	"path"
@@ -127,6 +128,12 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 		q.Set("vfs", "memdb")
 		dsn = "file:/spool-" + rand.Text() + "?" + q.Encode()
 	} else {
+		// Each commit is written to the WAL with one system call.
+		name, err := walvfs.Register()
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		q.Set("vfs", name)
 		q.Add("_pragma", "journal_mode(WAL)")
 		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	}
@@ -178,14 +185,25 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 	return s, nil
 }
 
+// walRestartFrames is the WAL length, in frames, past which the writer
+// finishes a checkpoint itself so that the WAL starts again from its
+// beginning. A PASSIVE checkpoint running beside a busy writer never catches
+// up, and an ever longer WAL makes every commit extend the file, which costs
+// several times what overwriting it does.
+const walRestartFrames = 4096
+
 // checkpointLoop copies the WAL back into the database whenever the writer
 // has committed enough to ask for it. PASSIVE never blocks the writer; the
 // WAL is reused from its start once a checkpoint has caught up.
 func (s *sqliteStore) checkpointLoop() {
 	defer close(s.checkpointed)
 	for range s.w.checkpoint {
-		if _, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil && !isBusy(err) {
+		var busy, frames, done int
+		if err := s.cdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil {
 			continue // the next request tries again
+		}
+		if frames >= walRestartFrames {
+			s.w.restartWAL.Store(true)
 		}
 	}
 	// Closing: leave a small WAL behind.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -29,6 +30,9 @@ type sqlWriter struct {
 	// writer stops.
 	checkpoint chan struct{}
 	commits    int
+	// restartWAL asks the writer to finish a checkpoint between two
+	// transactions, so that the next one writes the WAL from its start.
+	restartWAL atomic.Bool
 }
 
 // checkpointEvery is how many commits the writer makes between requests to
@@ -123,6 +127,14 @@ func (w *sqlWriter) loop() {
 			close(op.done)
 		}
 		clear(batch)
+		if w.restartWAL.Load() {
+			// Between transactions nothing can be added to the WAL, so this
+			// checkpoint reaches its end (unless a reader still uses it:
+			// then a later one will).
+			if _, err := w.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
+				w.restartWAL.Store(false)
+			}
+		}
 		if w.commits++; w.commits%checkpointEvery == 0 {
 			select {
 			case w.checkpoint <- struct{}{}:
