@@ -101,8 +101,11 @@ func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAft
 	for {
 		var m int64
 		err = s.w.doOne(ctx, func(ctx context.Context, tx *sqlTx) error {
+			// The newest event stays: its seq keeps new events' seqs above
+			// every cursor.
 			res, err := tx.exec(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events
-				WHERE seq <= ? ORDER BY seq LIMIT ?) AND time < ?`, limit, chunk, before.UnixNano())
+				WHERE seq <= ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT ?)
+				AND time < ?`, limit, chunk, before.UnixNano())
 			if err != nil {
 				return fmt.Errorf("prune events: %w", err)
 			}

@@ -401,20 +401,15 @@ func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParam
 	return out, err
 }
 
-const claimOne = `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
-	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
-	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_kind_due
-		WHERE kind = ?4 AND due IS NOT NULL AND due <= ?3 ORDER BY due, id LIMIT ?5)
-	RETURNING ` + taskCols
-
-// claimMany claims from several kinds, oldest due first across them; the
-// kinds are parameters ?6 onwards.
-func claimMany(kinds int) string {
+// claimQuery claims from one kind or several, oldest due first across
+// them; the kinds are parameters ?4 onwards. The runnable index holds the
+// kind, so the walk skips other kinds without reading their rows.
+func claimQuery(kinds int) string {
 	return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
 	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
-		WHERE due IS NOT NULL AND due <= ?3 AND kind IN (?6` + strings.Repeat(", ?", kinds-1) + `)
-		ORDER BY due, id LIMIT ?5)
+		WHERE due IS NOT NULL AND due <= ?3 AND kind IN (?5` + strings.Repeat(", ?", kinds-1) + `)
+		ORDER BY due, kind, id LIMIT ?4)
 	RETURNING ` + taskCols
 }
 
@@ -427,14 +422,11 @@ func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, 
 			if b.Limit <= 0 || len(b.Kinds) == 0 {
 				continue
 			}
-			q, args := claimOne, []any{p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), b.Kinds[0], b.Limit}
-			if len(b.Kinds) > 1 {
-				q, args[3] = claimMany(len(b.Kinds)), nil
-				for _, k := range b.Kinds {
-					args = append(args, k)
-				}
+			args := []any{p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), b.Limit}
+			for _, k := range b.Kinds {
+				args = append(args, k)
 			}
-			rows, err := tx.query(ctx, q, args...)
+			rows, err := tx.query(ctx, claimQuery(len(b.Kinds)), args...)
 			if err != nil {
 				return fmt.Errorf("claim tasks: %w", err)
 			}
@@ -455,27 +447,26 @@ func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, 
 	return out, err
 }
 
-// NextDue looks up the earliest due time per kind.
+// NextDue looks up the earliest due time of the kinds.
 func (s *sqliteStore) NextDue(ctx context.Context, kinds []string) (time.Time, error) {
-	var next int64
-	for _, k := range kinds {
-		var due int64
-		err := s.queryRow(ctx, `SELECT due FROM tasks INDEXED BY tasks_kind_due
-			WHERE kind = ? AND due IS NOT NULL ORDER BY due LIMIT 1`, k).Scan(&due)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return time.Time{}, fmt.Errorf("next due: %w", err)
-		}
-		if next == 0 || due < next {
-			next = due
-		}
-	}
-	if next == 0 {
+	if len(kinds) == 0 {
 		return time.Time{}, nil
 	}
-	return time.Unix(0, next), nil
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		args[i] = k
+	}
+	var due int64
+	err := s.queryRow(ctx, `SELECT due FROM tasks INDEXED BY tasks_due
+		WHERE due IS NOT NULL AND kind IN (?`+strings.Repeat(", ?", len(kinds)-1)+`)
+		ORDER BY due LIMIT 1`, args...).Scan(&due)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next due: %w", err)
+	}
+	return time.Unix(0, due), nil
 }
 
 // ListTasks pages through tasks by id.
@@ -544,12 +535,27 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 // count totals a list's matches, from the trigger-kept counts when the
 // filters allow, so that a page stays cheap over millions of rows.
 func (s *sqliteStore) count(ctx context.Context, p ListParams, filter string, args []any) (int, error) {
-	q := "SELECT COALESCE(SUM(n), 0) FROM task_counts"
-	if p.ParentID != "" || p.Ref != "" || p.Folder != "" {
+	var q string
+	switch {
+	case p.ParentID != "" || p.Ref != "" || p.Folder != "":
 		q = "SELECT COUNT(*) FROM tasks"
-	}
-	if filter != "" {
-		q += " WHERE " + filter
+		if filter != "" {
+			q += " WHERE " + filter
+		}
+	default:
+		col := strings.Join(countCols, " + ")
+		if p.Status != "" {
+			if !p.Status.Valid() {
+				return 0, nil
+			}
+			col = string(p.Status)
+		}
+		q = "SELECT COALESCE(SUM(" + col + "), 0) FROM kind_counts"
+		args = nil
+		if p.Kind != "" {
+			q += " WHERE kind = ?"
+			args = []any{p.Kind}
+		}
 	}
 	var n int
 	if err := s.queryRow(ctx, q, args...).Scan(&n); err != nil {
@@ -558,7 +564,17 @@ func (s *sqliteStore) count(ctx context.Context, p ListParams, filter string, ar
 	return n, nil
 }
 
-// DeleteTask deletes a finished task; the delete trigger removes its events.
+// countCols are kind_counts' columns, one per status, in statuses' order.
+var countCols = func() []string {
+	cols := make([]string, len(statuses))
+	for i, st := range statuses {
+		cols[i] = string(st)
+	}
+	return cols
+}()
+
+// DeleteTask deletes a finished task. Its events stay until pruned, but
+// are no longer read: the event reader joins the task row.
 func (s *sqliteStore) DeleteTask(ctx context.Context, id string) error {
 	return s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		res, err := tx.exec(ctx, `DELETE FROM tasks WHERE id = ?
@@ -580,7 +596,7 @@ func (s *sqliteStore) DeleteTask(ctx context.Context, id string) error {
 
 // Stats reads the trigger-kept counts.
 func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
-	rows, err := s.query(ctx, "SELECT kind, status, n FROM task_counts WHERE n > 0")
+	rows, err := s.query(ctx, "SELECT kind, "+strings.Join(countCols, ", ")+" FROM kind_counts")
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
@@ -588,16 +604,24 @@ func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
 	st := &Stats{ByStatus: map[Status]int{}, ByKind: map[string]map[Status]int{}}
 	for rows.Next() {
 		var kind string
-		var status Status
-		var n int
-		if err := rows.Scan(&kind, &status, &n); err != nil {
+		var n [len(statuses)]int
+		dest := []any{&kind}
+		for i := range n {
+			dest = append(dest, &n[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
-		st.ByStatus[status] += n
-		if st.ByKind[kind] == nil {
-			st.ByKind[kind] = map[Status]int{}
+		for i, c := range n {
+			if c == 0 {
+				continue
+			}
+			st.ByStatus[statuses[i]] += c
+			if st.ByKind[kind] == nil {
+				st.ByKind[kind] = map[Status]int{}
+			}
+			st.ByKind[kind][statuses[i]] = c
 		}
-		st.ByKind[kind][status] = n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)

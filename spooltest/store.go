@@ -734,4 +734,18 @@ func testPruneAndCursor(t *testing.T, s spool.Store) {
 	if n, _ := s.PruneEvents(testCtx, time.Now().Add(-time.Hour), ""); n != 0 {
 		t.Errorf("pruned %d recent events", n)
 	}
+	// However much is pruned, a later event's id sorts after every id
+	// handed out before: a reader's cursor never skips it.
+	last, err := s.LastEventID(testCtx)
+	if err != nil || last != evs[2].ID {
+		t.Fatalf("LastEventID = %q, %v; want %q", last, err, evs[2].ID)
+	}
+	if _, err := s.PruneEvents(testCtx, time.Now().Add(time.Hour), ""); err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, task("x"))
+	after, err := s.Events(testCtx, last, 10)
+	if err != nil || len(after) != 1 || after[0].ID <= last {
+		t.Fatalf("events after %s once all were pruned: %v, %v", last, after, err)
+	}
 }
