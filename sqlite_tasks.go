@@ -402,13 +402,16 @@ func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParam
 }
 
 // claimQuery claims from one kind or several, oldest due first across
-// them; the kinds are parameters ?4 onwards. The runnable index holds the
-// kind, so the walk skips other kinds without reading their rows.
+// them; the kinds are parameters ?5 onwards. The runnable index holds the
+// kind, so the walk skips other kinds without reading their rows. The unary
+// + keeps the planner from taking one kind as an equality on the index's
+// second column: it would then sort every run of equal due times by id (a
+// batch of CreateMany shares one), instead of reading them in index order.
 func claimQuery(kinds int) string {
 	return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
 	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
-		WHERE due IS NOT NULL AND due <= ?3 AND kind IN (?5` + strings.Repeat(", ?", kinds-1) + `)
+		WHERE due IS NOT NULL AND due <= ?3 AND +kind IN (?5` + strings.Repeat(", ?", kinds-1) + `)
 		ORDER BY due, kind, id LIMIT ?4)
 	RETURNING ` + taskCols
 }

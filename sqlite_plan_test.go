@@ -1,0 +1,50 @@
+package spool
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The hot queries read their indexes in order: no full scan, no sort. A
+// plan that sorts works on an empty table and in every functional test,
+// and costs milliseconds on a big queue (a claim once sorted every run of
+// equal due times).
+func TestQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "plan.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := st.(*sqliteStore)
+	for _, c := range []struct {
+		name, q string
+		args    []any
+	}{
+		{"claim one kind", claimQuery(1), []any{"o", 1, 2, 10, "x"}},
+		{"claim three kinds", claimQuery(3), []any{"o", 1, 2, 10, "x", "y", "z"}},
+		{"get", selectTask, []any{"task_x"}},
+		{"events", selectEvents, []any{1, 10}},
+	} {
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, c.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "; ")
+		if strings.Contains(all, "TEMP B-TREE") || strings.Contains(all, "SCAN tasks") {
+			t.Errorf("%s: plan sorts or scans: %s", c.name, all)
+		}
+	}
+}
