@@ -13,7 +13,7 @@ import (
 var selectEvents = `SELECT e.seq, e.type, e.status, e.progress, e.error, e.time, ` +
 	qualify("t", taskCols) + `
 	FROM events e JOIN tasks t ON t.id = e.task_id
-	WHERE e.seq > ? ORDER BY e.seq LIMIT ?`
+	WHERE e.seq > ? ORDER BY e.seq LIMIT (SELECT ?)` // see claimQuery
 
 // qualify prefixes each column of a list with a table alias.
 func qualify(alias, cols string) string {
@@ -104,7 +104,7 @@ func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAft
 			// The newest event stays: its seq keeps new events' seqs above
 			// every cursor.
 			res, err := tx.exec(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events
-				WHERE seq <= ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT ?)
+				WHERE seq <= ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT (SELECT ?))
 				AND time < ?`, limit, chunk, before.UnixNano())
 			if err != nil {
 				return fmt.Errorf("prune events: %w", err)

@@ -80,7 +80,7 @@ func (s *sqliteStore) ListFiles(ctx context.Context, p *FileListParams) ([]*File
 			args = append(args, f.v)
 		}
 	}
-	rows, err := s.query(ctx, q+" ORDER BY id DESC LIMIT ?", append(args, lp.Limit)...)
+	rows, err := s.query(ctx, q+" ORDER BY id DESC LIMIT (SELECT ?)", append(args, lp.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)
 	}

@@ -407,12 +407,15 @@ func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParam
 // + keeps the planner from taking one kind as an equality on the index's
 // second column: it would then sort every run of equal due times by id (a
 // batch of CreateMany shares one), instead of reading them in index order.
+// LIMIT takes its parameter through a subquery: a bare parameter there
+// makes SQLite prepare the statement again whenever it is bound (the planner
+// reads the value), which was 7% of the drain.
 func claimQuery(kinds int) string {
 	return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
 	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
 		WHERE due IS NOT NULL AND due <= ?3 AND +kind IN (?5` + strings.Repeat(", ?", kinds-1) + `)
-		ORDER BY due, kind, id LIMIT ?4)
+		ORDER BY due, kind, id LIMIT (SELECT ?4))
 	RETURNING ` + taskCols
 }
 
@@ -504,7 +507,7 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 	if len(page) > 0 {
 		q += " WHERE " + strings.Join(page, " AND ")
 	}
-	q += " ORDER BY id " + order + " LIMIT ? OFFSET ?"
+	q += " ORDER BY id " + order + " LIMIT (SELECT ?) OFFSET (SELECT ?)" // see claimQuery
 	offset := 0
 	if lp.After == "" && lp.Page > 1 {
 		offset = (lp.Page - 1) * lp.Limit
