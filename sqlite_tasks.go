@@ -129,7 +129,11 @@ func getTask(_ context.Context, row *sql.Row, id string) (*Task, error) {
 
 // CreateTasks stores tasks in one transaction.
 func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Task, err error) {
-	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+	do := s.w.do
+	if len(tasks) == 1 && tasks[0].IdempotencyKey == "" {
+		do = s.w.doOne // one INSERT
+	}
+	err = do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		out, err = tx.CreateTasks(ctx, tasks)
 		return err
 	})

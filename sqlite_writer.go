@@ -195,6 +195,18 @@ func allDone(batch []*writeOp) bool {
 // statement). An error that loses the transaction (busy, I/O, disk full)
 // is returned: then nothing of the batch is committed.
 func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) error {
+	if o := batch[0]; len(batch) == 1 && o.oneStatement {
+		// The statement is its own transaction: no BEGIN and COMMIT to
+		// run, and no statement journal for SQLite to keep.
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			return nil
+		}
+		if o.err = o.fn(context.WithoutCancel(o.ctx), tx); txLost(o.err) {
+			return o.err
+		}
+		return nil
+	}
 	if _, err := tx.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
