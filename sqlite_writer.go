@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,22 +13,32 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// sqlWriter is the store's single write path: one goroutine owns the write
-// connection and runs every queued function in one transaction (group
-// commit), each inside a savepoint so that one failing function does not
-// undo the others. An idle writer starts at once: there is no batching
-// timer. A goroutine of its own, rather than whichever caller comes first,
-// because SQLite's code needs a deep stack, which a long-lived goroutine
-// grows once.
+// sqlWriter is the store's single write path. A caller that finds the
+// writer idle commits its function itself, on its own goroutine, so that a
+// lone write wakes no other goroutine (each wake-up is a futex call, several
+// microseconds in a sandbox). Functions that arrive while a commit runs are
+// queued, and the writer's goroutine commits them all in one transaction
+// (group commit), each inside a savepoint so that one failing function
+// does not undo the others, until the queue is empty. There is no batching
+// timer.
 type sqlWriter struct {
-	ops      chan *writeOp
-	closing  chan struct{}
-	stopped  chan struct{}
-	conn     *sql.Conn
-	stmts    map[string]*sql.Stmt
+	mu      sync.Mutex
+	queue   []*writeOp
+	leading bool // a commit is running or the writer's goroutine is woken
+	// contended is set while writes overlap (the last batch held more than
+	// one): callers then queue for the writer's goroutine, whose batches
+	// group them, instead of committing alone.
+	contended bool
+	closed    bool
+	idle      sync.Cond     // signalled when leading becomes false
+	kick      chan struct{} // wakes the writer's goroutine; closed at close
+	stopped   chan struct{}
+	conn      *sql.Conn
+	stmts     map[string]*sql.Stmt
+	// maxBatch bounds a group commit.
 	maxBatch int
 	// checkpoint asks the store's checkpointer to run; closed when the
-	// writer stops.
+	// writer is closed.
 	checkpoint chan struct{}
 	commits    int
 	// restartWAL asks the writer to finish a checkpoint between two
@@ -47,21 +58,25 @@ type writeOp struct {
 	// its own, so it needs no savepoint.
 	oneStatement bool
 	err          error
-	done         chan struct{}
+	done         chan struct{} // closed when a queued op is finished
 }
 
 var errStoreClosed = errors.New("spool: store closed")
 
 func newSQLWriter(conn *sql.Conn, maxBatch int) *sqlWriter {
 	w := &sqlWriter{
-		ops:        make(chan *writeOp, maxBatch),
-		closing:    make(chan struct{}),
+		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		conn:       conn,
 		stmts:      map[string]*sql.Stmt{},
 		maxBatch:   maxBatch,
 		checkpoint: make(chan struct{}, 1),
 	}
+	w.idle.L = &w.mu
+	// A goroutine of its own for batches, rather than whichever caller
+	// comes next, because SQLite's code needs a deep stack, which a
+	// long-lived goroutine grows once, and so that no caller waits for
+	// other callers' writes after its own.
 	go w.loop()
 	return w
 }
@@ -69,90 +84,113 @@ func newSQLWriter(conn *sql.Conn, maxBatch int) *sqlWriter {
 // do runs fn in a write transaction and returns once it is committed or has
 // failed.
 func (w *sqlWriter) do(ctx context.Context, fn func(context.Context, *sqlTx) error) error {
-	return w.submit(&writeOp{ctx: ctx, fn: fn, done: make(chan struct{})})
+	return w.submit(&writeOp{ctx: ctx, fn: fn})
 }
 
 // doOne is do for a function that makes at most one change, with a single
 // statement.
 func (w *sqlWriter) doOne(ctx context.Context, fn func(context.Context, *sqlTx) error) error {
-	return w.submit(&writeOp{ctx: ctx, fn: fn, done: make(chan struct{}), oneStatement: true})
+	return w.submit(&writeOp{ctx: ctx, fn: fn, oneStatement: true})
 }
 
 func (w *sqlWriter) submit(op *writeOp) error {
-	select {
-	case w.ops <- op:
-	case <-w.closing:
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
 		return errStoreClosed
 	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-w.stopped:
-		// Sent as the writer stopped: it ran the op or never will.
-		select {
-		case <-op.done:
-			return op.err
-		default:
-			return errStoreClosed
+	if w.leading || w.contended {
+		op.done = make(chan struct{})
+		w.queue = append(w.queue, op)
+		if !w.leading {
+			w.leading = true
+			w.kick <- struct{}{}
 		}
+		w.mu.Unlock()
+		<-op.done
+		return op.err
 	}
+	w.leading = true
+	w.mu.Unlock()
+	batch := []*writeOp{op}
+	defer func() {
+		// A panic in op (a hook is caller code) reaches this caller, who may
+		// recover: the writer must not stay busy with a transaction open.
+		if r := recover(); r != nil {
+			w.conn.ExecContext(context.Background(), "ROLLBACK")
+			w.release()
+			panic(r)
+		}
+	}()
+	w.run(batch)
+	w.afterCommit()
+	w.release()
+	return op.err
 }
 
+// release ends a caller's commit: the writer's goroutine takes what was
+// queued meanwhile.
+func (w *sqlWriter) release() {
+	w.mu.Lock()
+	if len(w.queue) > 0 && !w.closed {
+		w.contended = true
+		w.kick <- struct{}{}
+	} else {
+		w.leading = false
+		w.idle.Broadcast()
+	}
+	w.mu.Unlock()
+}
+
+// loop commits the queue in batches each time a caller's commit leaves
+// work behind, until the queue is empty.
 func (w *sqlWriter) loop() {
 	defer close(w.stopped)
-	defer close(w.checkpoint)
-	batch := make([]*writeOp, 0, w.maxBatch)
-	for {
-		select {
-		case op := <-w.ops:
-			batch = append(batch[:0], op)
-		case <-w.closing:
-			w.refuse()
-			return
-		}
-		// Let goroutines that are about to write (workers finishing
-		// together) join this batch: a yield, not a timer.
-		runtime.Gosched()
-	more:
-		for len(batch) < w.maxBatch {
-			select {
-			case op := <-w.ops:
-				batch = append(batch, op)
-			default:
-				break more
+	for range w.kick {
+		w.mu.Lock()
+		for len(w.queue) > 0 && !w.closed {
+			// Let goroutines that are about to write (workers finishing
+			// together) join this batch: a yield, not a timer.
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
+			n := min(len(w.queue), w.maxBatch)
+			batch := w.queue[:n:n]
+			w.queue = w.queue[n:]
+			w.contended = n > 1
+			w.mu.Unlock()
+			w.run(batch)
+			w.afterCommit()
+			for _, op := range batch {
+				close(op.done)
 			}
+			w.mu.Lock()
 		}
-		w.run(batch)
-		for _, op := range batch {
+		for _, op := range w.queue {
+			op.err = errStoreClosed
 			close(op.done)
 		}
-		clear(batch)
-		if w.restartWAL.Load() {
-			// Between transactions nothing can be added to the WAL, so this
-			// checkpoint reaches its end (unless a reader still uses it:
-			// then a later one will).
-			if _, err := w.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
-				w.restartWAL.Store(false)
-			}
-		}
-		if w.commits++; w.commits%checkpointEvery == 0 {
-			select {
-			case w.checkpoint <- struct{}{}:
-			default: // one is running or already asked for
-			}
-		}
+		w.queue = nil
+		w.leading = false
+		w.idle.Broadcast()
+		w.mu.Unlock()
 	}
 }
 
-// refuse fails the operations still queued at close.
-func (w *sqlWriter) refuse() {
-	for {
+// afterCommit asks for checkpoints, and finishes one itself when the WAL
+// has grown long. Between transactions nothing can be added to the WAL, so
+// that checkpoint reaches its end (unless a reader still uses it: then a
+// later one will).
+func (w *sqlWriter) afterCommit() {
+	if w.restartWAL.Load() {
+		if _, err := w.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
+			w.restartWAL.Store(false)
+		}
+	}
+	if w.commits++; w.commits%checkpointEvery == 0 {
 		select {
-		case op := <-w.ops:
-			op.err = errStoreClosed
-			close(op.done)
-		default:
-			return
+		case w.checkpoint <- struct{}{}:
+		default: // one is running or already asked for
 		}
 	}
 }
@@ -275,8 +313,15 @@ func txLost(err error) bool {
 }
 
 func (w *sqlWriter) close() error {
-	close(w.closing)
+	w.mu.Lock()
+	w.closed = true
+	for w.leading {
+		w.idle.Wait()
+	}
+	w.mu.Unlock()
+	close(w.kick)
 	<-w.stopped
+	close(w.checkpoint)
 	for _, st := range w.stmts {
 		st.Close()
 	}
