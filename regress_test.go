@@ -166,3 +166,45 @@ func TestCancelledBeforeStartNeverRuns(t *testing.T) {
 		t.Errorf("next task %s", c.Status)
 	}
 }
+
+// A panic in a hook reaches the caller, and the store stays usable: the
+// transaction it was in is rolled back, and the writer takes new writes.
+func TestStoreHookPanicLeavesWriterUsable(t *testing.T) {
+	ctx := context.Background()
+	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	tk := &spool.Task{ID: "task_panic", Kind: "x", Status: spool.StatusPending, Created: now, Updated: now}
+	if _, err := st.CreateTasks(ctx, []*spool.Task{tk}); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the hook's panic", r)
+			}
+		}()
+		st.Apply(ctx, &spool.Change{ID: tk.ID, To: spool.StatusCancelled,
+			Hook: func(context.Context, spool.Tx, *spool.Task) error { panic("boom") }})
+	}()
+	got, err := st.GetTask(ctx, tk.ID)
+	if err != nil || got.Status != spool.StatusPending {
+		t.Fatalf("after the panic the task is %v, %v; want it still pending", got, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Apply(ctx, &spool.Change{ID: tk.ID, To: spool.StatusCancelled})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("write after the panic: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("write after the panic hangs")
+	}
+}
