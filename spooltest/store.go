@@ -25,6 +25,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"GetMissing", testGetMissing},
 		{"Idempotency", testIdempotency},
 		{"CreateAllOrNothing", testCreateAllOrNothing},
+		{"CreateBatches", testCreateBatches},
 		{"Transitions", testTransitions},
 		{"Owner", testOwner},
 		{"Progress", testProgress},
@@ -687,6 +688,48 @@ func testDelete(t *testing.T, s spool.Store) {
 	}
 	if evs := allEvents(t, s); len(evs) != 0 {
 		t.Errorf("%d events left after deleting their task", len(evs))
+	}
+}
+
+// Batches of every size, idempotency keys among them (one repeated inside
+// the batch), keep their order, their fields, one event each, and the
+// counts.
+func testCreateBatches(t *testing.T, s spool.Store) {
+	total := 0
+	for _, n := range []int{1, 2, 63, 64, 65, 85, 200} {
+		in := make([]*spool.Task, n)
+		for i := range in {
+			in[i] = task("x")
+			in[i].URL = fmt.Sprintf("https://example.com/%d/%d", n, i)
+		}
+		keyed := n / 2
+		in[keyed].IdempotencyKey = fmt.Sprintf("key-%d", n)
+		dup := task("x")
+		dup.IdempotencyKey = in[keyed].IdempotencyKey
+		in = append(in, dup)
+		out := create(t, s, in...)
+		if len(out) != len(in) {
+			t.Fatalf("batch of %d: %d tasks back", len(in), len(out))
+		}
+		for i := range n {
+			if out[i].ID != in[i].ID {
+				t.Fatalf("batch of %d: task %d is %s, want %s", len(in), i, out[i].ID, in[i].ID)
+			}
+			if got := get(t, s, in[i].ID); got.URL != in[i].URL || got.Kind != "x" {
+				t.Fatalf("batch of %d: task %d stored as %+v", len(in), i, got)
+			}
+		}
+		if out[n].ID != in[keyed].ID {
+			t.Errorf("batch of %d: a repeated key made %s, want the first task %s", len(in), out[n].ID, in[keyed].ID)
+		}
+		total += n
+	}
+	if evs := allEvents(t, s); len(evs) != total {
+		t.Errorf("%d events, want one per task: %d", len(evs), total)
+	}
+	st, err := s.Stats(testCtx)
+	if err != nil || st.ByStatus[spool.StatusPending] != total {
+		t.Errorf("Stats = %+v, %v; want %d pending", st, err, total)
 	}
 }
 
