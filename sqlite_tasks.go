@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -143,14 +144,14 @@ func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Ta
 // Apply makes one change in its own transaction, possibly committed
 // together with concurrent ones.
 func (s *sqliteStore) Apply(ctx context.Context, ch *Change) (t *Task, err error) {
-	do := s.w.do
-	if ch.Hook == nil {
-		do = s.w.doOne
-	}
-	err = do(ctx, func(ctx context.Context, tx *sqlTx) error {
+	op := &writeOp{ctx: ctx, fn: func(ctx context.Context, tx *sqlTx) error {
 		t, err = tx.Apply(ctx, ch)
 		return err
-	})
+	}, oneStatement: ch.Hook == nil}
+	if mergeable(ch) {
+		op.change = ch
+	}
+	err = s.w.submit(op)
 	return t, err
 }
 
@@ -336,34 +337,10 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	if ch.To == "" {
 		rows, err = tx.query(ctx, applyProgress, min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner, ch.AtAttempt)
 	} else {
-		if !ch.To.Valid() {
-			return nil, fmt.Errorf("apply: %q is not a status: %w", ch.To, ErrInvalidTransition)
+		var args []any
+		if args, err = changeArgs(ch, now); err != nil {
+			return nil, err
 		}
-		progress, errMsg := min(max(ch.Progress, 0), 100), ch.Error
-		var due any
-		switch ch.To {
-		case StatusPending:
-			due = now.UnixNano()
-			if !ch.Due.IsZero() {
-				due = ch.Due.UnixNano()
-			}
-			errMsg = ""
-		case StatusWaiting:
-			if !ch.Due.IsZero() {
-				due = ch.Due.UnixNano()
-			}
-		case StatusCompleted:
-			progress, errMsg = 100, ""
-		}
-		out, jerr := jsonColumn(ch.Output)
-		if jerr != nil {
-			return nil, fmt.Errorf("apply: encode output: %w", jerr)
-		}
-		in, jerr := jsonColumn(ch.Input)
-		if jerr != nil {
-			return nil, fmt.Errorf("apply: encode input: %w", jerr)
-		}
-		args := []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID, ch.Owner, in, ch.AtAttempt}
 		if ch.NoResult && ch.Hook == nil {
 			// Nothing to read back: the count of changed rows is the answer.
 			res, err := tx.exec(ctx, applyQuery(ch.To, ch.Owner != "", false), args...)
@@ -404,6 +381,117 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		}
 	}
 	return t, nil
+}
+
+// changeArgs returns the parameters ?1 to ?11 of a status change's update.
+func changeArgs(ch *Change, now time.Time) ([]any, error) {
+	if !ch.To.Valid() {
+		return nil, fmt.Errorf("apply: %q is not a status: %w", ch.To, ErrInvalidTransition)
+	}
+	progress, errMsg := min(max(ch.Progress, 0), 100), ch.Error
+	var due any
+	switch ch.To {
+	case StatusPending:
+		due = now.UnixNano()
+		if !ch.Due.IsZero() {
+			due = ch.Due.UnixNano()
+		}
+		errMsg = ""
+	case StatusWaiting:
+		if !ch.Due.IsZero() {
+			due = ch.Due.UnixNano()
+		}
+	case StatusCompleted:
+		progress, errMsg = 100, ""
+	}
+	out, err := jsonColumn(ch.Output)
+	if err != nil {
+		return nil, fmt.Errorf("apply: encode output: %w", err)
+	}
+	in, err := jsonColumn(ch.Input)
+	if err != nil {
+		return nil, fmt.Errorf("apply: encode input: %w", err)
+	}
+	return []any{ch.To, progress, out, errMsg, due, ch.Attempt, now.UnixNano(), ch.ID, ch.Owner, in, ch.AtAttempt}, nil
+}
+
+// mergeable reports whether a change can share one UPDATE with others: the
+// outcome of a held task (the drain's completions), which reads nothing
+// back and runs no hook.
+func mergeable(ch *Change) bool {
+	return ch.Owner != "" && ch.Hook == nil && ch.NoResult && ch.Input == nil &&
+		ch.To.Valid() && ch.To != StatusProcessing && slices.Contains(TransitionSources(ch.To), StatusProcessing)
+}
+
+// mergedSizes are the row counts of the merged updates, largest first.
+var mergedSizes = [...]int{64, 16, 4, 1}
+
+// mergedQueries[i] applies mergedSizes[i] changes. Each VALUES row is
+// status, progress, output, error, due, attempt delta, updated, id, owner,
+// at-attempt (column1 to column10). A held task is processing, and only
+// its holder's change applies.
+var mergedQueries = func() (q [len(mergedSizes)]string) {
+	row := "(" + strings.Repeat("?, ", 9) + "?)"
+	for i, n := range mergedSizes {
+		q[i] = `UPDATE tasks SET status = v.column1, progress = MAX(tasks.progress, v.column2),
+		output = COALESCE(v.column3, tasks.output), error = v.column4, due = v.column5,
+		attempt = tasks.attempt + v.column6, lease_owner = NULL, lease_until = NULL, updated = v.column7
+		FROM (VALUES ` + row + strings.Repeat(", "+row, n-1) + `) AS v
+		WHERE tasks.id = v.column8 AND tasks.status = 'processing' AND tasks.lease_owner = v.column9
+			AND (v.column10 = 0 OR tasks.attempt = v.column10)
+		RETURNING tasks.id`
+	}
+	return q
+}()
+
+// applyMerged makes mergeable changes with as few statements as it can,
+// and returns each change's error. A change that matched no row gets the
+// reason refused finds, as from Apply.
+func (tx *sqlTx) applyMerged(ctx context.Context, chs []*Change) ([]error, error) {
+	errs := make([]error, len(chs))
+	applied := make(map[string]bool, len(chs))
+	now := time.Now()
+	rest := chs
+	args := make([]any, 0, 10*min(len(chs), mergedSizes[0]))
+	for i, n := range mergedSizes {
+		for len(rest) >= n {
+			args = args[:0]
+			for _, ch := range rest[:n] {
+				at := ch.Time
+				if at.IsZero() {
+					at = now
+				}
+				a, err := changeArgs(ch, at)
+				if err != nil {
+					return nil, err
+				}
+				// changeArgs' order, less the input (?10).
+				args = append(args, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[10])
+			}
+			rows, err := tx.query(ctx, mergedQueries[i], args...)
+			if err != nil {
+				return nil, fmt.Errorf("apply: %w", err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("apply: %w", err)
+				}
+				applied[id] = true
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return nil, fmt.Errorf("apply: %w", err)
+			}
+			rest = rest[n:]
+		}
+	}
+	for i, ch := range chs {
+		if !applied[ch.ID] {
+			_, errs[i] = tx.refused(ctx, ch)
+		}
+	}
+	return errs, nil
 }
 
 // refused explains why a change matched no row.

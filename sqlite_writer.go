@@ -57,8 +57,11 @@ type writeOp struct {
 	// one statement; SQLite makes a statement (with its triggers) atomic on
 	// its own, so it needs no savepoint.
 	oneStatement bool
-	err          error
-	done         chan struct{} // closed when a queued op is finished
+	// change, when set, is a mergeable Change that fn applies: ops with
+	// one next to each other in a batch share one UPDATE instead.
+	change *Change
+	err    error
+	done   chan struct{} // closed when a queued op is finished
 }
 
 var errStoreClosed = errors.New("spool: store closed")
@@ -249,9 +252,18 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 		return err
 	}
 	single := len(batch) == 1
-	for _, o := range batch {
+	for i := 0; i < len(batch); i++ {
+		o := batch[i]
 		if err := o.ctx.Err(); err != nil {
 			o.err = err
+			continue
+		}
+		if run := mergeRun(batch[i:]); len(run) > 1 {
+			if err := w.applyMerged(ctx, tx, run); err != nil {
+				tx.exec(ctx, "ROLLBACK")
+				return err
+			}
+			i += len(run) - 1
 			continue
 		}
 		// A cancel must not interrupt a statement: SQLite would roll back
@@ -293,6 +305,42 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 	if _, err := tx.exec(ctx, "COMMIT"); err != nil {
 		tx.exec(ctx, "ROLLBACK")
 		return err
+	}
+	return nil
+}
+
+// mergeRun returns the ops at the head of batch that carry a mergeable
+// change, are not cancelled, and each change a different task (one UPDATE
+// would apply only one of two changes to a task, and report both).
+func mergeRun(batch []*writeOp) []*writeOp {
+	n := 0
+	for n < len(batch) && batch[n].change != nil && batch[n].ctx.Err() == nil {
+		for _, o := range batch[:n] {
+			if o.change.ID == batch[n].change.ID {
+				return batch[:n]
+			}
+		}
+		n++
+	}
+	return batch[:n]
+}
+
+// applyMerged applies a run of mergeable changes together. Only an error
+// that loses the transaction is returned; any other fails the run's ops
+// (SQLite has undone the statement).
+func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) error {
+	chs := make([]*Change, len(run))
+	for i, o := range run {
+		chs[i] = o.change
+	}
+	errs, err := tx.applyMerged(ctx, chs)
+	if txLost(err) {
+		return err
+	}
+	for i, o := range run {
+		if o.err = err; err == nil {
+			o.err = errs[i]
+		}
 	}
 	return nil
 }
