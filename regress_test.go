@@ -2,9 +2,12 @@ package spool_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,5 +209,88 @@ func TestStoreHookPanicLeavesWriterUsable(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("write after the panic hangs")
+	}
+}
+
+// Outcomes queued behind a busy writer are committed together (one UPDATE
+// for many): each still gets its own answer, and a wrong owner or attempt
+// is refused as alone.
+func TestStoreOutcomesTogether(t *testing.T) {
+	ctx := context.Background()
+	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	var tasks []*spool.Task
+	for i := range 12 {
+		tasks = append(tasks, &spool.Task{ID: fmt.Sprintf("task_%02d", i), Kind: "x", Status: spool.StatusPending, Created: now, Updated: now})
+	}
+	if _, err := st.CreateTasks(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.ClaimTasks(ctx, &spool.ClaimParams{Owner: "o", Now: now, LeaseUntil: now.Add(time.Minute),
+		Batches: []spool.ClaimBatch{{Kinds: []string{"x"}, Limit: 12}}})
+	if err != nil || len(claimed) != 12 {
+		t.Fatalf("claimed %d, %v", len(claimed), err)
+	}
+	{
+		// Task 0 keeps the writer busy while the others queue.
+		busy := make(chan struct{})
+		go func() {
+			st.Apply(ctx, &spool.Change{ID: "task_00", To: "", Progress: 1, Owner: "o",
+				Hook: func(context.Context, spool.Tx, *spool.Task) error {
+					close(busy)
+					time.Sleep(50 * time.Millisecond)
+					return nil
+				}})
+		}()
+		<-busy
+		errs := make([]error, 12)
+		var wg sync.WaitGroup
+		for i := 1; i < 12; i++ {
+			ch := &spool.Change{ID: tasks[i].ID, To: spool.StatusCompleted, Owner: "o", AtAttempt: 1, NoResult: true,
+				Output: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+			switch i % 4 {
+			case 1:
+				ch.Owner = "someone-else"
+			case 2:
+				ch.AtAttempt = 2
+			case 3:
+				ch.To = spool.StatusFailed
+				ch.Error = "boom"
+				ch.Output = nil
+			}
+			wg.Go(func() { _, errs[i] = st.Apply(ctx, ch) })
+		}
+		wg.Wait()
+		for i := 1; i < 12; i++ {
+			got, err := st.GetTask(ctx, tasks[i].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch i % 4 {
+			case 1, 2:
+				if !errors.Is(errs[i], spool.ErrInvalidTransition) || got.Status != spool.StatusProcessing {
+					t.Errorf("task %d: err %v, status %s; want refused and still processing", i, errs[i], got.Status)
+				}
+			case 3:
+				if errs[i] != nil || got.Status != spool.StatusFailed || got.Error != "boom" {
+					t.Errorf("task %d: err %v, status %s %q; want failed", i, errs[i], got.Status, got.Error)
+				}
+			default:
+				if errs[i] != nil || got.Status != spool.StatusCompleted || string(got.Output) != fmt.Sprintf(`{"i":%d}`, i) || got.Progress != 100 {
+					t.Errorf("task %d: err %v, status %s output %s; want completed", i, errs[i], got.Status, got.Output)
+				}
+			}
+		}
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.ByStatus[spool.StatusCompleted] != 2 || stats.ByStatus[spool.StatusFailed] != 3 || stats.ByStatus[spool.StatusProcessing] != 7 {
+		t.Errorf("counts %v", stats.ByStatus)
 	}
 }
