@@ -46,7 +46,7 @@ type Config struct {
 
 	// Concurrency is the most handlers running at once. Defaults to
 	// GOMAXPROCS. While handlers take under 5ms on average, the engine also
-	// claims up to four times as many tasks ahead, so that one claim feeds
+	// claims up to eight times as many tasks ahead, so that one claim feeds
 	// many runs; they wait in processing for a free worker.
 	Concurrency int
 	// KindConcurrency caps the handlers of one kind running at once (video

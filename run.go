@@ -181,7 +181,7 @@ func (e *Engine) prefetch() int {
 	case e.runs == 0: // nothing ran yet: the tasks may be long
 		return 0
 	case e.runAvg < shortRun:
-		return 4 * e.cfg.Concurrency
+		return 8 * e.cfg.Concurrency
 	default:
 		return 0
 	}

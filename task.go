@@ -106,7 +106,7 @@ type Task struct {
 	Steps []Step `json:"-"`
 	// Attempt is the number of times the task has been claimed to run,
 	// counting the current one. A claim counts even if the engine dies
-	// before starting the handler: an engine claims up to four times its
+	// before starting the handler: an engine claims up to eight times its
 	// Concurrency of short tasks ahead of its free workers (never long ones),
 	// so a crash can count an attempt for a task that was held, not run.
 	Attempt     int `json:"-"`
