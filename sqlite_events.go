@@ -200,18 +200,22 @@ func (s *sqliteStore) Instances(ctx context.Context) ([]*Instance, error) {
 	return out, rows.Err()
 }
 
+// recoverTasks requeues (or fails, out of attempts) the processing tasks
+// whose lease ended (?1 is now) or whose holder is dead (?2, a JSON list).
+const recoverTasks = `UPDATE tasks SET
+	status = CASE WHEN attempt >= max_attempts THEN 'error' ELSE 'pending' END,
+	error = CASE WHEN attempt >= max_attempts
+		THEN 'worker lost while processing, after ' || attempt || ' attempts' ELSE '' END,
+	due = CASE WHEN attempt >= max_attempts THEN NULL ELSE ?1 END,
+	lease_owner = NULL, lease_until = NULL, updated = ?1
+	WHERE status = 'processing' AND status != 'completed' AND (lease_until < ?1 OR lease_owner IS NULL
+		OR lease_owner IN (SELECT value FROM json_each(?2)))`
+
 // Recover requeues the tasks of dead instances and of ended leases.
 func (s *sqliteStore) Recover(ctx context.Context, dead []string, now time.Time) (n int, err error) {
 	ids, _ := json.Marshal(append([]string{}, dead...))
 	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
-		res, err := tx.exec(ctx, `UPDATE tasks SET
-			status = CASE WHEN attempt >= max_attempts THEN 'error' ELSE 'pending' END,
-			error = CASE WHEN attempt >= max_attempts
-				THEN 'worker lost while processing, after ' || attempt || ' attempts' ELSE '' END,
-			due = CASE WHEN attempt >= max_attempts THEN NULL ELSE ?1 END,
-			lease_owner = NULL, lease_until = NULL, updated = ?1
-			WHERE status = 'processing' AND (lease_until < ?1 OR lease_owner IS NULL
-				OR lease_owner IN (SELECT value FROM json_each(?2)))`, now.UnixNano(), string(ids))
+		res, err := tx.exec(ctx, recoverTasks, now.UnixNano(), string(ids))
 		if err != nil {
 			return fmt.Errorf("recover tasks: %w", err)
 		}

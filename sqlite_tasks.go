@@ -622,33 +622,7 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 	if p != nil {
 		lp = *p
 	}
-	var where []string
-	var args []any
-	// The literal != '' lets SQLite use the partial indexes on ref and
-	// folder: a bound value alone does not imply it.
-	for _, f := range []struct{ cond, v string }{{"status = ?", string(lp.Status)}, {"kind = ?", lp.Kind},
-		{"parent_id = ?", lp.ParentID}, {"ref = ? AND ref != ''", lp.Ref}, {"folder = ? AND folder != ''", lp.Folder}} {
-		if f.v != "" {
-			where = append(where, f.cond)
-			args = append(args, f.v)
-		}
-	}
-	filter := strings.Join(where, " AND ")
-	order, cmp := "DESC", "<"
-	if lp.Oldest {
-		order, cmp = "ASC", ">"
-	}
-	page := append([]string(nil), where...)
-	pageArgs := append([]any(nil), args...)
-	if lp.After != "" {
-		page = append(page, "id "+cmp+" ?")
-		pageArgs = append(pageArgs, lp.After)
-	}
-	q := "SELECT " + taskCols + " FROM tasks"
-	if len(page) > 0 {
-		q += " WHERE " + strings.Join(page, " AND ")
-	}
-	q += " ORDER BY id " + order + " LIMIT (SELECT ?) OFFSET (SELECT ?)" // see claimQuery
+	q, pageArgs, filter, args := listQuery(&lp)
 	offset := 0
 	if lp.After == "" && lp.Page > 1 {
 		offset = (lp.Page - 1) * lp.Limit
@@ -677,6 +651,42 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// listQuery builds a list page's query and its arguments (less the limit
+// and offset), and the filter alone with its arguments, for the count.
+func listQuery(lp *ListParams) (q string, pageArgs []any, filter string, args []any) {
+	var where []string
+	// The literals let SQLite use the partial indexes on status, ref and
+	// folder: a bound value alone does not imply their conditions.
+	status := "status = ? AND status != 'completed'"
+	if lp.Status == StatusCompleted {
+		status = "status = ?" // not in the index: the walk by id finds them
+	}
+	for _, f := range []struct{ cond, v string }{{status, string(lp.Status)}, {"kind = ?", lp.Kind},
+		{"parent_id = ?", lp.ParentID}, {"ref = ? AND ref != ''", lp.Ref}, {"folder = ? AND folder != ''", lp.Folder}} {
+		if f.v != "" {
+			where = append(where, f.cond)
+			args = append(args, f.v)
+		}
+	}
+	filter = strings.Join(where, " AND ")
+	order, cmp := "DESC", "<"
+	if lp.Oldest {
+		order, cmp = "ASC", ">"
+	}
+	page := append([]string(nil), where...)
+	pageArgs = append([]any(nil), args...)
+	if lp.After != "" {
+		page = append(page, "id "+cmp+" ?")
+		pageArgs = append(pageArgs, lp.After)
+	}
+	q = "SELECT " + taskCols + " FROM tasks"
+	if len(page) > 0 {
+		q += " WHERE " + strings.Join(page, " AND ")
+	}
+	q += " ORDER BY id " + order + " LIMIT (SELECT ?) OFFSET (SELECT ?)" // see claimQuery
+	return q, pageArgs, filter, args
 }
 
 // count totals a list's matches, from the trigger-kept counts when the
@@ -774,7 +784,7 @@ func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	var created int64
-	err = s.queryRow(ctx, `SELECT created FROM tasks WHERE status = 'pending'
+	err = s.queryRow(ctx, `SELECT created FROM tasks WHERE status = 'pending' AND status != 'completed'
 		ORDER BY id LIMIT 1`).Scan(&created)
 	switch {
 	case err == nil:
