@@ -294,3 +294,65 @@ func TestStoreOutcomesTogether(t *testing.T) {
 		t.Errorf("counts %v", stats.ByStatus)
 	}
 }
+
+// Creates queued behind a busy writer share a multi-row INSERT; one that
+// fails (here a duplicate id) fails alone.
+func TestStoreCreatesTogether(t *testing.T) {
+	ctx := context.Background()
+	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	mk := func(id string) *spool.Task {
+		return &spool.Task{ID: id, Kind: "x", Status: spool.StatusPending, Created: now, Updated: now, URL: "https://example.com/" + id}
+	}
+	if _, err := st.CreateTasks(ctx, []*spool.Task{mk("task_busy"), mk("task_dup")}); err != nil {
+		t.Fatal(err)
+	}
+	busy := make(chan struct{})
+	go st.Apply(ctx, &spool.Change{ID: "task_busy", To: spool.StatusCancelled,
+		Hook: func(context.Context, spool.Tx, *spool.Task) error {
+			close(busy)
+			time.Sleep(50 * time.Millisecond)
+			return nil
+		}})
+	<-busy
+	ids := make([]string, 10)
+	errs := make([]error, 10)
+	var wg sync.WaitGroup
+	for i := range ids {
+		ids[i] = fmt.Sprintf("task_%02d", i)
+		if i == 5 {
+			ids[i] = "task_dup"
+		}
+		wg.Go(func() {
+			out, err := st.CreateTasks(ctx, []*spool.Task{mk(ids[i])})
+			if err == nil && (len(out) != 1 || out[0].ID != ids[i]) {
+				err = fmt.Errorf("got %v back", out)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if i == 5 {
+			if errs[i] == nil {
+				t.Errorf("duplicate id created")
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Errorf("create %s: %v", id, errs[i])
+			continue
+		}
+		if got, err := st.GetTask(ctx, id); err != nil || got.URL != "https://example.com/"+id {
+			t.Errorf("task %s: %v, %v", id, got, err)
+		}
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil || stats.ByStatus[spool.StatusPending] != 10 {
+		t.Errorf("Stats = %v, %v; want 10 pending", stats, err)
+	}
+}

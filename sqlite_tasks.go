@@ -130,15 +130,20 @@ func getTask(_ context.Context, row *sql.Row, id string) (*Task, error) {
 
 // CreateTasks stores tasks in one transaction.
 func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Task, err error) {
-	do := s.w.do
-	if len(tasks) == 1 && tasks[0].IdempotencyKey == "" {
-		do = s.w.doOne // one INSERT
-	}
-	err = do(ctx, func(ctx context.Context, tx *sqlTx) error {
+	op := &writeOp{ctx: ctx, fn: func(ctx context.Context, tx *sqlTx) error {
 		out, err = tx.CreateTasks(ctx, tasks)
 		return err
-	})
-	return out, err
+	}}
+	if len(tasks) == 1 && tasks[0].IdempotencyKey == "" {
+		// One INSERT, which may share a statement with other such creates
+		// in the batch; either way the task comes back as it is.
+		op.oneStatement, op.create, out = true, tasks[0], tasks
+	}
+	err = s.w.submit(op)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Apply makes one change in its own transaction, possibly committed
@@ -209,24 +214,44 @@ func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error
 }
 
 // insertSizes are the row counts of the multi-row INSERTs, largest first: a
-// batch is cut into these so that only four statements are ever prepared.
+// batch is cut into these so that few statements are ever prepared.
 var insertSizes = [...]int{64, 16, 4, 1}
 
-// insertQueries[i] inserts insertSizes[i] rows.
-var insertQueries = func() (q [len(insertSizes)]string) {
+// insertRows[n] inserts n rows, for n up to 64.
+var insertRows = func() (q [65]string) {
 	row := "(" + strings.Repeat("?, ", insertCols-1) + "?)"
-	for i, n := range insertSizes {
-		q[i] = insertTask + strings.Repeat(", "+row, n-1)
+	for n := 1; n < len(q); n++ {
+		q[n] = insertTask + strings.Repeat(", "+row, n-1)
 	}
 	return q
 }()
+
+// maxExactInsert is the most rows a group commit's creates insert with a
+// statement of their own size (see insertExact).
+const maxExactInsert = 16
+
+// insertExact inserts up to maxExactInsert tasks with one statement, which
+// either inserts them all or none.
+func (tx *sqlTx) insertExact(ctx context.Context, tasks []*Task) error {
+	args := make([]any, 0, len(tasks)*insertCols)
+	for _, t := range tasks {
+		var err error
+		if args, err = appendTaskArgs(args, t); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.exec(ctx, insertRows[len(tasks)], args...); err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	return nil
+}
 
 // insertCols is how many values insertTask binds per row.
 const insertCols = 25
 
 func (tx *sqlTx) insert(ctx context.Context, tasks []*Task) error {
 	args := make([]any, 0, min(len(tasks), insertSizes[0])*insertCols)
-	for i, n := range insertSizes {
+	for _, n := range insertSizes {
 		for len(tasks) >= n {
 			args = args[:0]
 			for _, t := range tasks[:n] {
@@ -235,7 +260,7 @@ func (tx *sqlTx) insert(ctx context.Context, tasks []*Task) error {
 					return err
 				}
 			}
-			if _, err := tx.exec(ctx, insertQueries[i], args...); err != nil {
+			if _, err := tx.exec(ctx, insertRows[n], args...); err != nil {
 				return fmt.Errorf("create task: %w", err)
 			}
 			tasks = tasks[n:]

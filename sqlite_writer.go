@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,9 @@ type writeOp struct {
 	// change, when set, is a mergeable Change that fn applies: ops with
 	// one next to each other in a batch share one UPDATE instead.
 	change *Change
+	// create, when set, is a task without idempotency key that fn inserts:
+	// ops with one next to each other share a multi-row INSERT instead.
+	create *Task
 	err    error
 	done   chan struct{} // closed when a queued op is finished
 }
@@ -259,7 +263,11 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 			continue
 		}
 		if run := mergeRun(batch[i:]); len(run) > 1 {
-			if err := w.applyMerged(ctx, tx, run); err != nil {
+			merge := w.applyMerged
+			if run[0].create != nil {
+				merge = w.insertMerged
+			}
+			if err := merge(ctx, tx, run); err != nil {
 				tx.exec(ctx, "ROLLBACK")
 				return err
 			}
@@ -309,20 +317,46 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 	return nil
 }
 
-// mergeRun returns the ops at the head of batch that carry a mergeable
-// change, are not cancelled, and each change a different task (one UPDATE
-// would apply only one of two changes to a task, and report both).
+// mergeRun returns the ops at the head of batch that can share one
+// statement: not cancelled, and all carrying a mergeable change, each to a
+// different task (one UPDATE would apply only one of two changes to a task,
+// and report both), or all a task to create.
 func mergeRun(batch []*writeOp) []*writeOp {
+	changes := batch[0].change != nil
 	n := 0
-	for n < len(batch) && batch[n].change != nil && batch[n].ctx.Err() == nil {
-		for _, o := range batch[:n] {
-			if o.change.ID == batch[n].change.ID {
-				return batch[:n]
+	for ; n < len(batch) && batch[n].ctx.Err() == nil; n++ {
+		o := batch[n]
+		if !changes {
+			if o.create == nil || n == maxExactInsert {
+				break
 			}
+			continue
 		}
-		n++
+		if o.change == nil || slices.ContainsFunc(batch[:n], func(p *writeOp) bool { return p.change.ID == o.change.ID }) {
+			break
+		}
 	}
 	return batch[:n]
+}
+
+// insertMerged inserts a run's tasks with one statement. If that fails
+// for a reason of the tasks' own, they are inserted one by one, so that
+// only the culprit fails.
+func (w *sqlWriter) insertMerged(ctx context.Context, tx *sqlTx, run []*writeOp) error {
+	tasks := make([]*Task, len(run))
+	for i, o := range run {
+		tasks[i] = o.create
+	}
+	err := tx.insertExact(ctx, tasks)
+	if err == nil || txLost(err) {
+		return err
+	}
+	for _, o := range run {
+		if o.err = o.fn(context.WithoutCancel(o.ctx), tx); txLost(o.err) {
+			return o.err
+		}
+	}
+	return nil
 }
 
 // applyMerged applies a run of mergeable changes together. Only an error
