@@ -60,6 +60,11 @@ type state struct {
 	off    int64 // file offset of buf[0]
 	n      int64 // bytes pending
 	commit int32 // the last write was the header of a commit frame
+	// read is one past the file offset of the last read, 0 if none: a
+	// write there rewrites what SQLite just read (the checksums of frames
+	// already written, walRewriteChecksums), header only, with no page
+	// after it to complete the commit frame, so it is not held back.
+	read int64
 }
 
 // Register registers the VFS once per process and returns its name.
@@ -158,6 +163,13 @@ func flush(tls *libc.TLS, pFile uintptr) int32 {
 func xWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	st := fileState(pFile)
 	amt := int64(iAmt)
+	if st.read != 0 && iOfst == st.read-1 {
+		st.read = 0
+		if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+		return callWrite(methods(st).FxWrite)(tls, pFile, zBuf, iAmt, iOfst)
+	}
 	commit := st.commit != 0
 	if st.n > 0 && (iOfst != st.off+st.n || st.n+amt > maxPending) {
 		if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
@@ -213,6 +225,7 @@ func xRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	fileState(pFile).read = iOfst + 1
 	return callWrite(methods(fileState(pFile)).FxRead)(tls, pFile, zBuf, iAmt, iOfst)
 }
 
