@@ -226,12 +226,8 @@ var insertRows = func() (q [65]string) {
 	return q
 }()
 
-// maxExactInsert is the most rows a group commit's creates insert with a
-// statement of their own size (see insertExact).
-const maxExactInsert = 16
-
-// insertExact inserts up to maxExactInsert tasks with one statement, which
-// either inserts them all or none.
+// insertExact inserts up to 64 tasks with one statement, which either
+// inserts them all or none.
 func (tx *sqlTx) insertExact(ctx context.Context, tasks []*Task) error {
 	args := make([]any, 0, len(tasks)*insertCols)
 	for _, t := range tasks {
@@ -448,17 +444,14 @@ func mergeable(ch *Change) bool {
 		ch.To.Valid() && ch.To != StatusProcessing && slices.Contains(TransitionSources(ch.To), StatusProcessing)
 }
 
-// mergedSizes are the row counts of the merged updates, largest first.
-var mergedSizes = [...]int{64, 16, 4, 1}
-
-// mergedQueries[i] applies mergedSizes[i] changes. Each VALUES row is
-// status, progress, output, error, due, attempt delta, updated, id, owner,
-// at-attempt (column1 to column10). A held task is processing, and only
-// its holder's change applies.
-var mergedQueries = func() (q [len(mergedSizes)]string) {
+// mergedQueries[n] applies n changes, for n up to maxMerged. Each VALUES
+// row is status, progress, output, error, due, attempt delta, updated, id,
+// owner, at-attempt (column1 to column10). A held task is processing, and
+// only its holder's change applies.
+var mergedQueries = func() (q [maxMerged + 1]string) {
 	row := "(" + strings.Repeat("?, ", 9) + "?)"
-	for i, n := range mergedSizes {
-		q[i] = `UPDATE tasks SET status = v.column1, progress = MAX(tasks.progress, v.column2),
+	for n := 1; n < len(q); n++ {
+		q[n] = `UPDATE tasks SET status = v.column1, progress = MAX(tasks.progress, v.column2),
 		output = COALESCE(v.column3, tasks.output), error = v.column4, due = v.column5,
 		attempt = tasks.attempt + v.column6, lease_owner = NULL, lease_until = NULL, updated = v.column7
 		FROM (VALUES ` + row + strings.Repeat(", "+row, n-1) + `) AS v
@@ -469,48 +462,42 @@ var mergedQueries = func() (q [len(mergedSizes)]string) {
 	return q
 }()
 
-// applyMerged makes mergeable changes with as few statements as it can,
-// and returns each change's error. A change that matched no row gets the
-// reason refused finds, as from Apply.
+// applyMerged makes up to maxMerged mergeable changes, each to a different
+// task, with one statement, and returns each change's error: nil, or the
+// reason refused finds for a change that matched no row, as from Apply.
+// An error of its own means the statement made no change.
 func (tx *sqlTx) applyMerged(ctx context.Context, chs []*Change) ([]error, error) {
-	errs := make([]error, len(chs))
-	applied := make(map[string]bool, len(chs))
 	now := time.Now()
-	rest := chs
-	args := make([]any, 0, 10*min(len(chs), mergedSizes[0]))
-	for i, n := range mergedSizes {
-		for len(rest) >= n {
-			args = args[:0]
-			for _, ch := range rest[:n] {
-				at := ch.Time
-				if at.IsZero() {
-					at = now
-				}
-				a, err := changeArgs(ch, at)
-				if err != nil {
-					return nil, err
-				}
-				// changeArgs' order, less the input (?10).
-				args = append(args, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[10])
-			}
-			rows, err := tx.query(ctx, mergedQueries[i], args...)
-			if err != nil {
-				return nil, fmt.Errorf("apply: %w", err)
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("apply: %w", err)
-				}
-				applied[id] = true
-			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-				return nil, fmt.Errorf("apply: %w", err)
-			}
-			rest = rest[n:]
+	args := make([]any, 0, 10*len(chs))
+	for _, ch := range chs {
+		at := ch.Time
+		if at.IsZero() {
+			at = now
 		}
+		a, err := changeArgs(ch, at)
+		if err != nil {
+			return nil, err
+		}
+		// changeArgs' order, less the input (?10).
+		args = append(args, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[10])
 	}
+	rows, err := tx.query(ctx, mergedQueries[len(chs)], args...)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	applied := make(map[string]bool, len(chs))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("apply: %w", err)
+		}
+		applied[id] = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	errs := make([]error, len(chs))
 	for i, ch := range chs {
 		if !applied[ch.ID] {
 			_, errs[i] = tx.refused(ctx, ch)

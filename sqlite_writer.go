@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -65,7 +66,23 @@ type writeOp struct {
 	// ops with one next to each other share a multi-row INSERT instead.
 	create *Task
 	err    error
-	done   chan struct{} // closed when a queued op is finished
+	// panicked holds what fn panicked with: the op is undone, and the
+	// panic goes on in the caller's goroutine, not the writer's.
+	panicked any
+	done     chan struct{} // closed when a queued op is finished
+}
+
+// call runs o.fn, turning a panic into an error that undoes the op.
+func (o *writeOp) call(tx *sqlTx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			o.panicked = r
+			err = fmt.Errorf("spool: write panicked: %v", r)
+		}
+	}()
+	// A cancel must not interrupt a statement: SQLite would roll back the
+	// whole batch, other callers' changes with it.
+	return o.fn(context.WithoutCancel(o.ctx), tx)
 }
 
 var errStoreClosed = errors.New("spool: store closed")
@@ -115,32 +132,25 @@ func (w *sqlWriter) submit(op *writeOp) error {
 		}
 		w.mu.Unlock()
 		<-op.done
-		return op.err
+	} else {
+		w.leading = true
+		w.mu.Unlock()
+		w.run([]*writeOp{op})
+		w.afterCommit()
+		w.release()
 	}
-	w.leading = true
-	w.mu.Unlock()
-	batch := []*writeOp{op}
-	defer func() {
-		// A panic in op (a hook is caller code) reaches this caller, who may
-		// recover: the writer must not stay busy with a transaction open.
-		if r := recover(); r != nil {
-			w.conn.ExecContext(context.Background(), "ROLLBACK")
-			w.release()
-			panic(r)
-		}
-	}()
-	w.run(batch)
-	w.afterCommit()
-	w.release()
+	if op.panicked != nil {
+		panic(op.panicked)
+	}
 	return op.err
 }
 
 // release ends a caller's commit: the writer's goroutine takes what was
-// queued meanwhile.
+// queued meanwhile (or, closing, fails it).
 func (w *sqlWriter) release() {
 	w.mu.Lock()
-	if len(w.queue) > 0 && !w.closed {
-		w.contended = true
+	if len(w.queue) > 0 {
+		w.contended = !w.closed
 		w.kick <- struct{}{}
 	} else {
 		w.leading = false
@@ -247,7 +257,7 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 			o.err = err
 			return nil
 		}
-		if o.err = o.fn(context.WithoutCancel(o.ctx), tx); txLost(o.err) {
+		if o.err = o.call(tx); txLost(o.err) {
 			return o.err
 		}
 		return nil
@@ -274,9 +284,6 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 			i += len(run) - 1
 			continue
 		}
-		// A cancel must not interrupt a statement: SQLite would roll back
-		// the whole batch, other callers' changes with it.
-		octx := context.WithoutCancel(o.ctx)
 		savepoint := !single && !o.oneStatement
 		if savepoint {
 			if _, err := tx.exec(ctx, "SAVEPOINT op"); err != nil {
@@ -284,7 +291,7 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 				return err
 			}
 		}
-		o.err = o.fn(octx, tx)
+		o.err = o.call(tx)
 		switch {
 		case o.err == nil:
 			if savepoint {
@@ -317,6 +324,10 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 	return nil
 }
 
+// maxMerged is the most ops that share one statement: each run size has a
+// statement of its own, prepared once.
+const maxMerged = 16
+
 // mergeRun returns the ops at the head of batch that can share one
 // statement: not cancelled, and all carrying a mergeable change, each to a
 // different task (one UPDATE would apply only one of two changes to a task,
@@ -327,12 +338,13 @@ func mergeRun(batch []*writeOp) []*writeOp {
 	for ; n < len(batch) && batch[n].ctx.Err() == nil; n++ {
 		o := batch[n]
 		if !changes {
-			if o.create == nil || n == maxExactInsert {
+			if o.create == nil || n == maxMerged {
 				break
 			}
 			continue
 		}
-		if o.change == nil || slices.ContainsFunc(batch[:n], func(p *writeOp) bool { return p.change.ID == o.change.ID }) {
+		if o.change == nil || n == maxMerged ||
+			slices.ContainsFunc(batch[:n], func(p *writeOp) bool { return p.change.ID == o.change.ID }) {
 			break
 		}
 	}
@@ -351,30 +363,37 @@ func (w *sqlWriter) insertMerged(ctx context.Context, tx *sqlTx, run []*writeOp)
 	if err == nil || txLost(err) {
 		return err
 	}
+	return oneByOne(tx, run)
+}
+
+// oneByOne runs a run's ops one statement each, after their shared
+// statement failed (and SQLite undid it) for a reason of one op's own.
+func oneByOne(tx *sqlTx, run []*writeOp) error {
 	for _, o := range run {
-		if o.err = o.fn(context.WithoutCancel(o.ctx), tx); txLost(o.err) {
+		if o.err = o.call(tx); txLost(o.err) {
 			return o.err
 		}
 	}
 	return nil
 }
 
-// applyMerged applies a run of mergeable changes together. Only an error
-// that loses the transaction is returned; any other fails the run's ops
-// (SQLite has undone the statement).
+// applyMerged applies a run of mergeable changes with one statement. If
+// that fails for a reason of the changes' own, they are applied one by one,
+// so that each gets its own answer.
 func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) error {
 	chs := make([]*Change, len(run))
 	for i, o := range run {
 		chs[i] = o.change
 	}
 	errs, err := tx.applyMerged(ctx, chs)
-	if txLost(err) {
+	switch {
+	case txLost(err):
 		return err
+	case err != nil:
+		return oneByOne(tx, run)
 	}
 	for i, o := range run {
-		if o.err = err; err == nil {
-			o.err = errs[i]
-		}
+		o.err = errs[i]
 	}
 	return nil
 }
@@ -396,6 +415,11 @@ func txLost(err error) bool {
 
 func (w *sqlWriter) close() error {
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.stopped // a Close before this one does the rest
+		return nil
+	}
 	w.closed = true
 	for w.leading {
 		w.idle.Wait()

@@ -150,7 +150,7 @@ func runChild(o options, name string) (*result, error) {
 func format(r *result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-16s n=%-8d", r.Workload, r.N)
-	for _, k := range []string{"tasks/s", "p50", "p99", "get_p50", "get_p99", "list_p50", "list_p99", "ratio"} {
+	for _, k := range []string{"tasks/s", "p50", "p99", "get_p50", "get_p99", "list_p50", "list_p99", "listfailed_p50", "listfailed_p99", "ratio"} {
 		v, ok := r.Figures[k]
 		if !ok {
 			continue

@@ -1,0 +1,133 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func testWriter(t *testing.T) *sqlWriter {
+	t.Helper()
+	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "w.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.(*sqliteStore).w
+}
+
+// until waits for cond, checked under the writer's lock.
+func until(t *testing.T, w *sqlWriter, cond func() bool) {
+	t.Helper()
+	for range 5000 {
+		w.mu.Lock()
+		ok := cond()
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("condition never held")
+}
+
+// busy starts a write that holds the writer until the returned function is
+// called.
+func busy(t *testing.T, w *sqlWriter) (release func()) {
+	block, started := make(chan struct{}), make(chan struct{})
+	go w.do(context.Background(), func(context.Context, *sqlTx) error {
+		close(started)
+		<-block
+		return nil
+	})
+	<-started
+	return func() { close(block) }
+}
+
+// Closing while one caller commits and another waits behind it answers
+// the waiting one (found in review: it hung forever).
+func TestWriterCloseAnswersQueued(t *testing.T) {
+	w := testWriter(t)
+	release := busy(t, w)
+	queued := make(chan error, 1)
+	go func() { queued <- w.do(context.Background(), func(context.Context, *sqlTx) error { return nil }) }()
+	until(t, w, func() bool { return len(w.queue) == 1 })
+	closed := make(chan error, 1)
+	go func() { closed <- w.close() }()
+	until(t, w, func() bool { return w.closed })
+	release()
+	select {
+	case err := <-queued:
+		if !errors.Is(err, errStoreClosed) && err != nil {
+			t.Errorf("queued op: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued op never got an answer")
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close hangs")
+	}
+	if err := w.do(context.Background(), func(context.Context, *sqlTx) error { return nil }); !errors.Is(err, errStoreClosed) {
+		t.Errorf("write after close = %v, want errStoreClosed", err)
+	}
+}
+
+// A panic in an op that the writer's goroutine runs (writes contended)
+// reaches the op's caller, not the writer's goroutine, and undoes only that
+// op: the others of its batch commit.
+func TestWriterPanicReachesCaller(t *testing.T) {
+	w := testWriter(t)
+	ctx := context.Background()
+	release := busy(t, w)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+			if _, err := tx.exec(ctx, "INSERT INTO cursors (name, seq) VALUES ('doomed', 1)"); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	other := make(chan error, 1)
+	go func() {
+		other <- w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+			_, err := tx.exec(ctx, "INSERT INTO cursors (name, seq) VALUES ('kept', 2)")
+			return err
+		})
+	}()
+	until(t, w, func() bool { return len(w.queue) == 2 })
+	release()
+	select {
+	case r := <-panicked:
+		if r != "boom" {
+			t.Fatalf("caller recovered %v, want boom", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panicking op never returned")
+	}
+	if err := <-other; err != nil {
+		t.Fatalf("the other op of the batch: %v", err)
+	}
+	var names []string
+	err := w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		rows, err := tx.query(ctx, "SELECT name FROM cursors ORDER BY name")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(names) != 1 || names[0] != "kept" {
+		t.Fatalf("cursors after the batch: %v, %v; want only kept", names, err)
+	}
+}
