@@ -2,8 +2,9 @@
 -- the WAL, and every one a task's status change touches is work in the
 -- hottest path (measured in BENCHMARKS.md).
 --
--- * One runnable index, (due, kind, id), serves claims of one kind and of
---   many: a claim walks it in due order and reads the kind from the index.
+-- * One runnable index, (kind, due, id), instead of two: a claim of several
+--   kinds reads each kind's oldest entries and merges them, so a backlog of
+--   one kind never slows the claims of another.
 -- * The status index leaves out completed tasks (below).
 -- * Events lose their task index: a deleted task's events are no longer
 --   deleted with it but skipped when read (the reader joins the task row)
@@ -19,7 +20,7 @@ DROP TRIGGER tasks_deleted;
 
 DROP INDEX tasks_kind_due;
 DROP INDEX tasks_due;
-CREATE INDEX tasks_due ON tasks (due, kind, id) WHERE due IS NOT NULL;
+CREATE INDEX tasks_due ON tasks (kind, due, id) WHERE due IS NOT NULL;
 
 -- The status index leaves out completed tasks, most of a table in time:
 -- a completion then only deletes an entry. Listing completed tasks walks
