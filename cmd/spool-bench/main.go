@@ -55,6 +55,7 @@ var workloads = []struct {
 	{"drain-subscribe", runDrainSubscribe, "drain with a Subscribe reader"},
 	{"memory", runMemory, "drain 100,000 tasks: peak RSS"},
 	{"scale", runScale, "drain, Get and List with 1,000,000 finished tasks in the table"},
+	{"floor", runFloor, "SQLite alone, no spool: inserts of one row per transaction, and of 500"},
 }
 
 func main() {
