@@ -43,6 +43,8 @@ func TestMigrateKeepsData(t *testing.T) {
 			exec(`UPDATE tasks SET status = ?, updated = ? WHERE id = ?`, st, 2000+i, "task_old"+string(rune('a'+i)))
 		}
 	}
+	// A workflow step refers to its parent.
+	exec(`INSERT INTO tasks (id, kind, status, parent_id, created, updated) VALUES ('task_oldstep', 'http', 'pending', 'task_olda', 3000, 3000)`)
 	var lastSeq int64
 	if err := db.QueryRow("SELECT MAX(seq) FROM events").Scan(&lastSeq); err != nil {
 		t.Fatal(err)
@@ -60,17 +62,20 @@ func TestMigrateKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[spool.Status]int{spool.StatusPending: 2, spool.StatusCompleted: 1, spool.StatusFailed: 1, spool.StatusProcessing: 1}
+	want := map[spool.Status]int{spool.StatusPending: 3, spool.StatusCompleted: 1, spool.StatusFailed: 1, spool.StatusProcessing: 1}
 	for s, n := range want {
 		if st.ByStatus[s] != n {
 			t.Errorf("after migration %s = %d, want %d (%v)", s, st.ByStatus[s], n, st.ByStatus)
 		}
 	}
-	if st.ByKind["http"][spool.StatusPending] != 1 || st.ByKind["ingest"][spool.StatusPending] != 1 {
+	if st.ByKind["http"][spool.StatusPending] != 2 || st.ByKind["ingest"][spool.StatusPending] != 1 {
 		t.Errorf("by kind after migration: %v", st.ByKind)
 	}
 	if _, err := e.Get(ctx, "task_olda"); err != nil {
 		t.Errorf("old task: %v", err)
+	}
+	if step, err := e.Get(ctx, "task_oldstep"); err != nil || step.ParentID != "task_olda" {
+		t.Errorf("old step: %+v, %v", step, err)
 	}
 	// A new event's sequence continues after the old ones.
 	if _, err := e.Create(ctx, spool.Request{Kind: "http", URL: "https://example.com/x"}); err != nil {
@@ -91,6 +96,15 @@ func TestMigrateKeepsData(t *testing.T) {
 	var seq int64
 	if err := db.QueryRow("SELECT MAX(seq) FROM events WHERE task_id != ''").Scan(&seq); err != nil {
 		t.Fatal(err)
+	}
+	var check string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check after migration: %q, %v", check, err)
+	}
+	if rows, err := db.Query("PRAGMA foreign_key_check"); err != nil || rows.Next() {
+		t.Errorf("foreign_key_check after migration finds violations (%v)", err)
+	} else {
+		rows.Close()
 	}
 	if seq <= lastSeq {
 		t.Errorf("new event's seq %d, want > %d", seq, lastSeq)

@@ -30,6 +30,7 @@ type options struct {
 	LatencyN    int    // samples for the latency workload
 	Sync        string // SQLite synchronous setting
 	CPUProfile  string // file prefix for CPU profiles
+	Payload     int    // bytes of options each task carries
 }
 
 // result is what a workload child reports to the parent.
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&which, "w", "", "comma-separated workloads to run (default: all): "+names())
 	flag.StringVar(&child, "child", "", "run one workload and print its result as JSON (internal)")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload to this file prefix")
+	flag.IntVar(&o.Payload, "payload", 0, "bytes of options each task carries (a media task's row is often 0.5-2 KB)")
 	flag.Parse()
 
 	if child != "" {
@@ -83,6 +85,9 @@ func main() {
 		}
 		for _, w := range workloads {
 			if w.name == child {
+				if o.Payload > 0 {
+					noopRequest.Options = map[string]any{"note": strings.Repeat("x", o.Payload)}
+				}
 				r, err := w.run(o)
 				if err != nil {
 					log.Fatalf("%s: %v", child, err)
@@ -104,7 +109,7 @@ func main() {
 		defer os.RemoveAll(dir)
 		o.Dir = dir
 	}
-	fmt.Printf("spool-bench: n=%d concurrency=%d synchronous=%s GOMAXPROCS=%s\n", o.N, o.Concurrency, o.Sync, gomaxprocs())
+	fmt.Printf("spool-bench: n=%d concurrency=%d synchronous=%s payload=%d GOMAXPROCS=%s\n", o.N, o.Concurrency, o.Sync, o.Payload, gomaxprocs())
 	for _, w := range workloads {
 		if which != "" && !contains(strings.Split(which, ","), w.name) {
 			continue
@@ -126,7 +131,7 @@ func runChild(o options, name string) (*result, error) {
 	defer os.RemoveAll(dir)
 	cmd := exec.Command(os.Args[0], "-child", name, "-n", fmt.Sprint(o.N), "-concurrency", fmt.Sprint(o.Concurrency),
 		"-dir", dir, "-scale-rows", fmt.Sprint(o.ScaleRows), "-latency-n", fmt.Sprint(o.LatencyN), "-sync", o.Sync,
-		"-cpuprofile", o.CPUProfile)
+		"-cpuprofile", o.CPUProfile, "-payload", fmt.Sprint(o.Payload))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -20,6 +20,10 @@ var ctx = context.Background()
 func noop(context.Context, *spool.Job) error { return nil }
 
 // open opens a client engine on a fresh file database.
+// noopRequest is the request of every task the workloads create
+// (-payload adds options to it).
+var noopRequest = spool.Request{Kind: "noop"}
+
 func open(o options, name string, cfg spool.Config) (*spool.Engine, error) {
 	path := filepath.Join(o.Dir, name+".db")
 	store, err := spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
@@ -63,7 +67,7 @@ func runCreate(o options) (*result, error) {
 	start := time.Now()
 	for i := range o.N {
 		t0 := time.Now()
-		if _, err := e.Create(ctx, spool.Request{Kind: "noop"}); err != nil {
+		if _, err := e.Create(ctx, noopRequest); err != nil {
 			return nil, err
 		}
 		lat[i] = time.Since(t0)
@@ -88,7 +92,7 @@ func runCreate8(o options) (*result, error) {
 		wg.Go(func() {
 			for i := w; i < o.N; i += g {
 				t0 := time.Now()
-				if _, err := e.Create(ctx, spool.Request{Kind: "noop"}); err != nil {
+				if _, err := e.Create(ctx, noopRequest); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
@@ -123,7 +127,7 @@ func runCreateMany(o options) (*result, error) {
 func createMany(e *spool.Engine, n int) error {
 	reqs := make([]spool.Request, 1000)
 	for i := range reqs {
-		reqs[i] = spool.Request{Kind: "noop"}
+		reqs[i] = noopRequest
 	}
 	for done := 0; done < n; done += len(reqs) {
 		if _, err := e.CreateMany(ctx, reqs[:min(len(reqs), n-done)]); err != nil {
@@ -265,7 +269,7 @@ func runLatency(o options) (*result, error) {
 	lat := make([]time.Duration, o.LatencyN)
 	for i := range lat {
 		t0 := time.Now()
-		tk, err := e.Create(ctx, spool.Request{Kind: "noop"})
+		tk, err := e.Create(ctx, noopRequest)
 		if err != nil {
 			return nil, err
 		}
