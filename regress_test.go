@@ -174,11 +174,7 @@ func TestCancelledBeforeStartNeverRuns(t *testing.T) {
 // transaction it was in is rolled back, and the writer takes new writes.
 func TestStoreHookPanicLeavesWriterUsable(t *testing.T) {
 	ctx := context.Background()
-	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now()
 	tk := &spool.Task{ID: "task_panic", Kind: "x", Status: spool.StatusPending, Created: now, Updated: now}
 	if _, err := st.CreateTasks(ctx, []*spool.Task{tk}); err != nil {
@@ -217,11 +213,7 @@ func TestStoreHookPanicLeavesWriterUsable(t *testing.T) {
 // is refused as alone.
 func TestStoreOutcomesTogether(t *testing.T) {
 	ctx := context.Background()
-	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now()
 	var tasks []*spool.Task
 	for i := range 12 {
@@ -299,11 +291,7 @@ func TestStoreOutcomesTogether(t *testing.T) {
 // fails (here a duplicate id) fails alone.
 func TestStoreCreatesTogether(t *testing.T) {
 	ctx := context.Background()
-	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now()
 	mk := func(id string) *spool.Task {
 		return &spool.Task{ID: id, Kind: "x", Status: spool.StatusPending, Created: now, Updated: now, URL: "https://example.com/" + id}
@@ -355,4 +343,16 @@ func TestStoreCreatesTogether(t *testing.T) {
 	if err != nil || stats.ByStatus[spool.StatusPending] != 10 {
 		t.Errorf("Stats = %v, %v; want 10 pending", stats, err)
 	}
+}
+
+// openStore opens a SQLite store on a file of its own, closed when the test
+// ends.
+func openStore(t *testing.T) spool.Store {
+	t.Helper()
+	st, err := spool.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -32,6 +32,17 @@ func open(t *testing.T, path, vfs string, pragmas ...string) *sql.DB {
 	return db
 }
 
+// writer opens path for writing on one connection and makes table t,
+// indexed on b.
+func writer(t *testing.T, path, vfs string, pragmas ...string) *sql.DB {
+	t.Helper()
+	w := open(t, path, vfs, pragmas...)
+	w.SetMaxOpenConns(1)
+	mustExec(t, w, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	mustExec(t, w, "CREATE INDEX t_b ON t (b)")
+	return w
+}
+
 func register(t *testing.T) string {
 	t.Helper()
 	name, err := walvfs.Register()
@@ -70,10 +81,7 @@ func TestCommitVisibleThroughFile(t *testing.T) {
 	for _, sync := range []string{"NORMAL", "FULL", "OFF"} {
 		t.Run(sync, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db")
-			w := open(t, path, name, "synchronous("+sync+")")
-			w.SetMaxOpenConns(1)
-			mustExec(t, w, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
-			mustExec(t, w, "CREATE INDEX t_b ON t (b)")
+			w := writer(t, path, name, "synchronous("+sync+")")
 			r := open(t, path, "")
 			for i := 1; i <= 200; i++ {
 				mustExec(t, w, "INSERT INTO t (b) VALUES (?)", strings.Repeat(fmt.Sprint(i), i))
@@ -92,10 +100,7 @@ func TestCommitVisibleThroughFile(t *testing.T) {
 func TestTransactionSizes(t *testing.T) {
 	name := register(t)
 	path := filepath.Join(t.TempDir(), "db")
-	w := open(t, path, name, "cache_size(10)")
-	w.SetMaxOpenConns(1)
-	mustExec(t, w, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
-	mustExec(t, w, "CREATE INDEX t_b ON t (b)")
+	w := writer(t, path, name, "cache_size(10)")
 	want := 0
 	for n := 1; n <= 8192; n *= 2 {
 		for _, commit := range []bool{false, true} {
@@ -140,9 +145,7 @@ func TestTransactionSizes(t *testing.T) {
 func TestWALRestart(t *testing.T) {
 	name := register(t)
 	path := filepath.Join(t.TempDir(), "db")
-	w := open(t, path, name, "wal_autocheckpoint(50)")
-	w.SetMaxOpenConns(1)
-	mustExec(t, w, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	w := writer(t, path, name, "wal_autocheckpoint(50)")
 	for i := 0; i < 3000; i++ {
 		mustExec(t, w, "INSERT INTO t (b) VALUES (?)", strings.Repeat("z", 300))
 	}
@@ -176,9 +179,7 @@ func TestCommitInFilesAtOnce(t *testing.T) {
 		for _, cache := range []string{"cache_size(10)", "cache_size(-8192)"} {
 			t.Run("vfs="+vfs+"/"+cache, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "db")
-				w := open(t, path, vfs, cache, "synchronous(NORMAL)", "wal_autocheckpoint(0)")
-				w.SetMaxOpenConns(1)
-				mustExec(t, w, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+				w := writer(t, path, vfs, cache, "synchronous(NORMAL)", "wal_autocheckpoint(0)")
 				want := 0
 				for _, n := range []int{1, 500, 3} {
 					tx, err := w.Begin()
