@@ -7,7 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/spoolrun/spool/internal/walvfs"
 	"io/fs"
 	"net/url"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spoolrun/spool/internal/walvfs"
 )
 
 //go:embed migrations/sqlite/*.sql
@@ -157,14 +158,14 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 		// that a commit never waits for one.
 		wdsn += "&_pragma=wal_autocheckpoint(0)"
 	}
-	// The writer's page cache is 8 MiB (SQLite's default is 2): a claim or
-	// a completion then finds the index pages it needs in memory even with a
-	// million finished rows in the table.
 	if !memory {
 		if err := createSQLite(ctx, path, o.PageSize); err != nil {
 			return nil, err
 		}
 	}
+	// The writer's page cache is 8 MiB (SQLite's default is 2): a claim or
+	// a completion then finds the index pages it needs in memory even with a
+	// million finished rows in the table.
 	wdb, err := sql.Open("sqlite", wdsn+"&_pragma=cache_size(-8192)")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
