@@ -43,8 +43,10 @@ func TestMigrateKeepsData(t *testing.T) {
 			exec(`UPDATE tasks SET status = ?, updated = ? WHERE id = ?`, st, 2000+i, "task_old"+string(rune('a'+i)))
 		}
 	}
-	// A workflow step refers to its parent.
+	// A workflow step refers to its parent; another's parent was deleted
+	// with foreign keys off.
 	exec(`INSERT INTO tasks (id, kind, status, parent_id, created, updated) VALUES ('task_oldstep', 'http', 'pending', 'task_olda', 3000, 3000)`)
+	exec(`INSERT INTO tasks (id, kind, status, parent_id, created, updated) VALUES ('task_orphan', 'http', 'completed', 'task_gone', 3000, 3000)`)
 	var lastSeq int64
 	if err := db.QueryRow("SELECT MAX(seq) FROM events").Scan(&lastSeq); err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func TestMigrateKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[spool.Status]int{spool.StatusPending: 3, spool.StatusCompleted: 1, spool.StatusFailed: 1, spool.StatusProcessing: 1}
+	want := map[spool.Status]int{spool.StatusPending: 3, spool.StatusCompleted: 2, spool.StatusFailed: 1, spool.StatusProcessing: 1}
 	for s, n := range want {
 		if st.ByStatus[s] != n {
 			t.Errorf("after migration %s = %d, want %d (%v)", s, st.ByStatus[s], n, st.ByStatus)
@@ -76,6 +78,9 @@ func TestMigrateKeepsData(t *testing.T) {
 	}
 	if step, err := e.Get(ctx, "task_oldstep"); err != nil || step.ParentID != "task_olda" {
 		t.Errorf("old step: %+v, %v", step, err)
+	}
+	if orphan, err := e.Get(ctx, "task_orphan"); err != nil || orphan.ParentID != "" {
+		t.Errorf("orphaned step: %+v, %v; want kept without its parent", orphan, err)
 	}
 	// A new event's sequence continues after the old ones.
 	if _, err := e.Create(ctx, spool.Request{Kind: "http", URL: "https://example.com/x"}); err != nil {

@@ -356,3 +356,88 @@ func openStore(t *testing.T) spool.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// Stores opened at the same time on a file that does not exist yet all
+// open (found in review: creating the file with its page size made the
+// others fail with "database is locked").
+func TestOpenNewFileConcurrently(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("new-%d.db", round))
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				st, err := spool.OpenSQLite(context.Background(), path, nil)
+				if err == nil {
+					err = st.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, store %d: %v", round, i, err)
+			}
+		}
+	}
+}
+
+// panicJSON panics when encoded: caller code that runs inside a write.
+type panicJSON struct{}
+
+func (panicJSON) MarshalJSON() ([]byte, error) { panic("boom") }
+
+// A create whose options panic when encoded, queued with others that share
+// its INSERT, panics in its own caller only; the others are created.
+func TestStoreMergedCreatePanic(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Now()
+	mk := func(id string) *spool.Task {
+		return &spool.Task{ID: id, Kind: "x", Status: spool.StatusPending, Created: now, Updated: now}
+	}
+	if _, err := st.CreateTasks(ctx, []*spool.Task{mk("task_busy")}); err != nil {
+		t.Fatal(err)
+	}
+	busy := make(chan struct{})
+	go st.Apply(ctx, &spool.Change{ID: "task_busy", To: spool.StatusCancelled,
+		Hook: func(context.Context, spool.Tx, *spool.Task) error {
+			close(busy)
+			time.Sleep(50 * time.Millisecond)
+			return nil
+		}})
+	<-busy
+	results := make([]any, 6)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					results[i] = r
+				}
+			}()
+			tk := mk(fmt.Sprintf("task_%d", i))
+			if i == 3 {
+				tk.Options = map[string]any{"bad": panicJSON{}}
+			}
+			_, err := st.CreateTasks(ctx, []*spool.Task{tk})
+			results[i] = err
+		})
+	}
+	wg.Wait()
+	for i, r := range results {
+		switch {
+		case i == 3:
+			if s := fmt.Sprint(r); !strings.Contains(s, "boom") {
+				t.Errorf("the bad create returned %v, want its panic", r)
+			}
+		case r != nil:
+			t.Errorf("create %d: %v", i, r)
+		}
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil || stats.ByStatus[spool.StatusPending] != 5 {
+		t.Errorf("Stats = %v, %v; want 5 pending", stats, err)
+	}
+}

@@ -209,18 +209,35 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 // empty) its page size and WAL mode: the page size is fixed by the first
 // write, and the connections' own settings come too late for it.
 func createSQLite(ctx context.Context, path string, pageSize int) error {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+	exists := func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Size() > 0
+	}
+	if exists() {
 		return nil
 	}
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath())
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		return fmt.Errorf("create sqlite %s: %w", path, err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d; PRAGMA journal_mode = WAL", pageSize)); err != nil {
-		return fmt.Errorf("create sqlite %s: %w", path, err)
+	// Another store opening the same new file at the same time may hold
+	// it, and SQLite does not always wait while it changes the journal
+	// mode: try again until one of them has made it.
+	for {
+		_, err = db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d; PRAGMA journal_mode = WAL", pageSize))
+		if err == nil || exists() {
+			return nil
+		}
+		if !isBusy(err) {
+			return fmt.Errorf("create sqlite %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create sqlite %s: %w", path, err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // walRestartFrames is the WAL length, in frames, past which the writer

@@ -554,6 +554,10 @@ func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParam
 	return out, err
 }
 
+// maxClaimArms is the most kinds claimQuery merges one by one (SQLite
+// allows 500 arms in a compound SELECT).
+const maxClaimArms = 64
+
 // claimQuery claims from one kind or several, oldest due first across
 // them; the kinds are parameters ?5 onwards. Each kind's oldest entries are
 // read from the runnable index (kind, due, id) in order, so a backlog of
@@ -562,6 +566,16 @@ func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParam
 // bare parameter there makes SQLite prepare the statement again whenever
 // it is bound (the planner reads the value), which was 7% of the drain.
 func claimQuery(kinds int) string {
+	if kinds > maxClaimArms {
+		// Past SQLite's limit on a compound SELECT's arms: one walk of the
+		// runnable entries of every kind, sorted.
+		return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
+	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
+	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
+		WHERE kind IN (?5` + strings.Repeat(", ?", kinds-1) + `) AND due IS NOT NULL AND due <= ?3
+		ORDER BY due, id LIMIT (SELECT ?4))
+	RETURNING ` + taskCols
+	}
 	pick := func(kind string) string {
 		return `SELECT id, due FROM tasks INDEXED BY tasks_due
 		WHERE kind = ` + kind + ` AND due IS NOT NULL AND due <= ?3 ORDER BY due, id LIMIT (SELECT ?4)`
@@ -590,10 +604,12 @@ func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, 
 				continue
 			}
 			args := []any{p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), b.Limit}
-			for _, k := range b.Kinds {
-				args = append(args, k)
+			for i, k := range b.Kinds {
+				if !slices.Contains(b.Kinds[:i], k) { // a kind twice would count twice
+					args = append(args, k)
+				}
 			}
-			rows, err := tx.query(ctx, claimQuery(len(b.Kinds)), args...)
+			rows, err := tx.query(ctx, claimQuery(len(args)-4), args...)
 			if err != nil {
 				return fmt.Errorf("claim tasks: %w", err)
 			}

@@ -230,7 +230,7 @@ func (w *sqlWriter) run(batch []*writeOp) {
 			return
 		}
 		for _, o := range batch {
-			o.err = nil
+			o.err, o.panicked = nil, nil
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -359,11 +359,24 @@ func (w *sqlWriter) insertMerged(ctx context.Context, tx *sqlTx, run []*writeOp)
 	for i, o := range run {
 		tasks[i] = o.create
 	}
-	err := tx.insertExact(ctx, tasks)
+	err := shared(func() error { return tx.insertExact(ctx, tasks) })
 	if err == nil || txLost(err) {
 		return err
 	}
 	return oneByOne(tx, run)
+}
+
+// shared runs a statement shared by a run of ops, turning a panic (in
+// encoding an op's caller-supplied values, before the statement runs) into
+// an error, so that the run falls back to one op at a time and the panic
+// reaches that op's caller.
+func shared(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("spool: write panicked: %v", r)
+		}
+	}()
+	return f()
 }
 
 // oneByOne runs a run's ops one statement each, after their shared
@@ -385,7 +398,11 @@ func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) 
 	for i, o := range run {
 		chs[i] = o.change
 	}
-	errs, err := tx.applyMerged(ctx, chs)
+	var errs []error
+	err := shared(func() (err error) {
+		errs, err = tx.applyMerged(ctx, chs)
+		return err
+	})
 	switch {
 	case txLost(err):
 		return err

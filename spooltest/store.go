@@ -31,6 +31,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"Progress", testProgress},
 		{"ClaimOrderAndLimits", testClaimOrder},
 		{"ClaimDue", testClaimDue},
+		{"ClaimManyKinds", testClaimManyKinds},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"CreateAndClaim", testCreateAndClaim},
 		{"Events", testEvents},
@@ -730,6 +731,36 @@ func testCreateBatches(t *testing.T, s spool.Store) {
 	st, err := s.Stats(testCtx)
 	if err != nil || st.ByStatus[spool.StatusPending] != total {
 		t.Errorf("Stats = %+v, %v; want %d pending", st, err, total)
+	}
+}
+
+// A claim over many kinds (more than SQLite merges in one compound query)
+// takes the oldest due across them, and a kind named twice counts once.
+func testClaimManyKinds(t *testing.T, s spool.Store) {
+	var kinds []string
+	var tasks []*spool.Task
+	base := time.Now().Add(-time.Hour)
+	for i := range 120 {
+		kind := fmt.Sprintf("k%03d", i)
+		kinds = append(kinds, kind)
+		tk := task(kind)
+		tk.Created = base.Add(time.Duration(120-i) * time.Second) // the last kinds are the oldest
+		tasks = append(tasks, tk)
+	}
+	create(t, s, tasks...)
+	got := claim(t, s, "o", spool.ClaimBatch{Kinds: kinds, Limit: 5})
+	if len(got) != 5 {
+		t.Fatalf("claimed %d of 120 kinds, want 5", len(got))
+	}
+	for _, tk := range got {
+		if tk.Kind < "k115" {
+			t.Errorf("claimed %s, want the five oldest (k115-k119)", tk.Kind)
+		}
+	}
+	a1, a2 := task("dup"), task("dup")
+	create(t, s, a1, a2)
+	if got := claim(t, s, "o", spool.ClaimBatch{Kinds: []string{"dup", "dup"}, Limit: 2}); len(got) != 2 {
+		t.Errorf("a kind named twice claimed %d of 2", len(got))
 	}
 }
 

@@ -59,7 +59,10 @@ INSERT INTO tasks (id, kind, status, progress, input, options, output, error, cr
         idempotency_key, run_at, due, attempt, max_attempts, lease_owner, lease_until,
         created, updated)
     SELECT id, kind, status, progress, input, options, output, error, created_by,
-        parent_id, workflow, results, steps, url, file_id, ref, folder, webhook_url,
+        -- A step whose parent is gone (deleted with foreign keys off, as
+        -- the sqlite3 shell has them) keeps its row, without the parent.
+        CASE WHEN parent_id IN (SELECT id FROM tasks_0002) THEN parent_id END,
+        workflow, results, steps, url, file_id, ref, folder, webhook_url,
         idempotency_key, run_at, due, attempt, max_attempts, lease_owner, lease_until,
         created, updated
     FROM tasks_0002 ORDER BY id;
