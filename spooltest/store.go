@@ -40,6 +40,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"HeartbeatRecover", testHeartbeatRecover},
 		{"List", testList},
 		{"Delete", testDelete},
+		{"EventsPastDeleted", testEventsPastDeleted},
 		{"Stats", testStats},
 		{"PruneAndCursor", testPruneAndCursor},
 	}
@@ -761,6 +762,38 @@ func testClaimManyKinds(t *testing.T, s spool.Store) {
 	create(t, s, a1, a2)
 	if got := claim(t, s, "o", spool.ClaimBatch{Kinds: []string{"dup", "dup"}, Limit: 2}); len(got) != 2 {
 		t.Errorf("a kind named twice claimed %d of 2", len(got))
+	}
+}
+
+// A reader whose cursor is behind many events of deleted tasks gets the
+// live events after them, not an empty batch for ever.
+func testEventsPastDeleted(t *testing.T, s spool.Store) {
+	var doomed []*spool.Task
+	for range 250 {
+		doomed = append(doomed, task("x"))
+	}
+	create(t, s, doomed...)
+	for _, tk := range doomed {
+		if _, err := s.Apply(testCtx, &spool.Change{ID: tk.ID, To: spool.StatusCancelled}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteTask(testCtx, tk.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := []*spool.Task{task("x"), task("x"), task("x")}
+	create(t, s, live...)
+	evs, err := s.Events(testCtx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(live) {
+		t.Fatalf("%d events after 500 of deleted tasks, want the %d live ones", len(evs), len(live))
+	}
+	for i, ev := range evs {
+		if ev.Task.ID != live[i].ID || ev.Type != spool.EventCreated {
+			t.Errorf("event %d: %s of %s, want the creation of %s", i, ev.Type, ev.Task.ID, live[i].ID)
+		}
 	}
 }
 
