@@ -80,12 +80,14 @@ type Store interface {
 	RemoveInstance(ctx context.Context, id string) error
 
 	// Events returns up to limit events committed after the event with id
-	// after ("" for the first), oldest first.
+	// after ("" for the first), oldest first, leaving out those of deleted
+	// tasks. It returns fewer than limit only when there are no more.
 	Events(ctx context.Context, after string, limit int) ([]*Event, error)
 	// LastEventID returns the id of the newest event, or "".
 	LastEventID(ctx context.Context) (string, error)
 	// PruneEvents deletes the events older than before, except those after
 	// keepAfter (an event id; "" keeps none), and returns how many it deleted.
+	// Events created later still sort after every id handed out before.
 	PruneEvents(ctx context.Context, before time.Time, keepAfter string) (int, error)
 	// Cursor returns the event id stored under name, or "".
 	Cursor(ctx context.Context, name string) (string, error)
