@@ -29,7 +29,6 @@ func TestQueryPlans(t *testing.T) {
 		{"claim one kind", claimQuery(1), []any{"o", 1, 2, 10, "x"}},
 		{"get", selectTask, []any{"task_x"}},
 		{"events", selectEvents, []any{1, 10}},
-		{"events' tasks", selectEventTasks, []any{`["task_a","task_b"]`}},
 		{"recover", recoverTasks, []any{1, "[]"}},
 	}
 	for _, st := range statuses {

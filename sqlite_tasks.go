@@ -28,50 +28,31 @@ type scanner interface{ Scan(dest ...any) error }
 
 // scanTask reads a row of taskCols.
 func scanTask(r scanner) (*Task, error) {
-	raw, err := scanRawTask(r)
+	var (
+		t                                                Task
+		input, options, output, workflow, results, steps sql.NullString
+		parent, idem                                     sql.NullString
+		runAt, created, updated                          int64
+	)
+	err := r.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &input, &options, &output,
+		&t.Error, &t.CreatedBy, &parent, &workflow, &results, &steps, &t.URL, &t.FileID,
+		&t.WebhookURL, &idem, &runAt, &t.Attempt, &t.MaxAttempts,
+		&created, &updated)
 	if err != nil {
 		return nil, err
 	}
-	return raw.task()
-}
-
-// rawTask is a row of taskCols as stored, its JSON not yet decoded: the
-// event reader decodes one row into a fresh Task for each of its events.
-type rawTask struct {
-	t                                                Task // the plain columns
-	input, options, output, workflow, results, steps sql.NullString
-	parent, idem                                     sql.NullString
-	runAt, created, updated                          int64
-}
-
-func scanRawTask(r scanner) (*rawTask, error) {
-	var rt rawTask
-	t := &rt.t
-	err := r.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &rt.input, &rt.options, &rt.output,
-		&t.Error, &t.CreatedBy, &rt.parent, &rt.workflow, &rt.results, &rt.steps, &t.URL, &t.FileID,
-		&t.WebhookURL, &rt.idem, &rt.runAt, &t.Attempt, &t.MaxAttempts,
-		&rt.created, &rt.updated)
-	if err != nil {
-		return nil, err
+	t.ParentID, t.IdempotencyKey = parent.String, idem.String
+	if runAt != 0 {
+		t.RunAt = time.Unix(0, runAt).UTC()
 	}
-	return &rt, nil
-}
-
-// task decodes the row into a Task of its own.
-func (rt *rawTask) task() (*Task, error) {
-	t := rt.t
-	t.ParentID, t.IdempotencyKey = rt.parent.String, rt.idem.String
-	if rt.runAt != 0 {
-		t.RunAt = time.Unix(0, rt.runAt).UTC()
-	}
-	t.Created, t.Updated = time.Unix(0, rt.created).UTC(), time.Unix(0, rt.updated).UTC()
-	if rt.output.Valid {
-		t.Output = json.RawMessage(rt.output.String)
+	t.Created, t.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	if output.Valid {
+		t.Output = json.RawMessage(output.String)
 	}
 	for _, c := range []struct {
 		s   sql.NullString
 		dst any
-	}{{rt.input, &t.Input}, {rt.options, &t.Options}, {rt.workflow, &t.Workflow}, {rt.results, &t.Results}, {rt.steps, &t.Steps}} {
+	}{{input, &t.Input}, {options, &t.Options}, {workflow, &t.Workflow}, {results, &t.Results}, {steps, &t.Steps}} {
 		if c.s.Valid {
 			if err := json.Unmarshal([]byte(c.s.String), c.dst); err != nil {
 				return nil, fmt.Errorf("decode task %s: %w", t.ID, err)
