@@ -245,7 +245,7 @@ func createSQLite(ctx context.Context, path string, pageSize int) error {
 // beginning. A PASSIVE checkpoint running beside a busy writer never catches
 // up, and an ever longer WAL makes every commit extend the file, which costs
 // several times what overwriting it does.
-const walRestartFrames = 4096
+const walRestartFrames = 8192
 
 // checkpointLoop copies the WAL back into the database whenever the writer
 // has committed enough to ask for it. PASSIVE never blocks the writer; the
