@@ -17,9 +17,6 @@ const taskCols = `id, kind, status, progress, input, options, output, error, cre
 	parent_id, workflow, results, steps, url, file_id, webhook_url,
 	idempotency_key, run_at, attempt, max_attempts, created, updated`
 
-const insertTask = `INSERT INTO tasks (` + taskCols + `, ref, folder, due)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-
 const selectTask = `SELECT ` + taskCols + ` FROM tasks WHERE id = ?`
 
 const selectByIdempotencyKey = `SELECT ` + taskCols + ` FROM tasks WHERE idempotency_key = ?`
@@ -217,47 +214,107 @@ func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error
 // batch is cut into these so that few statements are ever prepared.
 var insertSizes = [...]int{64, 16, 4, 1}
 
-// insertRows[n] inserts n rows, for n up to 64.
-var insertRows = func() (q [65]string) {
-	row := "(" + strings.Repeat("?, ", insertCols-1) + "?)"
-	for n := 1; n < len(q); n++ {
-		q[n] = insertTask + strings.Repeat(", "+row, n-1)
-	}
-	return q
-}()
+// rowShape is one form of the tasks INSERT: its columns, its statements
+// for 1 to 64 rows, and how a task becomes a row's values.
+type rowShape struct {
+	cols int
+	rows [65]string
+	args func(args []any, t *Task) ([]any, error)
+}
 
-// insertExact inserts up to 64 tasks with one statement, which either
-// inserts them all or none.
-func (tx *sqlTx) insertExact(ctx context.Context, tasks []*Task) error {
-	args := make([]any, 0, len(tasks)*insertCols)
+func newRowShape(cols []string, args func([]any, *Task) ([]any, error)) *rowShape {
+	sh := &rowShape{cols: len(cols), args: args}
+	row := "(" + strings.Repeat("?, ", len(cols)-1) + "?)"
+	head := "INSERT INTO tasks (" + strings.Join(cols, ", ") + ") VALUES " + row
+	for n := 1; n < len(sh.rows); n++ {
+		sh.rows[n] = head + strings.Repeat(", "+row, n-1)
+	}
+	return sh
+}
+
+// fullRow binds every column; leanRow only those a new task usually sets,
+// the rest taking their defaults: a Create binds 15 values, not 25.
+var (
+	fullRow = newRowShape(append(strings.Fields(strings.ReplaceAll(taskCols, ",", " ")), "ref", "folder", "due"),
+		func(args []any, t *Task) ([]any, error) {
+			cols, err := jsonColumns(t.Input, t.Options, t.Output, t.Workflow, t.Results, t.Steps)
+			if err != nil {
+				return nil, err
+			}
+			refOpt, _ := t.Options["ref"].(string)
+			folderOpt, _ := t.Options["folder"].(string)
+			return append(args, t.ID, t.Kind, t.Status, t.Progress, cols[0], cols[1],
+				cols[2], t.Error, t.CreatedBy, nullString(t.ParentID), cols[3], cols[4], cols[5],
+				t.URL, t.FileID, t.WebhookURL, nullString(t.IdempotencyKey), unixNano(t.RunAt),
+				t.Attempt, t.MaxAttempts, t.Created.UnixNano(), t.Updated.UnixNano(), refOpt, folderOpt, due(t)), nil
+		})
+	leanRow = newRowShape([]string{"id", "kind", "status", "input", "options", "created_by", "url",
+		"file_id", "webhook_url", "max_attempts", "created", "updated", "ref", "folder", "due"},
+		func(args []any, t *Task) ([]any, error) {
+			cols, err := jsonColumns(t.Input, t.Options)
+			if err != nil {
+				return nil, err
+			}
+			refOpt, _ := t.Options["ref"].(string)
+			folderOpt, _ := t.Options["folder"].(string)
+			return append(args, t.ID, t.Kind, t.Status, cols[0], cols[1], t.CreatedBy, t.URL,
+				t.FileID, t.WebhookURL, t.MaxAttempts, t.Created.UnixNano(), t.Updated.UnixNano(),
+				refOpt, folderOpt, due(t)), nil
+		})
+)
+
+// shapeOf returns the lean shape when every task fits it.
+func shapeOf(tasks []*Task) *rowShape {
 	for _, t := range tasks {
-		var err error
-		if args, err = appendTaskArgs(args, t); err != nil {
-			return err
+		if t.Progress != 0 || len(t.Output) != 0 || t.Error != "" || t.ParentID != "" ||
+			len(t.Workflow) != 0 || t.Results != nil || len(t.Steps) != 0 || t.IdempotencyKey != "" ||
+			!t.RunAt.IsZero() || t.Attempt != 0 {
+			return fullRow
 		}
 	}
-	if _, err := tx.exec(ctx, insertRows[len(tasks)], args...); err != nil {
-		return fmt.Errorf("create task: %w", err)
+	return leanRow
+}
+
+// jsonColumns encodes values for JSON columns (see jsonColumn).
+func jsonColumns(vs ...any) ([]any, error) {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		c, err := jsonColumn(v)
+		if err != nil {
+			return nil, fmt.Errorf("create task: encode: %w", err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// due is when a new task becomes runnable: now if pending, at its run_at
+// if waiting on a time, never (NULL) otherwise.
+func due(t *Task) any {
+	switch t.Status {
+	case StatusPending:
+		return t.Created.UnixNano()
+	case StatusWaiting:
+		if !t.RunAt.IsZero() {
+			return t.RunAt.UnixNano()
+		}
 	}
 	return nil
 }
 
-// insertCols is how many values insertTask binds per row.
-const insertCols = 25
+// insertExact inserts up to 64 tasks with one statement, which either
+// inserts them all or none.
+func (tx *sqlTx) insertExact(ctx context.Context, tasks []*Task) error {
+	return tx.insertRows(ctx, tasks, make([]any, 0, len(tasks)*fullRow.cols))
+}
 
+// insert inserts tasks in statements of insertSizes rows.
 func (tx *sqlTx) insert(ctx context.Context, tasks []*Task) error {
-	args := make([]any, 0, min(len(tasks), insertSizes[0])*insertCols)
+	args := make([]any, 0, min(len(tasks), insertSizes[0])*fullRow.cols)
 	for _, n := range insertSizes {
 		for len(tasks) >= n {
-			args = args[:0]
-			for _, t := range tasks[:n] {
-				var err error
-				if args, err = appendTaskArgs(args, t); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.exec(ctx, insertRows[n], args...); err != nil {
-				return fmt.Errorf("create task: %w", err)
+			if err := tx.insertRows(ctx, tasks[:n], args); err != nil {
+				return err
 			}
 			tasks = tasks[n:]
 		}
@@ -265,31 +322,21 @@ func (tx *sqlTx) insert(ctx context.Context, tasks []*Task) error {
 	return nil
 }
 
-// appendTaskArgs appends the insertCols values of t's row.
-func appendTaskArgs(args []any, t *Task) ([]any, error) {
-	var cols [6]any
-	for i, v := range []any{t.Input, t.Options, t.Output, t.Workflow, t.Results, t.Steps} {
-		c, err := jsonColumn(v)
-		if err != nil {
-			return nil, fmt.Errorf("create task: encode: %w", err)
-		}
-		cols[i] = c
-	}
-	var due any
-	switch t.Status {
-	case StatusPending:
-		due = t.Created.UnixNano()
-	case StatusWaiting:
-		if !t.RunAt.IsZero() {
-			due = t.RunAt.UnixNano()
+// insertRows inserts up to 64 tasks with one statement, building its
+// arguments in args' storage.
+func (tx *sqlTx) insertRows(ctx context.Context, tasks []*Task, args []any) error {
+	sh := shapeOf(tasks)
+	args = args[:0]
+	for _, t := range tasks {
+		var err error
+		if args, err = sh.args(args, t); err != nil {
+			return err
 		}
 	}
-	refOpt, _ := t.Options["ref"].(string)
-	folderOpt, _ := t.Options["folder"].(string)
-	return append(args, t.ID, t.Kind, t.Status, t.Progress, cols[0], cols[1],
-		cols[2], t.Error, t.CreatedBy, nullString(t.ParentID), cols[3], cols[4], cols[5],
-		t.URL, t.FileID, t.WebhookURL, nullString(t.IdempotencyKey), unixNano(t.RunAt),
-		t.Attempt, t.MaxAttempts, t.Created.UnixNano(), t.Updated.UnixNano(), refOpt, folderOpt, due), nil
+	if _, err := tx.exec(ctx, sh.rows[len(tasks)], args...); err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	return nil
 }
 
 // applyQueries holds the conditional update of every (target status,

@@ -2,6 +2,7 @@ package spooltest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,6 +27,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"Idempotency", testIdempotency},
 		{"CreateAllOrNothing", testCreateAllOrNothing},
 		{"CreateBatches", testCreateBatches},
+		{"CreateEveryField", testCreateEveryField},
 		{"Transitions", testTransitions},
 		{"Owner", testOwner},
 		{"Progress", testProgress},
@@ -793,6 +795,58 @@ func testEventsPastDeleted(t *testing.T, s spool.Store) {
 	for i, ev := range evs {
 		if ev.Task.ID != live[i].ID || ev.Type != spool.EventCreated {
 			t.Errorf("event %d: %s of %s, want the creation of %s", i, ev.Type, ev.Task.ID, live[i].ID)
+		}
+	}
+}
+
+// A task with any one field set, created in one batch with plain ones (a
+// store may write rows of a batch differently), reads back as written.
+func testCreateEveryField(t *testing.T, s spool.Store) {
+	parent := task("workflow")
+	create(t, s, parent)
+	asJSON := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	for _, c := range []struct {
+		name string
+		set  func(*spool.Task)
+		same func(got, want *spool.Task) bool
+	}{
+		{"status and run_at", func(t *spool.Task) { t.Status, t.RunAt = spool.StatusWaiting, t.Created.Add(time.Hour) },
+			func(g, w *spool.Task) bool { return g.Status == w.Status && g.RunAt.Equal(w.RunAt) }},
+		{"progress", func(t *spool.Task) { t.Progress = 40 }, func(g, w *spool.Task) bool { return g.Progress == 40 }},
+		{"error", func(t *spool.Task) { t.Error = "not yet" }, func(g, w *spool.Task) bool { return g.Error == w.Error }},
+		{"output", func(t *spool.Task) { t.Output = []byte(`{"partial":true}`) },
+			func(g, w *spool.Task) bool { return string(g.Output) == string(w.Output) }},
+		{"parent", func(t *spool.Task) { t.ParentID = parent.ID }, func(g, w *spool.Task) bool { return g.ParentID == parent.ID }},
+		{"attempt", func(t *spool.Task) { t.Attempt = 2 }, func(g, w *spool.Task) bool { return g.Attempt == 2 }},
+		{"workflow", func(t *spool.Task) {
+			t.Workflow = []spool.TaskSummary{{ID: "task_child", Object: "task", Kind: "image", Status: spool.StatusPending}}
+		}, func(g, w *spool.Task) bool { return asJSON(g.Workflow) == asJSON(w.Workflow) }},
+		{"results", func(t *spool.Task) { t.Results = &spool.Results{Passed: []map[string]any{{"id": "a"}}, Continue: true} },
+			func(g, w *spool.Task) bool { return asJSON(g.Results) == asJSON(w.Results) }},
+		{"steps", func(t *spool.Task) {
+			t.Steps = []spool.Step{{Kind: "image", Ref: "thumb", Options: map[string]any{"width": float64(8)}}}
+		},
+			func(g, w *spool.Task) bool { return asJSON(g.Steps) == asJSON(w.Steps) }},
+		{"inputs and hooks", func(t *spool.Task) {
+			t.CreatedBy, t.URL, t.FileID, t.WebhookURL = "me", "https://example.com/a.png", "file_x", "https://example.com/hook"
+			t.Input = &spool.File{Object: "source", URL: t.URL}
+			t.Options = map[string]any{"width": float64(64), "ref": "r", "folder": "f"}
+		}, func(g, w *spool.Task) bool {
+			return g.CreatedBy == w.CreatedBy && g.URL == w.URL && g.FileID == w.FileID && g.WebhookURL == w.WebhookURL &&
+				asJSON(g.Input) == asJSON(w.Input) && asJSON(g.Options) == asJSON(w.Options)
+		}},
+	} {
+		one := task("image")
+		c.set(one)
+		plain1, plain2 := task("image"), task("image")
+		create(t, s, plain1, one, plain2)
+		if got := get(t, s, one.ID); !c.same(got, one) {
+			t.Errorf("%s: got %+v\nwant %+v", c.name, got, one)
+		}
+		for _, p := range []*spool.Task{plain1, plain2} {
+			if g := get(t, s, p.ID); g.Status != spool.StatusPending || g.ParentID != "" || g.Progress != 0 || g.Attempt != 0 || len(g.Output) != 0 {
+				t.Errorf("%s: plain task beside it: %+v", c.name, g)
+			}
 		}
 	}
 }
