@@ -618,13 +618,15 @@ func claimQuery(kinds int) string {
 		// runnable entries of every kind, sorted.
 		return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
-	WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due
+	WHERE rowid IN (SELECT rowid FROM tasks INDEXED BY tasks_due
 		WHERE kind IN (?5` + strings.Repeat(", ?", kinds-1) + `) AND due IS NOT NULL AND due <= ?3
 		ORDER BY due, id LIMIT (SELECT ?4))
 	RETURNING ` + taskCols
 	}
+	// The index entries hold the rowid: the update finds each row with
+	// one search, not two through the id index.
 	pick := func(kind string) string {
-		return `SELECT id, due FROM tasks INDEXED BY tasks_due
+		return `SELECT rowid AS rid, due, id FROM tasks INDEXED BY tasks_due
 		WHERE kind = ` + kind + ` AND due IS NOT NULL AND due <= ?3 ORDER BY due, id LIMIT (SELECT ?4)`
 	}
 	sel := pick("?5")
@@ -633,11 +635,11 @@ func claimQuery(kinds int) string {
 		for i := range arms {
 			arms[i] = "SELECT * FROM (" + pick(fmt.Sprintf("?%d", 5+i)) + ")"
 		}
-		sel = "SELECT id, due FROM (" + strings.Join(arms, " UNION ALL ") + ") ORDER BY due, id LIMIT (SELECT ?4)"
+		sel = "SELECT rid, due, id FROM (" + strings.Join(arms, " UNION ALL ") + ") ORDER BY due, id LIMIT (SELECT ?4)"
 	}
 	return `UPDATE tasks SET status = 'processing', attempt = attempt + 1,
 	lease_owner = ?1, lease_until = ?2, due = NULL, updated = ?3
-	WHERE id IN (SELECT id FROM (` + sel + `))
+	WHERE rowid IN (SELECT rid FROM (` + sel + `))
 	RETURNING ` + taskCols
 }
 
