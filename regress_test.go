@@ -299,14 +299,7 @@ func TestStoreCreatesTogether(t *testing.T) {
 	if _, err := st.CreateTasks(ctx, []*spool.Task{mk("task_busy"), mk("task_dup")}); err != nil {
 		t.Fatal(err)
 	}
-	busy := make(chan struct{})
-	go st.Apply(ctx, &spool.Change{ID: "task_busy", To: spool.StatusCancelled,
-		Hook: func(context.Context, spool.Tx, *spool.Task) error {
-			close(busy)
-			time.Sleep(50 * time.Millisecond)
-			return nil
-		}})
-	<-busy
+	holdWriter(t, st, "task_busy")
 	ids := make([]string, 10)
 	errs := make([]error, 10)
 	var wg sync.WaitGroup
@@ -400,14 +393,7 @@ func TestStoreMergedCreatePanic(t *testing.T) {
 	if _, err := st.CreateTasks(ctx, []*spool.Task{mk("task_busy")}); err != nil {
 		t.Fatal(err)
 	}
-	busy := make(chan struct{})
-	go st.Apply(ctx, &spool.Change{ID: "task_busy", To: spool.StatusCancelled,
-		Hook: func(context.Context, spool.Tx, *spool.Task) error {
-			close(busy)
-			time.Sleep(50 * time.Millisecond)
-			return nil
-		}})
-	<-busy
+	holdWriter(t, st, "task_busy")
 	results := make([]any, 6)
 	var wg sync.WaitGroup
 	for i := range results {
@@ -440,4 +426,19 @@ func TestStoreMergedCreatePanic(t *testing.T) {
 	if err != nil || stats.ByStatus[spool.StatusPending] != 5 {
 		t.Errorf("Stats = %v, %v; want 5 pending", stats, err)
 	}
+}
+
+// holdWriter keeps st's writer busy for 50 ms from its return, cancelling
+// the pending task id inside a hook that waits, so that the writes made
+// meanwhile queue and are committed together.
+func holdWriter(t *testing.T, st spool.Store, id string) {
+	t.Helper()
+	busy := make(chan struct{})
+	go st.Apply(context.Background(), &spool.Change{ID: id, To: spool.StatusCancelled,
+		Hook: func(context.Context, spool.Tx, *spool.Task) error {
+			close(busy)
+			time.Sleep(50 * time.Millisecond)
+			return nil
+		}})
+	<-busy
 }
