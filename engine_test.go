@@ -581,11 +581,7 @@ func (s *countingStore) ClaimTasks(ctx context.Context, p *spool.ClaimParams) ([
 // due, the run loop must wait for a worker to finish, not claim in a loop.
 func TestNoSpinAtKindLimit(t *testing.T) {
 	ctx := ctxT(t)
-	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "spool.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	cs := &countingStore{Store: st}
 	e := openFile(t, spool.Config{Store: cs, Concurrency: 4, KindConcurrency: map[string]int{"slow": 1}})
 	release := make(chan struct{})

@@ -55,12 +55,7 @@ func (f *failOnce) Apply(ctx context.Context, ch *spool.Change) (*spool.Task, er
 // the engine stops renewing the task's lease, so the task is recovered and
 // run again instead of staying processing forever.
 func TestOutcomeWriteFailureRecovered(t *testing.T) {
-	ctx := ctxT(t)
-	st, err := spool.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	var runs atomic.Int32
 	e := spooltest.New(t, &spool.Config{Store: &failOnce{Store: st}, LeaseDuration: 500 * time.Millisecond,
 		HeartbeatInterval: 50 * time.Millisecond}, map[string]spool.Handler{
