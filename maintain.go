@@ -1,0 +1,49 @@
+package spool
+
+import (
+	"context"
+	"time"
+)
+
+// maintainLoop prunes events that are old and delivered, and sweeps up
+// file bytes that no record owns.
+func (e *Engine) maintainLoop(ctx context.Context) {
+	every := max(min(e.cfg.EventRetention/10, time.Minute), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var swept time.Time
+	for {
+		if err := e.prune(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("spool: prune events", "err", err)
+		}
+		if time.Since(swept) >= e.cfg.OrphanFileAge/2 {
+			swept = time.Now()
+			if n, err := e.sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("spool: sweep orphaned files", "err", err)
+			} else if n > 0 {
+				e.log.Info("spool: swept orphaned file bytes", "files", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) prune(ctx context.Context) error {
+	keep := ""
+	if e.cfg.OnEvent != nil {
+		c, err := e.store.Cursor(ctx, e.cfg.EventCursor)
+		if err != nil {
+			return err
+		}
+		keep = c
+		if keep == "" {
+			keep = eventID(0, time.Unix(0, 0))
+		}
+	}
+	_, err := e.store.PruneEvents(ctx, time.Now().Add(-e.cfg.EventRetention), keep)
+	return err
+}
