@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,15 +72,11 @@ type Engine struct {
 	closed   bool
 	// unavailable maps the kinds a started engine cannot run to the reason.
 	unavailable map[string]string
-	held        map[string]*run // tasks under this engine's lease
-	idle        bool            // the last claim drained the queue
+	kinds       []string        // the kinds with a handler, sorted; fixed at Start
+	sched       *scheduler      // the runs this engine holds and its workers
 	handoffs    sync.WaitGroup  // Creates handing a task to a worker
 	handlerCtx  context.Context // parent of every handler's context
-	byKind      map[string]int  // running handlers per kind
-	nrunning    int
-	runs        int64
-	runAvg      time.Duration // moving average of handler run times
-	leaseCheck  time.Time     // when recover last looked for expired leases
+	leaseCheck  time.Time       // when recover last looked for expired leases
 
 	wake       chan struct{} // a task may be claimable
 	changed    signal        // something was committed
@@ -117,12 +115,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		log:      cfg.Logger,
 		handlers: map[string]Handler{},
 		specs:    map[string]*KindSpec{},
-		held:     map[string]*run{},
-		byKind:   map[string]int{},
+		sched:    newScheduler(cfg.Concurrency, cfg.KindConcurrency),
 		wake:     make(chan struct{}, 1),
 	}
 	e.life, e.endLife = context.WithCancel(context.Background())
-	e.inst = Instance{ID: e.ids.next("inst_", time.Now()), Host: host, PID: os.Getpid(), Started: time.Now()}
+	boot, pidNS := processSpace()
+	e.inst = Instance{ID: e.ids.next("inst_", time.Now()), Host: host, PID: os.Getpid(),
+		BootID: boot, PIDNamespace: pidNS, Started: time.Now()}
 	return e, nil
 }
 
@@ -189,7 +188,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.mu.Unlock()
 		return fmt.Errorf("spool: start: %w", err)
 	}
-	if _, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), nil); err != nil {
+	if _, err := e.store.Heartbeat(ctx, &e.inst, e.cfg.LeaseDuration, nil); err != nil {
 		return fail(err)
 	}
 	if err := e.recover(ctx); err != nil {
@@ -214,6 +213,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return ErrClosed
 	}
 	e.started, e.unavailable = true, unavailable
+	e.kinds = slices.Sorted(maps.Keys(e.handlers))
 	claimCtx, stopClaims := context.WithCancel(context.Background())
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	handlerCtx, halt := context.WithCancelCause(context.Background())
@@ -246,6 +246,11 @@ func (e *Engine) goLoop(f func()) {
 // until ctx ends, then cancels them (context.Cause is ErrShutdown) and puts
 // their tasks back to pending without using up an attempt. It closes the
 // store unless Config.Store was given.
+//
+// A handler that ignores its cancelled context gets one more second; then
+// Close returns anyway, with an error naming the tasks still running.
+// Those handlers go on in the background, their outcomes are not
+// recorded, and their tasks come back when their leases run out.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -266,20 +271,34 @@ func (e *Engine) Close(ctx context.Context) error {
 			e.settling.Wait()
 			close(done)
 		}()
+		stuck := false
 		select {
 		case <-done:
 		case <-ctx.Done():
 			e.halt(ErrShutdown)
-			<-done
+			select {
+			case <-done:
+			case <-time.After(closeGrace):
+				stuck = true
+			}
 		}
 		e.halt(ErrShutdown)
 		e.stopLoops()
 		e.loops.Wait()
-		// The tasks are settled: forget this instance so nothing waits on
-		// its heartbeat.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		errs = append(errs, e.store.RemoveInstance(rctx, e.inst.ID))
-		cancel()
+		if stuck {
+			var ids []string
+			for _, r := range e.sched.snapshot() {
+				ids = append(ids, r.task.ID)
+			}
+			slices.Sort(ids)
+			errs = append(errs, fmt.Errorf("handlers still running for tasks %v: %w", ids, ctx.Err()))
+		} else {
+			// The tasks are settled: forget this instance so nothing waits
+			// on its heartbeat.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			errs = append(errs, e.store.RemoveInstance(rctx, e.inst.ID))
+			cancel()
+		}
 	}
 	e.endLife()
 	if e.cfg.Store == nil {
@@ -291,6 +310,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// closeGrace is how long Close waits for handlers once it has cancelled
+// them.
+const closeGrace = time.Second
 
 // signal is a broadcast: wait returns a channel closed by the next notify.
 type signal struct {

@@ -18,31 +18,42 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		e.mu.Lock()
-		before := make([]*run, 0, len(e.held))
-		ids := make([]string, 0, len(e.held))
-		for id, r := range e.held {
-			if r.claimed {
-				before = append(before, r)
-				ids = append(ids, id)
-			}
+		e.heartbeat(ctx)
+	}
+}
+
+// heartbeat renews the leases once, then recovers what dead engines held.
+// Each store call has a deadline, so that a database locked by another
+// process never hangs the loop; a renewal may wait up to a lease, since
+// until then it can still keep the tasks.
+func (e *Engine) heartbeat(ctx context.Context) {
+	held := e.sched.snapshot()
+	ids := make([]string, 0, len(held))
+	for _, r := range held {
+		if !slices.Contains(ids, r.task.ID) {
+			ids = append(ids, r.task.ID)
 		}
-		e.mu.Unlock()
-		held, err := e.store.Heartbeat(ctx, &e.inst, time.Now().Add(e.cfg.LeaseDuration), ids)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Error("spool: heartbeat", "err", err)
-			}
-			continue
+	}
+	hctx, cancel := context.WithTimeout(ctx, e.cfg.LeaseDuration)
+	kept, err := e.store.Heartbeat(hctx, &e.inst, e.cfg.LeaseDuration, ids)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("spool: heartbeat", "err", err)
 		}
-		for _, r := range before {
-			if !slices.Contains(held, r.task.ID) {
-				r.cancel(e.lostCause(ctx, r.task.ID))
-			}
+		// Without a renewal this engine cannot tell its own expired
+		// leases from a dead engine's: recover nothing this time.
+		return
+	}
+	for _, r := range held {
+		if !slices.Contains(kept, r.task.ID) {
+			r.cancel(e.lostCause(ctx, r.task.ID))
 		}
-		if err := e.recover(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("spool: recover tasks", "err", err)
-		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.LeaseDuration)
+	defer cancel()
+	if err := e.recover(rctx); err != nil && ctx.Err() == nil {
+		e.log.Error("spool: recover tasks", "err", err)
 	}
 }
 
@@ -56,29 +67,16 @@ func (e *Engine) lostCause(ctx context.Context, id string) error {
 }
 
 // recover takes back the tasks of engines that are gone and of leases that
-// ran out. On this host an engine is gone when its process is: a busy
-// process whose heartbeat waits behind other writers is still alive. On
-// another host it is gone when its heartbeat is stale. A hung process's
-// tasks come back when their leases run out.
+// ran out. A hung process's tasks come back when their leases run out.
 func (e *Engine) recover(ctx context.Context) error {
 	insts, err := e.store.Instances(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	stale := now.Add(-max(5*e.cfg.HeartbeatInterval, 5*time.Second))
 	var dead []string
 	for _, in := range insts {
-		switch {
-		case in.ID == e.inst.ID:
-		case in.Host == e.inst.Host:
-			// The same pid from before this process started was a process
-			// that is gone (pids are reused, in containers often).
-			if in.PID != e.inst.PID && !processAlive(in.PID) ||
-				in.PID == e.inst.PID && in.Started.Before(processStart) {
-				dead = append(dead, in.ID)
-			}
-		case in.Heartbeat.Before(stale):
+		if e.isDead(in, now) {
 			dead = append(dead, in.ID)
 		}
 	}
@@ -97,4 +95,33 @@ func (e *Engine) recover(ctx context.Context) error {
 		e.poke()
 	}
 	return nil
+}
+
+// isDead decides whether another engine is gone. A PID means the same
+// process only on the same host, boot and PID namespace (two containers
+// with host networking share a host name, not their PIDs): there, an
+// engine is dead at once when its process is gone, or when its PID is this
+// process's and it started before this process did (PIDs are reused, in
+// containers often). Anywhere else an engine is dead when it has not
+// recorded a heartbeat for a whole lease: by then its leases have run out
+// anyway, and an engine busy behind another process's long write is not
+// taken for dead before.
+func (e *Engine) isDead(in *Instance, now time.Time) bool {
+	if in.ID == e.inst.ID {
+		return false
+	}
+	if e.sameProcessSpace(in) {
+		if in.PID == e.inst.PID {
+			return in.Started.Before(processStart)
+		}
+		return !processAlive(in.PID)
+	}
+	return in.Heartbeat.Before(now.Add(-e.cfg.LeaseDuration))
+}
+
+// sameProcessSpace reports whether in runs where this engine's PIDs mean
+// the same processes.
+func (e *Engine) sameProcessSpace(in *Instance) bool {
+	return in.Host == e.inst.Host && e.inst.BootID != "" && in.BootID == e.inst.BootID &&
+		e.inst.PIDNamespace != "" && in.PIDNamespace == e.inst.PIDNamespace
 }

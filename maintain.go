@@ -32,18 +32,11 @@ func (e *Engine) maintainLoop(ctx context.Context) {
 	}
 }
 
+// prune deletes events past their retention that every stored cursor
+// (OnEvent's, a webhook sender's, a user's) has passed.
 func (e *Engine) prune(ctx context.Context) error {
-	keep := ""
-	if e.cfg.OnEvent != nil {
-		c, err := e.store.Cursor(ctx, e.cfg.EventCursor)
-		if err != nil {
-			return err
-		}
-		keep = c
-		if keep == "" {
-			keep = eventID(0, time.Unix(0, 0))
-		}
-	}
-	_, err := e.store.PruneEvents(ctx, time.Now().Add(-e.cfg.EventRetention), keep)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := e.store.PruneEvents(ctx, time.Now().Add(-e.cfg.EventRetention))
 	return err
 }

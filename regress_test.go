@@ -217,7 +217,7 @@ func TestStoreOutcomesTogether(t *testing.T) {
 	if _, err := st.CreateTasks(ctx, tasks); err != nil {
 		t.Fatal(err)
 	}
-	claimed, err := st.ClaimTasks(ctx, &spool.ClaimParams{Owner: "o", Now: now, LeaseUntil: now.Add(time.Minute),
+	claimed, err := st.ClaimTasks(ctx, &spool.ClaimParams{Owner: "o", Now: now, Lease: time.Minute,
 		Batches: []spool.ClaimBatch{{Kinds: []string{"x"}, Limit: 12}}})
 	if err != nil || len(claimed) != 12 {
 		t.Fatalf("claimed %d, %v", len(claimed), err)

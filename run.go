@@ -5,21 +5,208 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 )
 
-// run is a task this engine holds under its lease: claimed and waiting for
-// a worker, running, or having its outcome recorded.
+// run is one attempt at a task that this engine holds under its lease:
+// claimed and waiting for a worker, running, or having its outcome
+// recorded.
 type run struct {
 	task   *Task
 	ctx    context.Context // the handler's; cancelled before the start if the task is
 	cancel context.CancelCauseFunc
-	// claimed is false while a hand-off's claim is not committed yet, when
-	// the store cannot know the task: the heartbeat leaves it alone.
-	// Guarded by e.mu.
-	claimed bool
+	done   chan struct{} // closed when the engine lets the run go
+}
+
+func (r *run) key() runKey { return runKey{r.task.ID, r.task.Attempt} }
+
+// runKey names a run: a task on one attempt. Two claims of one task (the
+// first lost its lease) are two runs, so that the end of the first cannot
+// forget the second.
+type runKey struct {
+	id      string
+	attempt int
+}
+
+// scheduler is the run loop's state: the runs this engine holds and the
+// workers they use. Its invariants, which run_test.go checks:
+//   - running counts the workers taken and not freed: at most limit in
+//     all, at most kindLimit[k] of kind k where that is set;
+//   - held has one entry per claimed run not yet let go, under its key,
+//     and an ending run removes only its own entry;
+//   - a new claim of a task cancels the older runs of that task (their
+//     lease is lost), and a run starts only once no older run of its task
+//     is held, so one engine never runs a task twice at once.
+type scheduler struct {
+	mu        sync.Mutex
+	limit     int
+	kindLimit map[string]int
+	held      map[runKey]*run
+	byKind    map[string]int // running handlers per kind
+	running   int
+	runs      int64
+	runAvg    time.Duration // moving average of handler run times
+	idle      bool          // the last claim drained the queue
+}
+
+func newScheduler(limit int, kindLimit map[string]int) *scheduler {
+	return &scheduler{limit: limit, kindLimit: kindLimit, held: map[runKey]*run{}, byKind: map[string]int{}}
+}
+
+// newRun makes a run of t whose context derives from parent.
+func newRun(parent context.Context, t *Task) *run {
+	ctx, cancel := context.WithCancelCause(parent)
+	return &run{task: t, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+}
+
+// hold records claimed runs and cancels the older runs of their tasks,
+// whose leases the new claims prove lost.
+func (s *scheduler) hold(runs ...*run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range runs {
+		for k, old := range s.held {
+			if k.id == r.task.ID && k.attempt < r.task.Attempt {
+				old.cancel(ErrLeaseLost)
+			}
+		}
+		s.held[r.key()] = r
+	}
+}
+
+// forget removes r, and only r, from the held runs.
+func (s *scheduler) forget(r *run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[r.key()] == r {
+		delete(s.held, r.key())
+		close(r.done)
+	}
+}
+
+// older returns a held run of r's task on an earlier attempt, or nil.
+func (s *scheduler) older(r *run) *run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, old := range s.held {
+		if k.id == r.task.ID && k.attempt < r.task.Attempt {
+			return old
+		}
+	}
+	return nil
+}
+
+// find returns the held runs of a task.
+func (s *scheduler) find(id string) []*run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*run
+	for k, r := range s.held {
+		if k.id == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// snapshot returns the held runs.
+func (s *scheduler) snapshot() []*run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*run, 0, len(s.held))
+	for _, r := range s.held {
+		out = append(out, r)
+	}
+	return out
+}
+
+// take counts a worker busy with a task of kind, if one is free within the
+// limits.
+func (s *scheduler) take(kind string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeLocked(kind)
+}
+
+func (s *scheduler) takeLocked(kind string) bool {
+	if s.running >= s.limit {
+		return false
+	}
+	if limit, ok := s.kindLimit[kind]; ok && limit > 0 && s.byKind[kind] >= limit {
+		return false
+	}
+	s.byKind[kind]++
+	s.running++
+	return true
+}
+
+// free counts a worker of kind free again and, when took is not negative,
+// learns from it how long runs take.
+func (s *scheduler) free(kind string, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if took >= 0 {
+		if s.runs++; s.runs == 1 {
+			s.runAvg = took
+		} else {
+			s.runAvg += (took - s.runAvg) / 8
+		}
+	}
+	s.byKind[kind]--
+	s.running--
+}
+
+// room returns how many workers are free and, for each kind with a limit,
+// how many more of its tasks may run.
+func (s *scheduler) room(kinds []string) (free int, byKind map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	free = s.limit - s.running
+	byKind = map[string]int{}
+	for _, k := range kinds {
+		if limit, ok := s.kindLimit[k]; ok && limit > 0 {
+			byKind[k] = min(limit-s.byKind[k], free)
+		}
+	}
+	return free, byKind
+}
+
+// prefetch is how many tasks to claim beyond the free workers. Short tasks
+// are claimed ahead, so that one claim statement feeds many runs; long ones
+// (media work) are not, so that an idle engine elsewhere can take them.
+func (s *scheduler) prefetch() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.runs == 0: // nothing ran yet: the tasks may be long
+		return 0
+	case s.runAvg < shortRun:
+		return 8 * s.limit
+	default:
+		return 0
+	}
+}
+
+func (s *scheduler) setIdle(idle bool) {
+	s.mu.Lock()
+	s.idle = idle
+	s.mu.Unlock()
+}
+
+// reserve takes a worker for a hand-off if the queue is drained, so that
+// the new task does not overtake queued ones.
+func (s *scheduler) reserve(kind string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.idle {
+		return false
+	}
+	if !s.takeLocked(kind) {
+		s.idle = false // tasks queue up: keep them in order
+		return false
+	}
+	return true
 }
 
 // runLoop claims tasks whenever a worker is free and there may be work: at
@@ -42,10 +229,8 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 				return
 			}
 		}
-		e.mu.Lock()
 		// Drained: Create may hand new tasks straight to free workers.
-		e.idle = err == nil && want > 0 && len(runs) < want
-		e.mu.Unlock()
+		e.sched.setIdle(err == nil && want > 0 && len(runs) < want)
 		if want > 0 && len(runs) == want {
 			continue // more may be runnable
 		}
@@ -79,6 +264,17 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 // attempt, and startAll returns false.
 func (e *Engine) startAll(ctx context.Context, runs []*run) bool {
 	for i, r := range runs {
+		// An earlier run of the task lost its lease (this claim cancelled
+		// it) but has not returned yet: the task must not run twice at
+		// once.
+		for old := e.sched.older(r); old != nil; old = e.sched.older(r) {
+			select {
+			case <-ctx.Done():
+				e.release(runs[i:])
+				return false
+			case <-old.done:
+			}
+		}
 		for !e.startRun(r) {
 			select {
 			case <-ctx.Done():
@@ -109,14 +305,12 @@ func (e *Engine) release(runs []*run) {
 	wg.Wait()
 }
 
-// letGo forgets a task this engine no longer holds, so that its lease is no
+// letGo forgets a run this engine no longer holds, so that its lease is no
 // longer renewed: if its outcome could not be recorded, the lease runs out
 // and the task is recovered.
 func (e *Engine) letGo(r *run) {
 	r.cancel(nil)
-	e.mu.Lock()
-	delete(e.held, r.task.ID)
-	e.mu.Unlock()
+	e.sched.forget(r)
 }
 
 // claim takes runnable tasks: as many as there are free workers plus a
@@ -124,26 +318,22 @@ func (e *Engine) letGo(r *run) {
 // many it asked for (0 when no worker is free), asked the kinds it asked
 // for.
 func (e *Engine) claim(ctx, handlerCtx context.Context) (runs []*run, want int, asked []string, err error) {
-	e.mu.Lock()
-	free := e.cfg.Concurrency - e.nrunning
-	want = free + e.prefetch()
-	var batches []ClaimBatch
-	var open []string
-	for kind := range e.handlers {
-		limit, ok := e.cfg.KindConcurrency[kind]
-		if !ok || limit <= 0 {
-			open = append(open, kind)
-			continue
-		}
-		if n := min(limit-e.byKind[kind], free); n > 0 {
-			batches = append(batches, ClaimBatch{Kinds: []string{kind}, Limit: n})
-		}
-	}
-	e.mu.Unlock()
+	free, limited := e.sched.room(e.kinds)
 	if free <= 0 {
 		return nil, 0, nil, nil
 	}
-	slices.Sort(open)
+	want = free + e.sched.prefetch()
+	var batches []ClaimBatch
+	var open []string
+	for _, kind := range e.kinds {
+		n, ok := limited[kind]
+		switch {
+		case !ok:
+			open = append(open, kind)
+		case n > 0:
+			batches = append(batches, ClaimBatch{Kinds: []string{kind}, Limit: n})
+		}
+	}
 	// Limited kinds first, so that their share is not eaten by the rest.
 	if len(open) > 0 {
 		batches = append(batches, ClaimBatch{Kinds: open, Limit: want})
@@ -157,34 +347,20 @@ func (e *Engine) claim(ctx, handlerCtx context.Context) (runs []*run, want int, 
 	if want == 0 {
 		return nil, 0, nil, nil
 	}
-	now := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.LeaseDuration)
+	defer cancel()
 	tasks, err := e.store.ClaimTasks(ctx, &ClaimParams{
-		Owner: e.inst.ID, Now: now, LeaseUntil: now.Add(e.cfg.LeaseDuration), Batches: batches,
+		Owner: e.inst.ID, Now: time.Now(), Lease: e.cfg.LeaseDuration, Batches: batches,
 	})
-	e.mu.Lock()
-	for _, t := range tasks {
-		rctx, cancel := context.WithCancelCause(handlerCtx)
-		r := &run{task: t, ctx: rctx, cancel: cancel, claimed: true}
-		e.held[t.ID] = r
-		runs = append(runs, r)
+	if err != nil {
+		return nil, want, asked, err
 	}
-	e.mu.Unlock()
-	return runs, want, asked, err
-}
-
-// prefetch is how many tasks to claim beyond the free workers. Short tasks
-// are claimed ahead, so that one claim statement feeds many runs; long ones
-// (media work) are not, so that an idle engine elsewhere can take them.
-// Called with e.mu held.
-func (e *Engine) prefetch() int {
-	switch {
-	case e.runs == 0: // nothing ran yet: the tasks may be long
-		return 0
-	case e.runAvg < shortRun:
-		return 8 * e.cfg.Concurrency
-	default:
-		return 0
+	runs = make([]*run, len(tasks))
+	for i, t := range tasks {
+		runs[i] = newRun(handlerCtx, t)
 	}
+	e.sched.hold(runs...)
+	return runs, want, asked, nil
 }
 
 // shortRun is the mean handler time under which tasks are prefetched.
@@ -210,27 +386,11 @@ func (e *Engine) startRun(r *run) bool {
 		e.letGo(r) // cancelled or lost before it started
 		return true
 	}
-	e.mu.Lock()
-	ok := e.takeWorker(r.task.Kind)
-	e.mu.Unlock()
+	ok := e.sched.take(r.task.Kind)
 	if ok {
 		e.launch(r)
 	}
 	return ok
-}
-
-// takeWorker counts a worker busy with a task of kind, if one is free
-// within the limits. Called with e.mu held.
-func (e *Engine) takeWorker(kind string) bool {
-	if e.nrunning >= e.cfg.Concurrency {
-		return false
-	}
-	if limit, ok := e.cfg.KindConcurrency[kind]; ok && limit > 0 && e.byKind[kind] >= limit {
-		return false
-	}
-	e.byKind[kind]++
-	e.nrunning++
-	return true
 }
 
 // reserve takes a worker for a new task that Create can hand over directly,
@@ -240,27 +400,17 @@ func (e *Engine) takeWorker(kind string) bool {
 func (e *Engine) reserve(t *Task) *run {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h := e.handlers[t.Kind]
-	if !e.started || e.closed || h == nil || t.Status != StatusPending || !e.idle {
+	if !e.started || e.closed || e.handlers[t.Kind] == nil || t.Status != StatusPending ||
+		!e.sched.reserve(t.Kind) {
 		return nil
 	}
-	if !e.takeWorker(t.Kind) {
-		e.idle = false // tasks queue up: keep them in order
-		return nil
-	}
-	ctx, cancel := context.WithCancelCause(e.handlerCtx)
-	r := &run{task: t, ctx: ctx, cancel: cancel}
-	e.held[t.ID] = r
 	e.handoffs.Add(1)
-	return r
+	return newRun(e.handlerCtx, t)
 }
 
 // unreserve gives back the worker of a hand-off that did not happen.
 func (e *Engine) unreserve(r *run) {
-	e.mu.Lock()
-	e.byKind[r.task.Kind]--
-	e.nrunning--
-	e.mu.Unlock()
+	e.sched.free(r.task.Kind, -1)
 	e.letGo(r)
 	e.poke()
 }
@@ -281,7 +431,8 @@ func (e *Engine) launch(r *run) {
 		defer func() {
 			// Deferred, so that a handler that calls runtime.Goexit (a
 			// test's FailNow) still frees its worker and its task.
-			e.freeWorker(t, time.Since(began))
+			e.sched.free(t.Kind, time.Since(began))
+			e.poke()
 			if ch == nil {
 				e.letGo(r)
 				return
@@ -300,20 +451,6 @@ func (e *Engine) launch(r *run) {
 		ch, files = e.execute(r.ctx, h, t)
 		return nil
 	})
-}
-
-// freeWorker counts a worker free again and learns how long runs take.
-func (e *Engine) freeWorker(t *Task, took time.Duration) {
-	e.mu.Lock()
-	if e.runs++; e.runs == 1 {
-		e.runAvg = took
-	} else {
-		e.runAvg += (took - e.runAvg) / 8 // a moving average of run times
-	}
-	e.byKind[t.Kind]--
-	e.nrunning--
-	e.mu.Unlock()
-	e.poke()
 }
 
 // execute runs one attempt and returns the change that records its

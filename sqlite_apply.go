@@ -114,7 +114,7 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	found := false
 	if rows.Next() {
 		found = true
-		t, err = scanTask(rows)
+		t, err = scanReadable(rows)
 	}
 	if cerr := rows.Close(); err == nil {
 		err = cerr

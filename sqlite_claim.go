@@ -25,7 +25,9 @@ func (s *sqliteStore) CreateAndClaim(ctx context.Context, t *Task, p *ClaimParam
 		if out = got[0]; out != t || t.Status != StatusPending {
 			return nil // an earlier task with the same idempotency key, or not runnable
 		}
-		rows, err := tx.query(ctx, claimByID, p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), t.ID)
+		// The lease counts from now, inside the transaction: the wait for
+		// the write lock must not eat into it.
+		rows, err := tx.query(ctx, claimByID, p.Owner, time.Now().Add(p.Lease).UnixNano(), p.Now.UnixNano(), t.ID)
 		if err != nil {
 			return fmt.Errorf("claim task: %w", err)
 		}
@@ -82,16 +84,22 @@ func claimQuery(kinds int) string {
 	RETURNING ` + taskCols
 }
 
-// ClaimTasks claims every batch in one transaction.
+// ClaimTasks claims every batch in one transaction. A claimed row that
+// cannot be decoded ends in error in the same transaction instead of
+// being returned.
 func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, error) {
 	var out []*Task
 	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		out = out[:0]
+		var bad []*decodeError
+		// The lease counts from now, inside the transaction: the wait for
+		// the write lock must not eat into it.
+		leaseUntil := time.Now().Add(p.Lease).UnixNano()
 		for _, b := range p.Batches {
 			if b.Limit <= 0 || len(b.Kinds) == 0 {
 				continue
 			}
-			args := []any{p.Owner, p.LeaseUntil.UnixNano(), p.Now.UnixNano(), b.Limit}
+			args := []any{p.Owner, leaseUntil, p.Now.UnixNano(), b.Limit}
 			for i, k := range b.Kinds {
 				if !slices.Contains(b.Kinds[:i], k) { // a kind twice would count twice
 					args = append(args, k)
@@ -103,19 +111,44 @@ func (s *sqliteStore) ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, 
 			}
 			for rows.Next() {
 				t, err := scanTask(rows)
-				if err != nil {
+				var de *decodeError
+				switch {
+				case errors.As(err, &de):
+					bad = append(bad, de)
+				case err != nil:
 					rows.Close()
 					return fmt.Errorf("claim tasks: %w", err)
+				default:
+					out = append(out, t)
 				}
-				out = append(out, t)
 			}
 			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 				return fmt.Errorf("claim tasks: %w", err)
 			}
 		}
+		for _, de := range bad {
+			if err := quarantine(ctx, tx, de); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// quarantine ends a claimed task whose row cannot be decoded in error,
+// with the reason: no handler could run it, and retrying cannot help.
+func quarantine(ctx context.Context, tx *sqlTx, de *decodeError) error {
+	_, err := tx.exec(ctx, `UPDATE tasks SET status = 'error', error = ?1, due = NULL,
+		lease_owner = NULL, lease_until = NULL, updated = ?2 WHERE id = ?3 AND status = 'processing'`,
+		"stored task cannot be read: "+de.Error(), time.Now().UnixNano(), de.id)
+	if err != nil {
+		return fmt.Errorf("claim tasks: quarantine %s: %w", de.id, err)
+	}
+	return nil
 }
 
 // NextDue looks up the earliest due time of the kinds, one index seek

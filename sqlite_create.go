@@ -49,7 +49,7 @@ func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error
 		if err != nil {
 			return nil, fmt.Errorf("create task: %w", err)
 		}
-		prev, err := scanTask(st.QueryRowContext(ctx, t.IdempotencyKey))
+		prev, err := scanReadable(st.QueryRowContext(ctx, t.IdempotencyKey))
 		if err == nil {
 			out[i] = prev
 			continue

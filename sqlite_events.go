@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var selectEvents = `SELECT e.seq, e.type, e.status, e.progress, e.error, e.time, ` +
+var selectEvents = `SELECT e.seq, e.type, e.status, e.progress, e.error, e.time, e.attempt, ` +
 	qualify("t", taskCols) + `
 	FROM events e JOIN tasks t ON t.id = e.task_id
 	WHERE e.seq > ? ORDER BY e.seq LIMIT (SELECT ?)` // see claimQuery
@@ -25,8 +25,10 @@ func qualify(alias, cols string) string {
 }
 
 // Events reads events after a cursor. The snapshot is the task row as it
-// is now with the event's status, progress and error; output shows only on
-// the events of a finished task. The join leaves out a deleted task's
+// is now with the event's status, progress, error, attempt and time, which
+// are every field a change sets but the output and a fetched input: the
+// output is set only by the completion, so it shows only on a completed
+// task's events. The join leaves out a deleted task's
 // events; the LIMIT applies after it, so a batch is full while there are
 // more. (Reading the rows of a batch's tasks once each, in a second query,
 // measured 20% slower per event.)
@@ -52,16 +54,17 @@ func (s *sqliteStore) Events(ctx context.Context, after string, limit int) ([]*E
 			progress int
 			msg      string
 			at       int64
+			attempt  int
 		)
-		t, err := scanTask(scanFunc(func(dest ...any) error {
-			return rows.Scan(append([]any{&seq, &typ, &status, &progress, &msg, &at}, dest...)...)
+		t, err := scanReadable(scanFunc(func(dest ...any) error {
+			return rows.Scan(append([]any{&seq, &typ, &status, &progress, &msg, &at, &attempt}, dest...)...)
 		}))
 		if err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
-		t.Status, t.Progress, t.Error = status, progress, msg
+		t.Status, t.Progress, t.Error, t.Attempt = status, progress, msg, attempt
 		t.Updated = time.Unix(0, at).UTC()
-		if !status.Terminal() {
+		if status != StatusCompleted {
 			t.Output = nil
 		}
 		out = append(out, &Event{ID: eventID(seq, t.Updated), Type: typ, Time: t.Updated, Task: t})
@@ -89,17 +92,11 @@ func (s *sqliteStore) LastEventID(ctx context.Context) (string, error) {
 	return eventID(seq, time.Unix(0, at)), nil
 }
 
-// PruneEvents deletes old events that every cursor has passed, in chunks
-// from the oldest, so that the writer is never held for long. Event times
-// never decrease with seq (the triggers see to it), so the old events are a
-// prefix of the table.
-func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAfter string) (n int, err error) {
-	limit := int64(1<<63 - 1)
-	if keepAfter != "" {
-		if limit, err = eventSeq(keepAfter); err != nil {
-			return 0, err
-		}
-	}
+// PruneEvents deletes old events that every stored cursor has passed, in
+// chunks from the oldest, so that the writer is never held for long. Event
+// times never decrease with seq (the triggers see to it), so the old events
+// are a prefix of the table.
+func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time) (n int, err error) {
 	const chunk = 5000
 	for {
 		var m int64
@@ -107,8 +104,9 @@ func (s *sqliteStore) PruneEvents(ctx context.Context, before time.Time, keepAft
 			// The newest event stays: its seq keeps new events' seqs above
 			// every cursor.
 			res, err := tx.exec(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events
-				WHERE seq <= ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT (SELECT ?))
-				AND time < ?`, limit, chunk, before.UnixNano())
+				WHERE seq <= COALESCE((SELECT MIN(seq) FROM cursors), 9223372036854775807)
+					AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT (SELECT ?))
+				AND time < ?`, chunk, before.UnixNano())
 			if err != nil {
 				return fmt.Errorf("prune events: %w", err)
 			}
@@ -143,7 +141,7 @@ func (s *sqliteStore) SetCursor(ctx context.Context, name, eventID string) error
 	}
 	return s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		_, err := tx.exec(ctx, `INSERT INTO cursors (name, seq) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, name, seq)
+			ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)`, name, seq)
 		if err != nil {
 			return fmt.Errorf("set cursor %s: %w", name, err)
 		}
@@ -151,16 +149,29 @@ func (s *sqliteStore) SetCursor(ctx context.Context, name, eventID string) error
 	})
 }
 
+// DeleteCursor deletes a named cursor.
+func (s *sqliteStore) DeleteCursor(ctx context.Context, name string) error {
+	return s.w.doOne(ctx, func(ctx context.Context, tx *sqlTx) error {
+		if _, err := tx.exec(ctx, "DELETE FROM cursors WHERE name = ?", name); err != nil {
+			return fmt.Errorf("delete cursor %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
 // Heartbeat upserts the instance and renews its leases in one transaction.
-func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time, ids []string) ([]string, error) {
+// The lease and the heartbeat's time are read inside the transaction, once
+// the write lock is held.
+func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, lease time.Duration, ids []string) ([]string, error) {
 	var held []string
 	list, _ := json.Marshal(append([]string{}, ids...))
 	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		held = held[:0]
-		now := time.Now().UnixNano()
-		_, err := tx.exec(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat`,
-			inst.ID, inst.Host, inst.PID, inst.Started.UnixNano(), now)
+		now := time.Now()
+		leaseUntil := now.Add(lease)
+		_, err := tx.exec(ctx, `INSERT INTO instances (id, host, pid, boot_id, pid_ns, started, heartbeat)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat`,
+			inst.ID, inst.Host, inst.PID, inst.BootID, inst.PIDNamespace, inst.Started.UnixNano(), now.UnixNano())
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
@@ -185,7 +196,7 @@ func (s *sqliteStore) Heartbeat(ctx context.Context, inst *Instance, leaseUntil 
 
 // Instances lists the instance records.
 func (s *sqliteStore) Instances(ctx context.Context) ([]*Instance, error) {
-	rows, err := s.query(ctx, "SELECT id, host, pid, started, heartbeat FROM instances")
+	rows, err := s.query(ctx, "SELECT id, host, pid, boot_id, pid_ns, started, heartbeat FROM instances")
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
 	}
@@ -194,10 +205,10 @@ func (s *sqliteStore) Instances(ctx context.Context) ([]*Instance, error) {
 	for rows.Next() {
 		var in Instance
 		var started, hb int64
-		if err := rows.Scan(&in.ID, &in.Host, &in.PID, &started, &hb); err != nil {
+		if err := rows.Scan(&in.ID, &in.Host, &in.PID, &in.BootID, &in.PIDNamespace, &started, &hb); err != nil {
 			return nil, fmt.Errorf("list instances: %w", err)
 		}
-		in.Started, in.Heartbeat = time.Unix(0, started), time.Unix(0, hb)
+		in.Started, in.Heartbeat = time.Unix(0, started).UTC(), time.Unix(0, hb).UTC()
 		out = append(out, &in)
 	}
 	return out, rows.Err()

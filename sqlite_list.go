@@ -24,7 +24,7 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 	defer rows.Close()
 	out := &TaskPage{Tasks: make([]*Task, 0, lp.Limit)}
 	for rows.Next() {
-		t, err := scanTask(rows)
+		t, err := scanReadable(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list tasks: %w", err)
 		}

@@ -22,7 +22,10 @@ const selectByIdempotencyKey = `SELECT ` + taskCols + ` FROM tasks WHERE idempot
 
 type scanner interface{ Scan(dest ...any) error }
 
-// scanTask reads a row of taskCols.
+// scanTask reads a row of taskCols. A JSON column that cannot be decoded
+// leaves its field empty and makes the error a *decodeError, with the rest
+// of the task returned: one damaged row must not fail a list, an event
+// stream or a claim of other rows.
 func scanTask(r scanner) (*Task, error) {
 	var (
 		t                                                Task
@@ -43,19 +46,48 @@ func scanTask(r scanner) (*Task, error) {
 	}
 	t.Created, t.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	if output.Valid {
-		t.Output = json.RawMessage(output.String)
+		if json.Valid([]byte(output.String)) {
+			t.Output = json.RawMessage(output.String)
+		} else {
+			err = &decodeError{id: t.ID, column: "output", err: errors.New("not valid JSON")}
+		}
 	}
 	for _, c := range []struct {
-		s   sql.NullString
-		dst any
-	}{{input, &t.Input}, {options, &t.Options}, {workflow, &t.Workflow}, {results, &t.Results}, {steps, &t.Steps}} {
+		name string
+		s    sql.NullString
+		dst  any
+	}{{"input", input, &t.Input}, {"options", options, &t.Options}, {"workflow", workflow, &t.Workflow},
+		{"results", results, &t.Results}, {"steps", steps, &t.Steps}} {
 		if c.s.Valid {
-			if err := json.Unmarshal([]byte(c.s.String), c.dst); err != nil {
-				return nil, fmt.Errorf("decode task %s: %w", t.ID, err)
+			if derr := json.Unmarshal([]byte(c.s.String), c.dst); derr != nil && err == nil {
+				err = &decodeError{id: t.ID, column: c.name, err: derr}
 			}
 		}
 	}
-	return &t, nil
+	return &t, err
+}
+
+// decodeError is a stored task's JSON column that cannot be decoded.
+type decodeError struct {
+	id, column string
+	err        error
+}
+
+func (e *decodeError) Error() string {
+	return fmt.Sprintf("decode task %s: %s: %v", e.id, e.column, e.err)
+}
+
+func (e *decodeError) Unwrap() error { return e.err }
+
+// scanReadable is scanTask for readers: a task with a column that cannot be
+// decoded is returned without that field rather than failing the read.
+func scanReadable(r scanner) (*Task, error) {
+	t, err := scanTask(r)
+	var de *decodeError
+	if errors.As(err, &de) {
+		return t, nil
+	}
+	return t, err
 }
 
 // jsonColumn encodes v for a JSON column: NULL for nil or empty values.
@@ -114,7 +146,7 @@ func (s *sqliteStore) GetTask(ctx context.Context, id string) (*Task, error) {
 }
 
 func getTask(_ context.Context, row *sql.Row, id string) (*Task, error) {
-	t, err := scanTask(row)
+	t, err := scanReadable(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}

@@ -46,7 +46,10 @@ type Store interface {
 	CreateAndClaim(ctx context.Context, t *Task, p *ClaimParams) (*Task, error)
 	// ClaimTasks moves runnable tasks (due at or before p.Now) to processing
 	// under p.Owner's lease, oldest due first, at most each batch's Limit
-	// from that batch's kinds, and counts an attempt for each.
+	// from that batch's kinds, and counts an attempt for each. On an error
+	// it claims and returns nothing. A claimed row that cannot be decoded
+	// is not returned: it ends in error with the reason, in the same
+	// transaction, so that one bad row never stalls the queue.
 	ClaimTasks(ctx context.Context, p *ClaimParams) ([]*Task, error)
 	// NextDue returns when the earliest waiting task of one of kinds becomes
 	// runnable, or the zero time if none is waiting on a time.
@@ -63,12 +66,15 @@ type Store interface {
 	// DeleteFile deletes a file record (not its bytes).
 	DeleteFile(ctx context.Context, id string) error
 
-	// Heartbeat records that inst is alive and extends to leaseUntil the
-	// lease of those of the tasks held that are still processing under its
-	// lease, and returns their ids, so that the caller can stop handlers
-	// whose task was cancelled or taken away. A task the caller no longer
-	// lists keeps its old lease, which runs out.
-	Heartbeat(ctx context.Context, inst *Instance, leaseUntil time.Time, held []string) ([]string, error)
+	// Heartbeat records that inst is alive and renews for lease, counted
+	// from the moment the renewal commits, the lease of those of the tasks
+	// held that are still processing under its lease, and returns their
+	// ids, so that the caller can stop handlers whose task was cancelled or
+	// taken away. A task the caller no longer lists keeps its old lease,
+	// which runs out. Counting from the commit matters: a renewal that
+	// waited behind another process's write longer than the lease must not
+	// commit a lease that has already ended.
+	Heartbeat(ctx context.Context, inst *Instance, lease time.Duration, held []string) ([]string, error)
 	// Instances lists the registered engine instances.
 	Instances(ctx context.Context) ([]*Instance, error)
 	// Recover returns to pending the processing tasks held by the dead
@@ -85,14 +91,22 @@ type Store interface {
 	Events(ctx context.Context, after string, limit int) ([]*Event, error)
 	// LastEventID returns the id of the newest event, or "".
 	LastEventID(ctx context.Context) (string, error)
-	// PruneEvents deletes the events older than before, except those after
-	// keepAfter (an event id; "" keeps none), and returns how many it deleted.
+	// PruneEvents deletes the events older than before that every stored
+	// cursor has passed, and returns how many it deleted: a reader with a
+	// stored cursor never misses an event, however far behind it is.
 	// Events created later still sort after every id handed out before.
-	PruneEvents(ctx context.Context, before time.Time, keepAfter string) (int, error)
+	PruneEvents(ctx context.Context, before time.Time) (int, error)
 	// Cursor returns the event id stored under name, or "".
 	Cursor(ctx context.Context, name string) (string, error)
-	// SetCursor stores an event id under name.
+	// SetCursor stores an event id under name. A cursor never moves
+	// backwards: an id before the stored one leaves it where it is, so
+	// readers that share a name keep the furthest position any of them
+	// saved.
 	SetCursor(ctx context.Context, name, eventID string) error
+	// DeleteCursor forgets a stored cursor, so that the events it held
+	// back can be pruned. Deleting a cursor that does not exist is not an
+	// error.
+	DeleteCursor(ctx context.Context, name string) error
 
 	// Close releases the store's connections.
 	Close() error
@@ -141,10 +155,14 @@ type Change struct {
 
 // ClaimParams says what ClaimTasks may take.
 type ClaimParams struct {
-	Owner      string
-	Now        time.Time
-	LeaseUntil time.Time
-	Batches    []ClaimBatch
+	// Owner is the claiming instance's id.
+	Owner string
+	// Now is the time against which tasks are due.
+	Now time.Time
+	// Lease is how long the claim holds the tasks, counted from the moment
+	// it commits.
+	Lease   time.Duration
+	Batches []ClaimBatch
 }
 
 // ClaimBatch is a set of kinds and how many of their tasks to claim at most.
@@ -155,10 +173,17 @@ type ClaimBatch struct {
 
 // Instance is a running engine, as recorded in the store.
 type Instance struct {
-	ID        string
-	Host      string
-	PID       int
-	Started   time.Time
+	ID   string
+	Host string
+	PID  int
+	// BootID identifies the boot of the host the process runs on, and
+	// PIDNamespace the PID namespace it runs in, where the operating system
+	// tells them ("" where it does not). A PID says whether another engine
+	// lives only within the same boot and namespace.
+	BootID       string
+	PIDNamespace string
+	Started      time.Time
+	// Heartbeat is when the instance last recorded that it is alive.
 	Heartbeat time.Time
 }
 

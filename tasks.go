@@ -72,9 +72,8 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 // queue takes two (the insert, then the claim).
 func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 	defer e.handoffs.Done()
-	now := time.Now()
-	t, err := e.store.CreateAndClaim(ctx, r.task, &ClaimParams{Owner: e.inst.ID, Now: now,
-		LeaseUntil: now.Add(e.cfg.LeaseDuration)})
+	t, err := e.store.CreateAndClaim(ctx, r.task, &ClaimParams{Owner: e.inst.ID, Now: time.Now(),
+		Lease: e.cfg.LeaseDuration})
 	if err != nil {
 		e.unreserve(r)
 		return nil, fmt.Errorf("spool: create: %w", err)
@@ -84,9 +83,8 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 		e.unreserve(r) // an idempotency key matched an earlier task
 		return []*Task{t}, nil
 	}
-	e.mu.Lock()
-	r.task, r.claimed = t, true
-	e.mu.Unlock()
+	r.task = t
+	e.sched.hold(r)
 	e.launch(r)
 	return []*Task{t}, nil
 }
@@ -184,10 +182,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: cancel: %w", err)
 	}
-	e.mu.Lock()
-	r := e.held[id]
-	e.mu.Unlock()
-	if r != nil {
+	for _, r := range e.sched.find(id) {
 		r.cancel(ErrCancelled)
 	}
 	e.changed.notify()

@@ -82,7 +82,7 @@ func claim(t *testing.T, s spool.Store, owner string, batches ...spool.ClaimBatc
 	t.Helper()
 	now := time.Now()
 	got, err := s.ClaimTasks(testCtx, &spool.ClaimParams{Owner: owner, Now: now,
-		LeaseUntil: now.Add(time.Minute), Batches: batches})
+		Lease: time.Minute, Batches: batches})
 	if err != nil {
 		t.Fatalf("ClaimTasks: %v", err)
 	}

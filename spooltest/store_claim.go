@@ -85,7 +85,7 @@ func testClaimConcurrent(t *testing.T, s spool.Store) {
 			for {
 				now := time.Now()
 				got, err := s.ClaimTasks(testCtx, &spool.ClaimParams{Owner: owner, Now: now,
-					LeaseUntil: now.Add(time.Minute), Batches: []spool.ClaimBatch{{Kinds: []string{"x"}, Limit: 7}}})
+					Lease: time.Minute, Batches: []spool.ClaimBatch{{Kinds: []string{"x"}, Limit: 7}}})
 				if err != nil {
 					errs <- err
 					return
@@ -116,7 +116,7 @@ func testClaimConcurrent(t *testing.T, s spool.Store) {
 
 func testCreateAndClaim(t *testing.T, s spool.Store) {
 	now := time.Now()
-	p := &spool.ClaimParams{Owner: "o", Now: now, LeaseUntil: now.Add(time.Minute)}
+	p := &spool.ClaimParams{Owner: "o", Now: now, Lease: time.Minute}
 	tk := task("x")
 	tk.IdempotencyKey = "once"
 	got, err := s.CreateAndClaim(testCtx, tk, p)
@@ -134,7 +134,7 @@ func testCreateAndClaim(t *testing.T, s spool.Store) {
 		t.Errorf("events %v, want %v", types, want)
 	}
 	// The owner holds it: its heartbeat renews it.
-	if held, err := s.Heartbeat(testCtx, &spool.Instance{ID: "o", Host: "h", PID: 1, Started: now}, now.Add(time.Minute), []string{tk.ID}); err != nil || len(held) != 1 {
+	if held, err := s.Heartbeat(testCtx, &spool.Instance{ID: "o", Host: "h", PID: 1, Started: now}, time.Minute, []string{tk.ID}); err != nil || len(held) != 1 {
 		t.Errorf("Heartbeat of the owner = %v, %v", held, err)
 	}
 	// The same idempotency key returns the first task, unclaimed again.
@@ -156,7 +156,7 @@ func testHeartbeatRecover(t *testing.T, s spool.Store) {
 	a := &spool.Instance{ID: newID("inst_"), Host: "h", PID: 1, Started: time.Now()}
 	b := &spool.Instance{ID: newID("inst_"), Host: "h", PID: 2, Started: time.Now()}
 	for _, in := range []*spool.Instance{a, b} {
-		if _, err := s.Heartbeat(testCtx, in, time.Now().Add(time.Minute), nil); err != nil {
+		if _, err := s.Heartbeat(testCtx, in, time.Minute, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -167,7 +167,7 @@ func testHeartbeatRecover(t *testing.T, s spool.Store) {
 	create(t, s, t2, t3)
 	claim(t, s, b.ID, spool.ClaimBatch{Kinds: []string{"x"}, Limit: 2})
 	// Only the listed tasks that a still holds are renewed and returned.
-	held, err := s.Heartbeat(testCtx, a, time.Now().Add(time.Minute), []string{t1.ID, t2.ID, newID("task_")})
+	held, err := s.Heartbeat(testCtx, a, time.Minute, []string{t1.ID, t2.ID, newID("task_")})
 	if err != nil || !slices.Equal(held, []string{t1.ID}) {
 		t.Errorf("Heartbeat(a) held %v, %v; want [%s]", held, err, t1.ID)
 	}
@@ -192,14 +192,14 @@ func testHeartbeatRecover(t *testing.T, s spool.Store) {
 		t.Errorf("after Recover, instances = %v, want only a", insts)
 	}
 	// A task its owner no longer lists keeps its old lease.
-	if held, err := s.Heartbeat(testCtx, a, time.Now().Add(-time.Second), nil); err != nil || len(held) != 0 {
+	if held, err := s.Heartbeat(testCtx, a, -time.Second, nil); err != nil || len(held) != 0 {
 		t.Fatalf("Heartbeat(a, none) = %v, %v", held, err)
 	}
 	if n, err := s.Recover(testCtx, nil, time.Now()); err != nil || n != 0 {
 		t.Errorf("Recover before the lease ran out = %d, %v; want 0", n, err)
 	}
 	// An expired lease is recovered even if its owner is listed as alive.
-	if _, err := s.Heartbeat(testCtx, a, time.Now().Add(-time.Second), []string{t1.ID}); err != nil {
+	if _, err := s.Heartbeat(testCtx, a, -time.Second, []string{t1.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.Recover(testCtx, nil, time.Now()); err != nil || n != 1 {

@@ -180,40 +180,69 @@ func testEventsPastDeleted(t *testing.T, s spool.Store) {
 }
 
 func testPruneAndCursor(t *testing.T, s spool.Store) {
-	create(t, s, task("x"), task("x"), task("x"))
+	create(t, s, task("x"), task("x"), task("x"), task("x"))
 	evs := allEvents(t, s)
 	if c, err := s.Cursor(testCtx, "c"); err != nil || c != "" {
 		t.Errorf("unset cursor = %q, %v", c, err)
 	}
-	if err := s.SetCursor(testCtx, "c", evs[1].ID); err != nil {
-		t.Fatal(err)
+	setCursor := func(name, id string) {
+		t.Helper()
+		if err := s.SetCursor(testCtx, name, id); err != nil {
+			t.Fatal(err)
+		}
 	}
+	setCursor("c", evs[2].ID)
+	setCursor("d", evs[0].ID)
 	c, err := s.Cursor(testCtx, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rest, _ := s.Events(testCtx, c, 10)
-	if len(rest) != 1 || rest[0].ID != evs[2].ID {
+	if len(rest) != 1 || rest[0].ID != evs[3].ID {
 		t.Errorf("events after the stored cursor: %d", len(rest))
 	}
-	// Only events older than the cutoff and at or before keepAfter go.
-	n, err := s.PruneEvents(testCtx, time.Now().Add(time.Hour), evs[1].ID)
+	// Every stored cursor holds the events it has not read: only what the
+	// slowest one has passed goes.
+	n, err := s.PruneEvents(testCtx, time.Now().Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Errorf("PruneEvents = %d, %v; want 1 (only what cursor d has read)", n, err)
+	}
+	if left := allEvents(t, s); len(left) != 3 || left[0].ID != evs[1].ID {
+		t.Errorf("after prune %d events left, want the 3 that cursor d has not read", len(left))
+	}
+	// A cursor never moves backwards.
+	setCursor("d", evs[2].ID)
+	setCursor("c", evs[1].ID)
+	if c, err := s.Cursor(testCtx, "c"); err != nil {
+		t.Fatal(err)
+	} else if rest, _ := s.Events(testCtx, c, 10); len(rest) != 1 || rest[0].ID != evs[3].ID {
+		t.Errorf("cursor set backwards moved: %d events after it, want 1", len(rest))
+	}
+	if n, _ := s.PruneEvents(testCtx, time.Now().Add(-time.Hour)); n != 0 {
+		t.Errorf("pruned %d recent events", n)
+	}
+	n, err = s.PruneEvents(testCtx, time.Now().Add(time.Hour))
 	if err != nil || n != 2 {
 		t.Errorf("PruneEvents = %d, %v; want 2", n, err)
 	}
-	if left := allEvents(t, s); len(left) != 1 || left[0].ID != evs[2].ID {
+	if left := allEvents(t, s); len(left) != 1 || left[0].ID != evs[3].ID {
 		t.Errorf("after prune %d events left, want the undelivered one", len(left))
-	}
-	if n, _ := s.PruneEvents(testCtx, time.Now().Add(-time.Hour), ""); n != 0 {
-		t.Errorf("pruned %d recent events", n)
 	}
 	// However much is pruned, a later event's id sorts after every id
 	// handed out before: a reader's cursor never skips it.
-	last, err := s.LastEventID(testCtx)
-	if err != nil || last != evs[2].ID {
-		t.Fatalf("LastEventID = %q, %v; want %q", last, err, evs[2].ID)
+	for _, name := range []string{"c", "d", "never set"} {
+		if err := s.DeleteCursor(testCtx, name); err != nil {
+			t.Fatalf("DeleteCursor(%q): %v", name, err)
+		}
 	}
-	if _, err := s.PruneEvents(testCtx, time.Now().Add(time.Hour), ""); err != nil {
+	if c, err := s.Cursor(testCtx, "c"); err != nil || c != "" {
+		t.Errorf("deleted cursor = %q, %v", c, err)
+	}
+	last, err := s.LastEventID(testCtx)
+	if err != nil || last != evs[3].ID {
+		t.Fatalf("LastEventID = %q, %v; want %q", last, err, evs[3].ID)
+	}
+	if _, err := s.PruneEvents(testCtx, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	create(t, s, task("x"))
