@@ -2,9 +2,11 @@ package spool
 
 import (
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -67,11 +69,13 @@ type Config struct {
 	KindTimeout map[string]time.Duration
 
 	// LeaseDuration is how long a claimed task stays held without a renewal
-	// before any engine may take it back. Defaults to 30s.
+	// before any engine may take it back, counted from the commit of the
+	// claim or renewal. An engine on another host, or in another PID
+	// namespace or boot of this one, is taken for dead when it has not
+	// recorded a heartbeat for this long. Defaults to 30s.
 	LeaseDuration time.Duration
 	// HeartbeatInterval is how often a running engine records that it is
-	// alive and renews its leases; an engine silent for five intervals is
-	// taken for dead and its tasks are taken back. Defaults to 1s.
+	// alive and renews its leases. Defaults to 1s.
 	HeartbeatInterval time.Duration
 	// PollInterval is how often a started engine looks for tasks that
 	// another process created, and how often Wait and event readers look
@@ -87,13 +91,21 @@ type Config struct {
 	// restart it resumes where it stopped: delivery is at least once.
 	// Defaults to nil: no callback.
 	OnEvent func(Event)
-	// EventRetention is how long events are kept once OnEvent has seen
-	// them. Defaults to 24h.
+	// EventRetention is how long events are kept; an event that a stored
+	// cursor (OnEvent's, or any other reader's) has not passed is kept
+	// however old. Defaults to 24h.
 	EventRetention time.Duration
 	// EventCursor names OnEvent's stored position. Defaults to "on_event".
 	// Engines on one database whose OnEvent callbacks each want every
-	// event need names of their own; engines that share a name share one
-	// position.
+	// event need names of their own. Engines that share a name share one
+	// stored position, which only moves forward: each engine delivers
+	// every event it reads, and after a restart resumes from the furthest
+	// position any of them saved, so an event only a slower engine had
+	// still to deliver may be skipped then.
+	//
+	// Events are pruned only once every stored cursor has passed them: a
+	// name no longer used holds them back until it is removed with
+	// Store().DeleteCursor.
 	EventCursor string
 
 	// AllowLocalFiles lets requests name file:// URLs as inputs. Defaults to
@@ -137,7 +149,13 @@ func DefaultBackoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
+// withDefaults fills in the defaults, and copies the maps and slices, so
+// that a caller changing its Config later does not change a running
+// engine.
 func (c Config) withDefaults() Config {
+	c.KindConcurrency = maps.Clone(c.KindConcurrency)
+	c.KindTimeout = maps.Clone(c.KindTimeout)
+	c.AllowNetworks = slices.Clone(c.AllowNetworks)
 	if c.Path == "" {
 		c.Path = "spool.db"
 	}

@@ -128,10 +128,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 // Store returns the engine's store.
 func (e *Engine) Store() Store { return e.store }
 
-// Config returns the engine's configuration, with the defaults filled in,
+// Config returns a copy of the engine's configuration, with the defaults filled in,
 // so that handlers can follow the same policies (AllowPrivateNetworks,
 // AllowNetworks) as the engine.
-func (e *Engine) Config() Config { return e.cfg }
+func (e *Engine) Config() Config { return e.cfg.withDefaults() }
 
 // Register sets the handler for a kind: a built-in kind or a custom one.
 // It panics if the kind already has a handler or the engine is started; use

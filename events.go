@@ -11,13 +11,16 @@ const eventBatch = 256
 
 // Events returns up to limit events committed after the event with id
 // after ("" for the oldest kept), oldest first. Use the last event's ID as
-// the next call's after.
+// the next call's after. A limit of 0 means 100; at most 1000.
 func (e *Engine) Events(ctx context.Context, after string, limit int) ([]*Event, error) {
 	if err := e.usable(); err != nil {
 		return nil, err
 	}
-	if limit <= 0 || limit > 1000 {
-		return nil, invalid("limit", "must be between 1 and 1000")
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 0 || limit > 1000 {
+		return nil, invalid("limit", "must be between 1 and 1000 (0 means 100)")
 	}
 	evs, err := e.store.Events(ctx, after, limit)
 	if err != nil {

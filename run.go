@@ -507,7 +507,11 @@ func (e *Engine) settle(ch *Change, files []*File) {
 		for _, f := range files {
 			e.dropBytes(f)
 		}
-		if !errors.Is(err, ErrInvalidTransition) {
+		if errors.Is(err, ErrInvalidTransition) {
+			// Cancelled meanwhile, or the lease was lost and another
+			// claim holds the task: this attempt's outcome is void.
+			e.log.Info("spool: task outcome not recorded", "task", ch.ID, "status", ch.To, "reason", err)
+		} else {
 			e.log.Error("spool: record task outcome", "task", ch.ID, "status", ch.To, "err", err)
 		}
 		return

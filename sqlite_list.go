@@ -12,6 +12,12 @@ func (s *sqliteStore) ListTasks(ctx context.Context, p *ListParams) (*TaskPage, 
 	if p != nil {
 		lp = *p
 	}
+	// The engine checks the limit; a direct caller gets the same default
+	// and bounds rather than a panic.
+	if lp.Limit <= 0 {
+		lp.Limit = 20
+	}
+	lp.Limit = min(lp.Limit, 100)
 	q, pageArgs, filter, args := listQuery(&lp)
 	offset := 0
 	if lp.After == "" && lp.Page > 1 {

@@ -161,7 +161,7 @@ func nullable(s string) *string {
 }
 
 // MarshalJSON encodes the task object of the hosted API.
-func (t *Task) MarshalJSON() ([]byte, error) {
+func (t Task) MarshalJSON() ([]byte, error) {
 	w := taskJSON{
 		ID: t.ID, Object: "task", Kind: t.Kind, Input: t.Input, Options: t.Options,
 		Output: t.Output, Status: t.Status, Progress: t.Progress, Error: nullable(t.Error),
@@ -219,7 +219,13 @@ type Event struct {
 	ID   string    `json:"id"` // evt_ + ULID; ordering by id is ordering by commit
 	Type EventType `json:"type"`
 	Time time.Time `json:"time"`
-	Task *Task     `json:"task"` // the task as it was right after the change
+	// Task is the task as it was right after the change, in every field a
+	// change sets: status, progress, error, attempt, updated, and output,
+	// which shows only on the completion's event. The other fields are
+	// the task's as it is when the event is read: the input, once a url
+	// input has been downloaded and probed, shows its media details on
+	// the earlier events too.
+	Task *Task `json:"task"`
 }
 
 // EventType names what happened: task.created, task.progress, or
