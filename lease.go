@@ -23,10 +23,12 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 }
 
 // heartbeat renews the leases once, then recovers what dead engines held.
-// Each store call has a deadline, so that a database locked by another
-// process never hangs the loop; a renewal may wait up to a lease, since
-// until then it can still keep the tasks.
+// Each store call has a deadline, so that a database locked for good never
+// hangs the loop. It is generous: a renewal that commits late still
+// renews, counting from its commit, the leases no other engine took
+// meanwhile, while one that gives up renews none.
 func (e *Engine) heartbeat(ctx context.Context) {
+	wait := beatWait * e.cfg.LeaseDuration
 	held := e.sched.snapshot()
 	ids := make([]string, 0, len(held))
 	for _, r := range held {
@@ -34,7 +36,7 @@ func (e *Engine) heartbeat(ctx context.Context) {
 			ids = append(ids, r.task.ID)
 		}
 	}
-	hctx, cancel := context.WithTimeout(ctx, e.cfg.LeaseDuration)
+	hctx, cancel := context.WithTimeout(ctx, wait)
 	kept, err := e.store.Heartbeat(hctx, &e.inst, e.cfg.LeaseDuration, ids)
 	cancel()
 	if err != nil {
@@ -50,12 +52,15 @@ func (e *Engine) heartbeat(ctx context.Context) {
 			r.cancel(e.lostCause(ctx, r.task.ID))
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, e.cfg.LeaseDuration)
+	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if err := e.recover(rctx); err != nil && ctx.Err() == nil {
 		e.log.Error("spool: recover tasks", "err", err)
 	}
 }
+
+// beatWait is how many leases a heartbeat's store calls may wait.
+const beatWait = 5
 
 // lostCause tells why a running task is no longer held by this engine:
 // cancelled by another process, or taken back after its lease ran out.

@@ -347,8 +347,9 @@ func (e *Engine) claim(ctx, handlerCtx context.Context) (runs []*run, want int, 
 	if want == 0 {
 		return nil, 0, nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.LeaseDuration)
-	defer cancel()
+	// No deadline of its own: a claim that waits for the write lock holds
+	// nothing meanwhile, its leases count from its commit, and Close
+	// cancels ctx.
 	tasks, err := e.store.ClaimTasks(ctx, &ClaimParams{
 		Owner: e.inst.ID, Now: time.Now(), Lease: e.cfg.LeaseDuration, Batches: batches,
 	})
