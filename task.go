@@ -6,8 +6,11 @@ import (
 	"time"
 )
 
-// Status is where a task is in its life. See DESIGN.md for the meaning of
-// each; the allowed changes between them are the transitions table below.
+// Status is where a task is in its life: pending or waiting before it runs,
+// processing while a handler runs it, ready while a workflow parent has some
+// usable step outputs, and at last one of the final statuses completed,
+// failed, error or cancelled. The allowed changes between them are the
+// transitions table below.
 type Status string
 
 // The statuses of the hosted API.
