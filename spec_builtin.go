@@ -314,12 +314,25 @@ func checkConditions(v any) error {
 }
 
 // checkHeaders refuses names that are not HTTP tokens and values with line
-// breaks, which would let a request smuggle extra headers.
+// breaks, which would let a request smuggle extra headers. It also refuses
+// Host, which would send an internal virtual host's name to an address
+// the url's check allowed, and the hop-by-hop headers, which concern the
+// connection the engine makes rather than the request (refusing Connection
+// also makes moot any header a Connection value would name). The http
+// handler runs it again on every request, for tasks stored before it
+// refused them.
 func checkHeaders(v any) error {
 	h, _ := v.(map[string]any)
 	for _, name := range slices.Sorted(maps.Keys(h)) {
 		if name == "" || strings.Trim(name, asciiLetters+"0123456789!#$%&'*+-.^_`|~") != "" {
 			return fmt.Errorf("headers[%q]: not a valid header name", name)
+		}
+		switch strings.ToLower(name) {
+		case "host":
+			return fmt.Errorf("headers[%q]: is set from the url and cannot be given", name)
+		case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+			"te", "trailer", "trailers", "transfer-encoding", "upgrade":
+			return fmt.Errorf("headers[%q]: is a hop-by-hop header, which the engine sets", name)
 		}
 		if value, _ := h[name].(string); strings.ContainsAny(value, "\r\n\x00") {
 			return fmt.Errorf("headers[%q]: value must not contain line breaks or NUL", name)
