@@ -131,7 +131,7 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 			{Name: "method", Type: TypeEnum, Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET",
 				Description: "HTTP method, in any case."},
 			{Name: "headers", Type: TypeObject, Items: TypeString, Check: checkHeaders,
-				Description: "Request headers, name to value."},
+				Description: "Request headers, name to value. Host and the hop-by-hop headers (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade…) are refused."},
 			{Name: "body", Type: TypeAny,
 				Description: "Request body: a string is sent as is, anything else as JSON."},
 			{Name: "timeout", Type: TypeNumber, Min: new(1.0), Max: new(300.0), Default: 30,
