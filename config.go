@@ -117,7 +117,8 @@ type Config struct {
 	AllowPrivateNetworks bool
 	// AllowNetworks lets downloads reach these address ranges even though
 	// they are private, for example a media server on the local network.
-	// Defaults to none.
+	// Unspecified, multicast and broadcast addresses stay refused whatever
+	// the ranges. Defaults to none.
 	AllowNetworks []netip.Prefix
 	// CreatedBy is recorded as the creator of the tasks this engine creates.
 	// Defaults to empty.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spoolrun/spool/internal/dirstore"
 )
@@ -76,7 +77,8 @@ func (e *Engine) CreateFile(ctx context.Context, r io.Reader, p *FileParams) (*F
 	if strings.Contains(fp.Filename, "/") {
 		return nil, invalid("filename", "must be a name without slashes")
 	}
-	if len(fp.Ref) > maxRefLen {
+	// In characters, as for a task's ref.
+	if utf8.RuneCountInString(fp.Ref) > maxRefLen {
 		return nil, invalid("ref", "longer than %d characters", maxRefLen)
 	}
 	f, err := e.putFile(ctx, r, &File{Object: "source", Filename: fp.Filename, Folder: fp.Folder,

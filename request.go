@@ -224,7 +224,9 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	return nil
 }
 
-// checkPath refuses names that could escape the storage directory.
+// checkPath refuses names that could escape the storage directory, and
+// names with control characters, which would end up in headers (such as
+// Content-Disposition) and logs where they could break a line.
 func checkPath(field, p string, max int) error {
 	switch {
 	case len(p) > max:
@@ -233,6 +235,9 @@ func checkPath(field, p string, max int) error {
 		return invalid(field, "not valid UTF-8")
 	case strings.ContainsRune(p, 0):
 		return invalid(field, "contains a NUL byte")
+	case strings.IndexFunc(p, isControl) >= 0:
+		r, _ := utf8.DecodeRuneInString(p[strings.IndexFunc(p, isControl):])
+		return invalid(field, "contains a control character or line break (%U)", r)
 	case strings.ContainsRune(p, '\\'):
 		return invalid(field, "contains a backslash")
 	case strings.HasPrefix(p, "/"):
@@ -244,6 +249,12 @@ func checkPath(field, p string, max int) error {
 		}
 	}
 	return nil
+}
+
+// isControl reports whether r is an ASCII control character (tabs and line
+// breaks included) or a Unicode line or paragraph separator.
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029'
 }
 
 // isID reports whether s is prefix + a 26-character ULID.

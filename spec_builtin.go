@@ -131,7 +131,7 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 			{Name: "method", Type: TypeEnum, Enum: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, Default: "GET",
 				Description: "HTTP method, in any case."},
 			{Name: "headers", Type: TypeObject, Items: TypeString, Check: checkHeaders,
-				Description: "Request headers, name to value."},
+				Description: "Request headers, name to value. Host and the hop-by-hop headers (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade…) are refused."},
 			{Name: "body", Type: TypeAny,
 				Description: "Request body: a string is sent as is, anything else as JSON."},
 			{Name: "timeout", Type: TypeNumber, Min: new(1.0), Max: new(300.0), Default: 30,
@@ -314,12 +314,25 @@ func checkConditions(v any) error {
 }
 
 // checkHeaders refuses names that are not HTTP tokens and values with line
-// breaks, which would let a request smuggle extra headers.
+// breaks, which would let a request smuggle extra headers. It also refuses
+// Host, which would send an internal virtual host's name to an address
+// the url's check allowed, and the hop-by-hop headers, which concern the
+// connection the engine makes rather than the request (refusing Connection
+// also makes moot any header a Connection value would name). The http
+// handler runs it again on every request, for tasks stored before it
+// refused them.
 func checkHeaders(v any) error {
 	h, _ := v.(map[string]any)
 	for _, name := range slices.Sorted(maps.Keys(h)) {
 		if name == "" || strings.Trim(name, asciiLetters+"0123456789!#$%&'*+-.^_`|~") != "" {
 			return fmt.Errorf("headers[%q]: not a valid header name", name)
+		}
+		switch strings.ToLower(name) {
+		case "host":
+			return fmt.Errorf("headers[%q]: is set from the url and cannot be given", name)
+		case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+			"te", "trailer", "trailers", "transfer-encoding", "upgrade":
+			return fmt.Errorf("headers[%q]: is a hop-by-hop header, which the engine sets", name)
 		}
 		if value, _ := h[name].(string); strings.ContainsAny(value, "\r\n\x00") {
 			return fmt.Errorf("headers[%q]: value must not contain line breaks or NUL", name)

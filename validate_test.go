@@ -45,6 +45,17 @@ func TestValidation(t *testing.T) {
 		{"filename slash", spool.Request{Kind: "image", URL: u, Filename: "a/x.png"}, "filename"},
 		{"filename backslash", spool.Request{Kind: "image", URL: u, Filename: `a\x.png`}, "filename"},
 		{"filename NUL", spool.Request{Kind: "image", URL: u, Filename: "x\x00.png"}, "filename"},
+		{"filename newline", spool.Request{Kind: "image", URL: u, Filename: "x\n.png"}, "filename"},
+		{"filename CR", spool.Request{Kind: "image", URL: u, Filename: "x\r.png"}, "filename"},
+		{"filename tab", spool.Request{Kind: "image", URL: u, Filename: "x\t.png"}, "filename"},
+		{"filename escape", spool.Request{Kind: "image", URL: u, Filename: "\x1b[31mx.png"}, "filename"},
+		{"filename DEL", spool.Request{Kind: "image", URL: u, Filename: "x\x7f.png"}, "filename"},
+		{"filename line separator", spool.Request{Kind: "image", URL: u, Filename: "x\u2028.png"}, "filename"},
+		{"filename paragraph separator", spool.Request{Kind: "image", URL: u, Filename: "x\u2029.png"}, "filename"},
+		{"folder newline", spool.Request{Kind: "image", URL: u, Folder: "a/b\nc"}, "folder"},
+		{"folder line separator", spool.Request{Kind: "image", URL: u, Folder: "a\u2028/b"}, "folder"},
+		{"http Host header", spool.Request{Kind: "http", URL: u, Options: map[string]any{"headers": map[string]any{"Host": "intranet"}}}, "headers"},
+		{"http Connection header", spool.Request{Kind: "http", URL: u, Options: map[string]any{"headers": map[string]any{"connection": "close"}}}, "headers"},
 		{"folder absolute", spool.Request{Kind: "image", URL: u, Folder: "/etc"}, "folder"},
 		{"folder escapes", spool.Request{Kind: "image", URL: u, Folder: "a/../../b"}, "folder"},
 		{"ref too long", spool.Request{Kind: "image", URL: u, Ref: long}, "ref"},
@@ -88,6 +99,58 @@ func TestValidation(t *testing.T) {
 	}
 	if len(tests) < 25 {
 		t.Errorf("only %d bad requests", len(tests))
+	}
+}
+
+// TestCreateFileValidation checks that CreateFile refuses what Create
+// refuses in a filename, folder and ref, and counts a ref's length in
+// characters as Create does.
+func TestCreateFileValidation(t *testing.T) {
+	ctx := ctxT(t)
+	e := openFile(t, spool.Config{})
+	tests := []struct {
+		name  string
+		p     spool.FileParams
+		field string // "" when accepted
+	}{
+		{"plain", spool.FileParams{Filename: "a.txt", Folder: "x/y", Ref: "r"}, ""},
+		{"unicode name", spool.FileParams{Filename: "été ☃.txt", Folder: "dossier/é"}, ""},
+		{"filename newline", spool.FileParams{Filename: "a\n.txt"}, "filename"},
+		{"filename CRLF", spool.FileParams{Filename: "a\r\nX-Evil: 1.txt"}, "filename"},
+		{"filename tab", spool.FileParams{Filename: "a\tb.txt"}, "filename"},
+		{"filename DEL", spool.FileParams{Filename: "a\x7f.txt"}, "filename"},
+		{"filename unit separator", spool.FileParams{Filename: "a\x1f.txt"}, "filename"},
+		{"filename line separator", spool.FileParams{Filename: "a\u2028.txt"}, "filename"},
+		{"filename paragraph separator", spool.FileParams{Filename: "a\u2029.txt"}, "filename"},
+		{"folder newline", spool.FileParams{Filename: "a.txt", Folder: "x\ny"}, "folder"},
+		{"folder tab", spool.FileParams{Filename: "a.txt", Folder: "x/\ty"}, "folder"},
+		{"ref of 128 characters in 256 bytes", spool.FileParams{Filename: "a.txt", Ref: strings.Repeat("é", 128)}, ""},
+		{"ref of 129 characters", spool.FileParams{Filename: "a.txt", Ref: strings.Repeat("é", 129)}, "ref"},
+		{"ref of 129 ASCII characters", spool.FileParams{Filename: "a.txt", Ref: strings.Repeat("r", 129)}, "ref"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.p
+			f, err := e.CreateFile(ctx, strings.NewReader("hello"), &p)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("CreateFile = %v, want a file", err)
+				}
+				if f.Ref != tt.p.Ref || f.Filename != tt.p.Filename {
+					t.Errorf("file %q ref %q, want %q ref %q", f.Filename, f.Ref, tt.p.Filename, tt.p.Ref)
+				}
+				return
+			}
+			var ve *spool.ValidationError
+			if !errors.As(err, &ve) || ve.Field != tt.field {
+				t.Fatalf("CreateFile = %v, want a *ValidationError on %s", err, tt.field)
+			}
+		})
+	}
+	// A task's ref is counted the same way.
+	e.Register("x", spool.HandlerFunc(nil))
+	if _, err := e.Create(ctx, spool.Request{Kind: "x", Ref: strings.Repeat("é", 128)}); err != nil {
+		t.Errorf("Create with a ref of 128 characters in 256 bytes: %v", err)
 	}
 }
 

@@ -25,6 +25,9 @@ import (
 // spool.BasicProber says, as does the MIME type of a format that ffprobe
 // names but this prober does not map.
 //
+// ffprobe may read only local files (-protocol_whitelist file), so that a
+// playlist cannot make it fetch its segments from the network.
+//
 // Width and height are as displayed: a video whose rotation metadata turns
 // it by 90° reports them swapped. Orientation is "landscape", "portrait"
 // or "square", from those displayed sizes.
@@ -98,10 +101,9 @@ const maxProbeOutput = 8 << 20
 
 // run runs ffprobe on path and decodes its output.
 func (p *FFprobeProber) run(ctx context.Context, path string) (*ffprobeOutput, error) {
-	// "file:" keeps a name such as "a:b.mp4" from being read as a protocol,
-	// and -i one starting with "-" from being read as an option.
-	cmd := exec.CommandContext(ctx, p.program(), "-v", "error", "-print_format", "json",
-		"-show_format", "-show_streams", "-i", "file:"+path)
+	args := append([]string{"-v", "error", "-print_format", "json", "-show_format", "-show_streams"},
+		ffInput(path)...)
+	cmd := exec.CommandContext(ctx, p.program(), args...)
 	stdout := &cappedBuffer{max: maxProbeOutput}
 	stderr := &cappedBuffer{max: 1 << 10}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

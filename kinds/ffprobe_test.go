@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,6 +133,52 @@ func TestFFprobeNotMedia(t *testing.T) {
 		if jsonOf(t, got) != jsonOf(t, want) {
 			t.Errorf("%s: Probe = %s, want the basic prober's %s", name, jsonOf(t, got), jsonOf(t, want))
 		}
+	}
+}
+
+// TestFFprobePlaylistFetchesNothing: a playlist whose segments, keys or
+// variants are URLs on a server makes ffprobe fetch nothing: it is not
+// media, then (what spool.BasicProber says), rather than a way to make a
+// request.
+func TestFFprobePlaylistFetchesNothing(t *testing.T) {
+	needFFmpeg(t)
+	t.Parallel()
+	srv, hits := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("ffprobe fetched %s", r.URL)
+		http.Error(w, "no", http.StatusNotFound)
+	})
+	dir := t.TempDir()
+	seg := filepath.Join(dir, "seg.ts")
+	ffmpeg(t, "-f", "lavfi", "-i", "testsrc=size=64x48:rate=5", "-t", "1", "-c:v", "mpeg2video", "-f", "mpegts", seg)
+	files := map[string]string{
+		"segment.m3u8": "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n" +
+			srv.URL + "/seg0.ts\n#EXT-X-ENDLIST\n",
+		// A user chooses the stored name: the content alone must not fetch.
+		"segment": "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n" + srv.URL + "/seg1.ts\n#EXT-X-ENDLIST\n",
+		"key.m3u8": "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXT-X-KEY:METHOD=AES-128,URI=\"" + srv.URL + "/key\"\n" +
+			"#EXTINF:1.0,\n" + seg + "\n#EXT-X-ENDLIST\n",
+		"master.m3u8":   "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n" + srv.URL + "/variant.m3u8\n",
+		"list.ffconcat": "ffconcat version 1.0\nfile " + srv.URL + "/part.ts\n",
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := kinds.DefaultProber().Probe(t.Context(), path)
+		if err != nil {
+			continue // failing is fine; fetching is not
+		}
+		want, err := spool.BasicProber().Probe(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jsonOf(t, got) != jsonOf(t, want) {
+			t.Errorf("%s: Probe = %s, want the basic prober's %s", name, jsonOf(t, got), jsonOf(t, want))
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server got %d requests", n)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +49,39 @@ func TestFFprobeKilledOnCancel(t *testing.T) {
 	}
 	if _, err := os.Stat(started); err != nil {
 		t.Errorf("the stand-in never ran: %v", err)
+	}
+}
+
+// TestFFprobeProtocolWhitelist: ffprobe is told to open its input, and
+// whatever the input refers to, only as local files, whatever this
+// machine's ffmpeg would do by default. A stand-in records its arguments.
+// Not parallel, as TestFFprobeKilledOnCancel.
+func TestFFprobeProtocolWhitelist(t *testing.T) {
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	script := filepath.Join(dir, "ffprobe")
+	body := "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '" + argsFile + "'\nexit 1\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	input := filepath.Join(dir, "list.m3u8")
+	if err := os.WriteFile(input, []byte("#EXTM3U\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&kinds.FFprobeProber{Path: script}).Probe(t.Context(), input); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	b, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatalf("the stand-in never ran: %v", err)
+	}
+	args := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	want := []string{"-protocol_whitelist", "file", "-i", "file:" + input}
+	i := slices.Index(args, "-protocol_whitelist")
+	if i < 0 || len(args) < i+len(want) || !slices.Equal(args[i:i+len(want)], want) {
+		t.Errorf("ffprobe arguments %q, want %q among them", args, want)
+	}
+	if n := slices.Index(args, "-i"); n < i {
+		t.Errorf("ffprobe arguments %q: an -i before the whitelist", args)
 	}
 }

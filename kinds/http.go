@@ -157,15 +157,28 @@ func newRequest(ctx context.Context, method, url string, opts map[string]any) (*
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// Create refuses these headers; a task stored before it did must not
+	// send them either.
+	if err := checkHeaders(headers); err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
 	for name, v := range headers {
 		value, _ := v.(string)
-		if http.CanonicalHeaderKey(name) == "Host" {
-			req.Host = value // net/http ignores a Host header
-			continue
-		}
 		req.Header.Set(name, value)
 	}
 	return req, nil
+}
+
+// checkHeaders applies the built-in http spec's check of the headers
+// option (no Host, no hop-by-hop headers, no line breaks), so that both
+// checks stay the same.
+func checkHeaders(headers map[string]any) error {
+	spec, _ := spool.BuiltinSpec(spool.KindHTTP)
+	o, ok := spec.Option("headers")
+	if !ok || o.Check == nil {
+		return errors.New("the http kind's spec has no check of its headers")
+	}
+	return o.Check(headers)
 }
 
 // sendError classifies an error of Client.Do: Permanent when another

@@ -2,7 +2,8 @@
 //
 // Key "a/b.mp4" is the file root/a/b.mp4. Put writes into root/.tmp and then
 // renames into place, so readers and crashes only ever see whole files; the
-// top-level key segment ".tmp" is therefore reserved.
+// top-level key segment ".tmp" is therefore reserved. Every access goes
+// through an os.Root, so that links in the directory cannot lead out of it.
 package dirstore
 
 import (
@@ -11,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,9 +31,14 @@ const tmpDir = ".tmp"
 
 // Dir is a storage backed by a directory tree. It is safe for concurrent use,
 // including by several processes sharing one root.
+//
+// Every access goes through an os.Root, so that a symbolic link inside the
+// directory cannot lead out of it: a key whose path resolves outside the
+// root is an error, whatever the operation, and a key that is itself a
+// symbolic link counts as missing.
 type Dir struct {
-	root string // absolute, so that LocalPath does not depend on the cwd
-	tmp  string
+	root *os.Root
+	abs  string // root's absolute path, so that LocalPath does not depend on the cwd
 }
 
 // New returns a Dir rooted at root, creating the directory if needed.
@@ -38,32 +46,43 @@ func New(root string) (*Dir, error) {
 	if root == "" {
 		return nil, errors.New("dirstore: empty root") // would silently mean the cwd
 	}
+	var r *os.Root
 	abs, err := filepath.Abs(root)
 	if err == nil {
-		err = os.MkdirAll(filepath.Join(abs, tmpDir), 0o755)
+		err = os.MkdirAll(abs, 0o755)
+	}
+	if err == nil {
+		r, err = os.OpenRoot(abs)
+	}
+	if err == nil {
+		if err = r.MkdirAll(tmpDir, 0o755); err != nil {
+			r.Close()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dirstore: %w", err)
 	}
-	return &Dir{root: abs, tmp: filepath.Join(abs, tmpDir)}, nil
+	// The Root stays open for the Dir's life; it is closed when both are
+	// garbage, as Storage has no Close.
+	return &Dir{root: r, abs: abs}, nil
 }
 
 // Put stores r's bytes under key atomically and durably, replacing any
 // previous bytes. It leaves no temp file behind on failure, and wraps r's or
 // ctx's error when they caused it, so callers can tell them from disk faults.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err error) {
-	dst, err := d.path(key)
+	dst, err := d.name(key)
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.CreateTemp(d.tmp, "put-*")
+	f, tmp, err := d.createTemp()
 	if err != nil {
 		return 0, fmt.Errorf("dirstore: put %q: %w", key, err)
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name()) // fails harmlessly if already renamed
+			d.root.Remove(tmp) // fails harmlessly if already renamed
 			n, err = 0, fmt.Errorf("dirstore: put %q: %w", key, err)
 		}
 	}()
@@ -73,16 +92,29 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err er
 	if err = errors.Join(f.Sync(), f.Close()); err != nil { // Sync first: rename must not outrun the data
 		return
 	}
-	err = d.rename(f.Name(), dst)
+	err = d.rename(tmp, dst)
 	// Sync up to root: the entries of directories MkdirAll just created are
 	// as necessary for durability as the file's own. A directory a racing
 	// Delete of the same key has pruned needs no syncing.
 	for dir := filepath.Dir(dst); err == nil; dir = filepath.Dir(dir) {
-		if err = ignoreNotExist(syncDir(dir)); dir == d.root {
+		if err = ignoreNotExist(d.syncDir(dir)); dir == "." {
 			break
 		}
 	}
 	return n, err
+}
+
+// createTemp creates a new file in the temp area, as os.CreateTemp does,
+// but through the root, and returns it with its name.
+func (d *Dir) createTemp() (f *os.File, name string, err error) {
+	for range 100 {
+		name = filepath.Join(tmpDir, "put-"+strconv.FormatUint(rand.Uint64(), 36))
+		f, err = d.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	return f, name, err
 }
 
 // rename retries because a concurrent Delete may prune the parent directory
@@ -90,8 +122,8 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err er
 // then reports the ErrExist of a directory that is gone again.
 func (d *Dir) rename(tmp, dst string) (err error) {
 	for i := 0; i == 0 || i < 10 && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)); i++ {
-		if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
-			err = os.Rename(tmp, dst)
+		if err = d.root.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+			err = d.root.Rename(tmp, dst)
 		}
 	}
 	return err
@@ -100,13 +132,22 @@ func (d *Dir) rename(tmp, dst string) (err error) {
 // Open returns key's bytes as an *os.File, which callers may type-assert to
 // Stat it.
 func (d *Dir) Open(_ context.Context, key string) (io.ReadSeekCloser, error) {
-	p, err := d.file("open", key)
+	name, err := d.file("open", key)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := d.root.Open(name)
 	if err != nil {
 		return nil, err // not a typed nil
+	}
+	// The key may have been replaced since file looked: by a link, which
+	// the root kept inside, or by a directory.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = d.notExist("open", name)
+		}
+		return nil, err
 	}
 	return f, nil
 }
@@ -114,16 +155,17 @@ func (d *Dir) Open(_ context.Context, key string) (io.ReadSeekCloser, error) {
 // Delete removes key and then the parent directories it leaves empty, so
 // that per-file directories do not pile up. A missing key is not an error.
 func (d *Dir) Delete(_ context.Context, key string) error {
-	p, err := d.file("delete", key)
+	name, err := d.file("delete", key)
 	if err == nil {
-		err = os.Remove(p)
+		err = d.root.Remove(name)
 	}
 	if err != nil {
 		return ignoreNotExist(err) // including directories of other keys
 	}
-	for dir := filepath.Dir(p); len(dir) > len(d.root); dir = filepath.Dir(dir) {
-		if os.Remove(dir) != nil { // not empty, or a Put got there first
-			break
+	for dir := filepath.Dir(name); dir != "."; dir = filepath.Dir(dir) {
+		// Remove would also remove a link to a directory.
+		if fi, err := d.root.Lstat(dir); err != nil || !fi.IsDir() || d.root.Remove(dir) != nil {
+			break // not empty, or a Put got there first
 		}
 	}
 	return nil
@@ -131,36 +173,37 @@ func (d *Dir) Delete(_ context.Context, key string) error {
 
 // Walk calls fn for every stored key and returns fn's first error. It first
 // sweeps temp files older than StaleTemp, as spool's periodic cleanup calls
-// Walk; sweep errors are ignored lest they block that cleanup.
+// Walk; sweep errors are ignored lest they block that cleanup. Links are
+// not followed, so only files below the root are listed.
 func (d *Dir) Walk(ctx context.Context, fn func(key string, modTime time.Time) error) error {
 	_ = d.SweepTemp(StaleTemp)
-	return filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+	return fs.WalkDir(d.root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		switch {
 		case err != nil:
 			return ignoreNotExist(err) // gone: removed by a concurrent Delete
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case p == d.tmp:
-			return filepath.SkipDir
+		case p == tmpDir:
+			return fs.SkipDir
 		case !e.Type().IsRegular():
 			return nil
 		}
-		info, err := e.Info()
-		if err != nil {
+		info, err := d.root.Lstat(filepath.FromSlash(p))
+		if err != nil || !info.Mode().IsRegular() {
 			return ignoreNotExist(err)
 		}
-		rel, _ := filepath.Rel(d.root, p) // cannot fail: p is below root
-		return fn(filepath.ToSlash(rel), info.ModTime())
+		return fn(p, info.ModTime())
 	})
 }
 
 // SweepTemp removes temp files not modified for olderThan, which a crash
 // during Put leaves behind. It returns an error if any could not be removed.
 func (d *Dir) SweepTemp(olderThan time.Duration) error {
-	entries, err := os.ReadDir(d.tmp)
+	entries, err := fs.ReadDir(d.root.FS(), tmpDir)
 	for _, e := range entries {
-		if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > olderThan {
-			if rerr := ignoreNotExist(os.Remove(filepath.Join(d.tmp, e.Name()))); rerr != nil {
+		name := filepath.Join(tmpDir, e.Name())
+		if info, ierr := d.root.Lstat(name); ierr == nil && time.Since(info.ModTime()) > olderThan {
+			if rerr := ignoreNotExist(d.root.Remove(name)); rerr != nil {
 				err = rerr
 			}
 		}
@@ -170,22 +213,35 @@ func (d *Dir) SweepTemp(olderThan time.Duration) error {
 
 // LocalPath returns the absolute path of key's file, for tools such as ffmpeg
 // that need one. The key must exist. Callers must not write to the path:
-// that would bypass Put's atomicity.
-func (d *Dir) LocalPath(key string) (string, error) { return d.file("localpath", key) }
-
-// file returns the path of key's file if it exists. Directories of keys and
-// paths below a file's count as missing, as they would in an object store.
-func (d *Dir) file(op, key string) (string, error) {
-	p, err := d.path(key)
+// that would bypass Put's atomicity. The path is checked when LocalPath
+// returns; the tool that opens it is not confined to the root.
+func (d *Dir) LocalPath(key string) (string, error) {
+	name, err := d.file("localpath", key)
 	if err != nil {
 		return "", err
 	}
-	if fi, err := os.Stat(p); errors.Is(err, syscall.ENOTDIR) || err == nil && !fi.Mode().IsRegular() {
-		return "", &fs.PathError{Op: op, Path: p, Err: fs.ErrNotExist}
+	return filepath.Join(d.abs, name), nil
+}
+
+// file returns the name of key's file in the root if it exists. Directories
+// of keys, paths below a file and links count as missing, as they would in
+// an object store.
+func (d *Dir) file(op, key string) (string, error) {
+	name, err := d.name(key)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := d.root.Lstat(name); errors.Is(err, syscall.ENOTDIR) || err == nil && !fi.Mode().IsRegular() {
+		return "", d.notExist(op, name)
 	} else if err != nil {
 		return "", err
 	}
-	return p, nil
+	return name, nil
+}
+
+// notExist returns the error of a missing key.
+func (d *Dir) notExist(op, name string) error {
+	return &fs.PathError{Op: op, Path: filepath.Join(d.abs, name), Err: fs.ErrNotExist}
 }
 
 func ignoreNotExist(err error) error {
@@ -201,10 +257,10 @@ type keyError struct{ key, reason string }
 func (e *keyError) Error() string { return fmt.Sprintf("invalid storage key %q: %s", e.key, e.reason) }
 func (e *keyError) Unwrap() error { return fs.ErrInvalid }
 
-// path maps key to its file, rejecting anything that could escape root or
-// alias another key. ".." is rejected as a path element only: "clip..mp4" is
-// a fine name.
-func (d *Dir) path(key string) (string, error) {
+// name maps key to its file's name in the root, rejecting anything that
+// could escape root or alias another key. ".." is rejected as a path element
+// only: "clip..mp4" is a fine name.
+func (d *Dir) name(key string) (string, error) {
 	var reason string
 	switch {
 	case key == "" || key == ".":
@@ -218,7 +274,7 @@ func (d *Dir) path(key string) (string, error) {
 	case !filepath.IsLocal(filepath.FromSlash(key)): // e.g. "C:x" or "NUL" on Windows
 		reason = "not a local path on this system"
 	default:
-		return filepath.Join(d.root, filepath.FromSlash(key)), nil
+		return filepath.FromSlash(key), nil
 	}
 	return "", &keyError{key, reason}
 }
@@ -237,11 +293,11 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func syncDir(dir string) error {
+func (d *Dir) syncDir(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil // directories cannot be fsynced there
 	}
-	f, err := os.Open(dir)
+	f, err := d.root.Open(dir)
 	if err != nil {
 		return err
 	}

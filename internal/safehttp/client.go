@@ -46,8 +46,9 @@ type Config struct {
 	// to false.
 	AllowPrivate bool
 	// Allow lists prefixes allowed whatever the rest of the policy says, for
-	// example 127.0.0.1/32 in tests. IPv4-mapped IPv6 addresses match IPv4
-	// prefixes. Defaults to none.
+	// example 127.0.0.1/32 in tests, except that unspecified, multicast and
+	// broadcast addresses stay refused. IPv4-mapped IPv6 addresses match
+	// IPv4 prefixes. Defaults to none.
 	Allow []netip.Prefix
 	// Resolver resolves host names. Its answers are checked like any other
 	// address, so it cannot weaken the policy. Defaults to

@@ -91,10 +91,18 @@ var (
 // they embed. IPv6 addresses outside 2000::/3, the only range allocated for
 // global unicast, are refused unless allowed explicitly, so ranges the
 // rules do not name fail closed.
+//
+// Unspecified, "this network", multicast and broadcast addresses are refused
+// whatever cfg says, cfg.Allow included: they are never a single reachable
+// host, so a wide Allow prefix such as 0.0.0.0/0 must not let them through.
 func CheckAddr(addr netip.Addr, cfg Config) error {
 	// Prefix.Contains never matches a zoned address, and a mapped address
 	// is the same host as the IPv4 one.
 	a := addr.WithZone("").Unmap()
+	// Under allowPrivate, refusal returns only the always-refused reasons.
+	if reason := refusal(a, true); reason != "" {
+		return &AddressError{Addr: addr, Reason: reason}
+	}
 	for _, p := range cfg.Allow {
 		if p.Contains(a) {
 			return nil

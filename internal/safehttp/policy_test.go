@@ -136,6 +136,71 @@ func TestCheckAddr(t *testing.T) {
 	}
 }
 
+// TestCheckAddrAllowKeepsAlwaysRefused checks that no Allow prefix, however
+// wide, lets through the addresses refused even under AllowPrivate.
+func TestCheckAddrAllowKeepsAlwaysRefused(t *testing.T) {
+	allow := func(prefixes ...string) safehttp.Config {
+		var cfg safehttp.Config
+		for _, p := range prefixes {
+			cfg.Allow = append(cfg.Allow, netip.MustParsePrefix(p))
+		}
+		return cfg
+	}
+	everything := allow("0.0.0.0/0", "::/0")
+	tests := []struct {
+		addr   string
+		cfg    safehttp.Config
+		reason string // "" when allowed
+	}{
+		{"0.0.0.0", everything, "unspecified address"},
+		{"0.0.0.0", allow("0.0.0.0/32"), "unspecified address"},
+		{"0.1.2.3", allow("0.0.0.0/8"), `"this network" address`},
+		{"::", everything, "unspecified address"},
+		{"::", allow("::/128"), "unspecified address"},
+		{"::ffff:0.0.0.0", everything, "unspecified address"},
+		{"224.0.0.1", everything, "multicast address"},
+		{"224.0.0.1", allow("224.0.0.0/4"), "multicast address"},
+		{"239.255.255.250", allow("239.0.0.0/8"), "multicast address"},
+		{"ff02::1", everything, "multicast address"},
+		{"ff02::1", allow("ff00::/8"), "multicast address"},
+		{"255.255.255.255", everything, "broadcast address"},
+		{"255.255.255.255", allow("255.255.255.255/32"), "broadcast address"},
+		{"64:ff9b::e000:1", everything, "NAT64 address embedding 224.0.0.1 (multicast address)"},
+		{"2002:e000:1::1", everything, "6to4 address embedding 224.0.0.1 (multicast address)"},
+		{"64:ff9b::", everything, "NAT64 address embedding 0.0.0.0 (unspecified address)"},
+
+		// What Allow is for still works with the wide prefixes.
+		{"127.0.0.1", everything, ""},
+		{"10.0.0.1", everything, ""},
+		{"::1", everything, ""},
+		{"fd00::2", everything, ""},
+		{"240.0.0.1", everything, ""},
+		{"8.8.8.8", everything, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr+"/"+tt.cfg.Allow[0].String(), func(t *testing.T) {
+			for _, private := range []bool{false, true} {
+				cfg := tt.cfg
+				cfg.AllowPrivate = private
+				err := safehttp.CheckAddr(netip.MustParseAddr(tt.addr), cfg)
+				if tt.reason == "" {
+					if err != nil {
+						t.Fatalf("CheckAddr(AllowPrivate %v) = %v, want nil", private, err)
+					}
+					continue
+				}
+				var ae *safehttp.AddressError
+				if !errors.As(err, &ae) {
+					t.Fatalf("CheckAddr(AllowPrivate %v) = %v, want an *AddressError", private, err)
+				}
+				if ae.Reason != tt.reason {
+					t.Errorf("CheckAddr(AllowPrivate %v): Reason = %q, want %q", private, ae.Reason, tt.reason)
+				}
+			}
+		})
+	}
+}
+
 func TestCheckAddrInvalid(t *testing.T) {
 	if err := safehttp.CheckAddr(netip.Addr{}, safehttp.Config{AllowPrivate: true}); !errors.Is(err, safehttp.ErrForbiddenAddress) {
 		t.Fatalf("CheckAddr(zero Addr) = %v, want ErrForbiddenAddress", err)
