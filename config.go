@@ -2,6 +2,7 @@ package spool
 
 import (
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
@@ -90,6 +91,16 @@ type Config struct {
 	// EventRetention is how long events are kept once OnEvent has seen
 	// them. Defaults to 24h.
 	EventRetention time.Duration
+	// Retention is how long finished tasks of each final status (completed,
+	// failed, error, cancelled) are kept after they finished (Task.Updated).
+	// A started engine then deletes them as Engine.Delete does: with their
+	// workflow steps, their events (no longer delivered, then pruned) and
+	// the files they produced that no other task takes as input, records
+	// and bytes. Uploads (Engine.CreateFile) are never deleted this way.
+	// Defaults to nil: every task and output is kept forever (outputs are
+	// the product). Open refuses a status that is not final, or a negative
+	// duration.
+	Retention map[Status]time.Duration
 	// EventCursor names OnEvent's stored position. Defaults to "on_event".
 	// Engines on one database whose OnEvent callbacks each want every
 	// event need names of their own; engines that share a name share one
@@ -177,5 +188,19 @@ func (c Config) withDefaults() Config {
 	if c.OrphanFileAge <= 0 {
 		c.OrphanFileAge = time.Hour
 	}
+	c.Retention = maps.Clone(c.Retention)
 	return c
+}
+
+// validate refuses settings that no default can stand for.
+func (c *Config) validate() error {
+	for st, age := range c.Retention {
+		if !st.Terminal() {
+			return invalid("Config.Retention", "%q is not a final status (completed, failed, error or cancelled)", st)
+		}
+		if age < 0 {
+			return invalid("Config.Retention", "%s is negative for %s", age, st)
+		}
+	}
+	return nil
 }
