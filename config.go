@@ -93,10 +93,12 @@ type Config struct {
 	EventRetention time.Duration
 	// Retention is how long finished tasks of each final status (completed,
 	// failed, error, cancelled) are kept after they finished (Task.Updated).
-	// A started engine then deletes them as Engine.Delete does: with their
+	// A started engine then deletes them (looking at least once a minute,
+	// 500 tasks per transaction) as Engine.Delete does: with their
 	// workflow steps, their events (no longer delivered, then pruned) and
 	// the files they produced that no other task takes as input, records
-	// and bytes. Uploads (Engine.CreateFile) are never deleted this way.
+	// and bytes. Workflow steps go with their parent, never on their own;
+	// uploads (Engine.CreateFile) are never deleted this way.
 	// Defaults to nil: every task and output is kept forever (outputs are
 	// the product). Open refuses a status that is not final, or a negative
 	// duration.

@@ -116,17 +116,25 @@ func TestRetention(t *testing.T) {
 	if _, err := e.Cancel(ctx, cancelled.ID); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err1 := e.Get(ctx, done.ID)
-		_, err2 := e.Get(ctx, shared.ID)
-		if errors.Is(err1, spool.ErrNotFound) && errors.Is(err2, spool.ErrNotFound) {
-			break
+	// The bytes go after the commit that deletes the records: wait for both.
+	gone := func() bool {
+		for _, id := range []string{done.ID, shared.ID} {
+			if _, err := e.Get(ctx, id); !errors.Is(err, spool.ErrNotFound) {
+				return false
+			}
 		}
+		for _, f := range []*spool.File{doneFiles["a.txt"], doneFiles["b.txt"], sharedFiles["b.txt"]} {
+			if r, err := storageOf(t, e).Open(ctx, f.Key); err == nil {
+				r.Close()
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(30 * time.Second); !gone(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("completed tasks still there after 30s: %v, %v", err1, err2)
+			t.Fatal("completed tasks or their files still there after 30s")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	checkFile(t, e, doneFiles["a.txt"], false)
 	checkFile(t, e, doneFiles["b.txt"], false)
