@@ -95,6 +95,18 @@ type Config struct {
 	// cursor (OnEvent's, or any other reader's) has not passed is kept
 	// however old. Defaults to 24h.
 	EventRetention time.Duration
+	// Retention is how long finished tasks of each final status (completed,
+	// failed, error, cancelled) are kept after they finished (Task.Updated).
+	// A started engine then deletes them (looking at least once a minute,
+	// 500 tasks per transaction) as Engine.Delete does: with their
+	// workflow steps, their events (no longer delivered, then pruned) and
+	// the files they produced that no other task takes as input, records
+	// and bytes. Workflow steps go with their parent, never on their own;
+	// uploads (Engine.CreateFile) are never deleted this way.
+	// Defaults to nil: every task and output is kept forever (outputs are
+	// the product). Open refuses a status that is not final, or a negative
+	// duration.
+	Retention map[Status]time.Duration
 	// EventCursor names OnEvent's stored position. Defaults to "on_event".
 	// Engines on one database whose OnEvent callbacks each want every
 	// event need names of their own. Engines that share a name share one
@@ -196,5 +208,19 @@ func (c Config) withDefaults() Config {
 	if c.OrphanFileAge <= 0 {
 		c.OrphanFileAge = time.Hour
 	}
+	c.Retention = maps.Clone(c.Retention)
 	return c
+}
+
+// validate refuses settings that no default can stand for.
+func (c *Config) validate() error {
+	for st, age := range c.Retention {
+		if !st.Terminal() {
+			return invalid("Config.Retention", "%q is not a final status (completed, failed, error or cancelled)", st)
+		}
+		if age < 0 {
+			return invalid("Config.Retention", "%s is negative for %s", age, st)
+		}
+	}
+	return nil
 }

@@ -96,6 +96,9 @@ type Engine struct {
 // to run them too.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	store := cfg.Store
 	if store == nil {
 		opts := &SQLiteOptions{}

@@ -5,16 +5,19 @@ import (
 	"time"
 )
 
-// maintainLoop prunes events that are old and delivered, and sweeps up
-// file bytes that no record owns.
+// maintainLoop prunes events that are old and delivered, deletes finished
+// tasks past their Retention, and sweeps up file bytes that no record owns.
 func (e *Engine) maintainLoop(ctx context.Context) {
-	every := max(min(e.cfg.EventRetention/10, time.Minute), time.Second)
+	every := max(min(e.cfg.EventRetention/10, e.retentionEvery(), time.Minute), time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var swept time.Time
 	for {
 		if err := e.prune(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: prune events", "err", err)
+		}
+		if err := e.retain(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("spool: delete finished tasks past retention", "err", err)
 		}
 		if time.Since(swept) >= e.cfg.OrphanFileAge/2 {
 			swept = time.Now()

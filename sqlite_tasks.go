@@ -167,27 +167,6 @@ func (tx *sqlTx) GetTask(ctx context.Context, id string) (*Task, error) {
 	return getTask(ctx, st.QueryRowContext(ctx, id), id)
 }
 
-// DeleteTask deletes a finished task. Its events stay until pruned, but
-// are no longer read: the event reader joins the task row.
-func (s *sqliteStore) DeleteTask(ctx context.Context, id string) error {
-	return s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
-		res, err := tx.exec(ctx, `DELETE FROM tasks WHERE id = ?
-			AND status IN ('completed', 'failed', 'error', 'cancelled')`, id)
-		if err != nil {
-			return fmt.Errorf("delete task %s: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return nil
-		}
-		cur, err := tx.GetTask(ctx, id)
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("delete task %s: task is %s, only a finished task can be deleted: %w",
-			id, cur.Status, ErrInvalidTransition)
-	})
-}
-
 // Stats reads the trigger-kept counts.
 func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
 	rows, err := s.query(ctx, "SELECT kind, "+strings.Join(countCols, ", ")+" FROM kind_counts")

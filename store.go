@@ -54,8 +54,19 @@ type Store interface {
 	// NextDue returns when the earliest waiting task of one of kinds becomes
 	// runnable, or the zero time if none is waiting on a time.
 	NextDue(ctx context.Context, kinds []string) (time.Time, error)
-	// DeleteTask deletes a finished task and its events.
-	DeleteTask(ctx context.Context, id string) error
+	// DeleteTask deletes a finished task, its workflow steps, and, in the
+	// same transaction, the records of the files they produced (File.TaskID)
+	// that no remaining task uses as input (by FileID, or an Input whose ID
+	// names it). It returns the file records it deleted, whose bytes are
+	// the caller's to delete. The task's events are no longer returned by
+	// Events from then on, and PruneEvents deletes them with the others.
+	DeleteTask(ctx context.Context, id string) ([]*File, error)
+	// DeleteFinished deletes, in one transaction, up to limit tasks with
+	// the final status that finished (Task.Updated) before before, oldest
+	// first, each as DeleteTask does, and returns how many it deleted and
+	// the file records it deleted. Workflow steps are left to their parent.
+	// A status that is not final is an error.
+	DeleteFinished(ctx context.Context, status Status, before time.Time, limit int) (int, []*File, error)
 	// Stats counts tasks by kind and status.
 	Stats(ctx context.Context) (*Stats, error)
 

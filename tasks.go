@@ -189,13 +189,21 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	return t, nil
 }
 
-// Delete deletes a finished task and its events. Deleting a task that has
-// not finished fails with ErrInvalidTransition: cancel it first.
+// Delete deletes a finished task, its workflow steps, and the files they
+// produced that no other task takes as input, records then bytes. Its
+// events are no longer delivered from then on (to OnEvent, Subscribe or
+// Events), and are pruned with the others after EventRetention. Deleting a
+// task that has not finished fails with ErrInvalidTransition: cancel it
+// first. Bytes that fail to delete are swept up later (OrphanFileAge).
 func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
-	if err := e.store.DeleteTask(ctx, id); err != nil {
+	files, err := e.store.DeleteTask(ctx, id)
+	if err != nil {
+		return fmt.Errorf("spool: delete: %w", err)
+	}
+	if err := e.deleteBytes(ctx, files); err != nil {
 		return fmt.Errorf("spool: delete: %w", err)
 	}
 	return nil

@@ -40,6 +40,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"EventsPastDeleted", testEventsPastDeleted},
 		{"Stats", testStats},
 		{"PruneAndCursor", testPruneAndCursor},
+		{"DeleteFiles", testDeleteFiles},
+		{"DeleteFinished", testDeleteFinished},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -159,7 +159,7 @@ func testEventsPastDeleted(t *testing.T, s spool.Store) {
 		if _, err := s.Apply(testCtx, &spool.Change{ID: tk.ID, To: spool.StatusCancelled}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteTask(testCtx, tk.ID); err != nil {
+		if _, err := s.DeleteTask(testCtx, tk.ID); err != nil {
 			t.Fatal(err)
 		}
 	}

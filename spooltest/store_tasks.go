@@ -48,7 +48,7 @@ func testGetMissing(t *testing.T, s spool.Store) {
 	if !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Apply(missing) = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteTask(testCtx, newID("task_")); !errors.Is(err, spool.ErrNotFound) {
+	if _, err := s.DeleteTask(testCtx, newID("task_")); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("DeleteTask(missing) = %v, want ErrNotFound", err)
 	}
 }
@@ -235,13 +235,13 @@ func testList(t *testing.T, s spool.Store) {
 func testDelete(t *testing.T, s spool.Store) {
 	tk := task("x")
 	create(t, s, tk)
-	if err := s.DeleteTask(testCtx, tk.ID); !errors.Is(err, spool.ErrInvalidTransition) {
+	if _, err := s.DeleteTask(testCtx, tk.ID); !errors.Is(err, spool.ErrInvalidTransition) {
 		t.Errorf("DeleteTask(pending) = %v, want ErrInvalidTransition", err)
 	}
 	if _, err := s.Apply(testCtx, &spool.Change{ID: tk.ID, To: spool.StatusCancelled}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteTask(testCtx, tk.ID); err != nil {
+	if _, err := s.DeleteTask(testCtx, tk.ID); err != nil {
 		t.Fatalf("DeleteTask(cancelled) = %v", err)
 	}
 	if _, err := s.GetTask(testCtx, tk.ID); !errors.Is(err, spool.ErrNotFound) {

@@ -1,0 +1,216 @@
+package spooltest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+)
+
+// file returns a file record produced by the task taskID ("" for an upload).
+func file(taskID string) *spool.File {
+	id := newID("file_")
+	key := id + "/out.bin"
+	if taskID != "" {
+		key = taskID + "/" + key
+	}
+	return &spool.File{ID: id, Object: "source", Filename: "out.bin", Key: key, TaskID: taskID}
+}
+
+func createFiles(t *testing.T, s spool.Store, fs ...*spool.File) {
+	t.Helper()
+	if err := s.CreateFiles(testCtx, fs); err != nil {
+		t.Fatalf("CreateFiles: %v", err)
+	}
+}
+
+// finish moves a pending task to a final status at the time at.
+func finish(t *testing.T, s spool.Store, id string, to spool.Status, at time.Time) {
+	t.Helper()
+	if to == spool.StatusCompleted {
+		if _, err := s.Apply(testCtx, &spool.Change{ID: id, To: spool.StatusProcessing, Time: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Apply(testCtx, &spool.Change{ID: id, To: to, Time: at}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantFiles checks which file records exist, and that deleted, the files a
+// delete returned, are exactly the gone ones.
+func wantFiles(t *testing.T, s spool.Store, deleted []*spool.File, kept, gone []*spool.File) {
+	t.Helper()
+	for _, f := range kept {
+		if _, err := s.GetFile(testCtx, f.ID); err != nil {
+			t.Errorf("file %s (of task %q) should be kept: %v", f.ID, f.TaskID, err)
+		}
+	}
+	for _, f := range gone {
+		if _, err := s.GetFile(testCtx, f.ID); !errors.Is(err, spool.ErrNotFound) {
+			t.Errorf("file %s (of task %q) should be deleted: %v", f.ID, f.TaskID, err)
+		}
+	}
+	var got, want []string
+	for _, f := range deleted {
+		got = append(got, f.ID+" "+f.Key)
+	}
+	for _, f := range gone {
+		want = append(want, f.ID+" "+f.Key)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("deleted files (id, key) = %v, want %v", got, want)
+	}
+}
+
+// DeleteTask deletes the files its task and the task's workflow steps
+// produced, except those another task takes as input.
+func testDeleteFiles(t *testing.T, s spool.Store) {
+	producer := task("x")
+	create(t, s, producer)
+	step := task("x")
+	step.ParentID = producer.ID
+	create(t, s, step)
+	own, stepOut, byFileID, byInput, upload := file(producer.ID), file(step.ID), file(producer.ID), file(producer.ID), file("")
+	createFiles(t, s, own, stepOut, byFileID, byInput, upload)
+	// A file_id task, and a task whose input names a file without file_id
+	// (as a workflow step may take its predecessor's output).
+	usesID := task("x")
+	usesID.FileID, usesID.Input = byFileID.ID, &spool.File{ID: byFileID.ID, Object: "source"}
+	usesInput := task("x")
+	usesInput.Input = &spool.File{ID: byInput.ID, Object: "source"}
+	usesUpload := task("x")
+	usesUpload.FileID, usesUpload.Input = upload.ID, &spool.File{ID: upload.ID, Object: "source"}
+	create(t, s, usesID, usesInput, usesUpload)
+	finish(t, s, step.ID, spool.StatusCompleted, time.Now())
+	finish(t, s, producer.ID, spool.StatusCompleted, time.Now())
+
+	deleted, err := s.DeleteTask(testCtx, producer.ID)
+	if err != nil {
+		t.Fatalf("DeleteTask: %v", err)
+	}
+	wantFiles(t, s, deleted, []*spool.File{byFileID, byInput, upload}, []*spool.File{own, stepOut})
+	if _, err := s.GetTask(testCtx, step.ID); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("workflow step of a deleted task: %v, want ErrNotFound", err)
+	}
+	for _, ev := range allEvents(t, s) {
+		if ev.Task.ID == producer.ID || ev.Task.ID == step.ID {
+			t.Errorf("event %s of deleted task %s still read", ev.Type, ev.Task.ID)
+		}
+	}
+
+	// A url task's input is the file it fetched, its own: that use does
+	// not keep it.
+	fetcher := task("x")
+	fetched := file(fetcher.ID)
+	fetcher.URL = "https://example.com/a.mp4"
+	fetcher.Input = &spool.File{ID: fetched.ID, Object: "source", URL: fetcher.URL}
+	create(t, s, fetcher)
+	createFiles(t, s, fetched)
+	finish(t, s, fetcher.ID, spool.StatusFailed, time.Now())
+	deleted, err = s.DeleteTask(testCtx, fetcher.ID)
+	if err != nil {
+		t.Fatalf("DeleteTask: %v", err)
+	}
+	wantFiles(t, s, deleted, nil, []*spool.File{fetched})
+
+	// A refused delete deletes no file.
+	pending := task("x")
+	create(t, s, pending)
+	pendingOut := file(pending.ID)
+	createFiles(t, s, pendingOut)
+	if _, err := s.DeleteTask(testCtx, pending.ID); !errors.Is(err, spool.ErrInvalidTransition) {
+		t.Fatalf("DeleteTask(pending) = %v, want ErrInvalidTransition", err)
+	}
+	wantFiles(t, s, nil, []*spool.File{pendingOut}, nil)
+}
+
+// DeleteFinished deletes the oldest finished top-level tasks of one status,
+// in chunks, with their steps and their unused files, and nothing else.
+func testDeleteFinished(t *testing.T, s spool.Store) {
+	now := time.Now()
+	cutoff := now.Add(-30 * time.Minute)
+	mk := func(parent string) *spool.Task {
+		tk := task("x")
+		tk.ParentID = parent
+		create(t, s, tk)
+		return tk
+	}
+	old := []*spool.Task{mk(""), mk(""), mk("")}
+	for i, tk := range old {
+		finish(t, s, tk.ID, spool.StatusCompleted, now.Add(-time.Duration(3-i)*time.Hour))
+	}
+	oldStep := mk(old[2].ID)
+	finish(t, s, oldStep.ID, spool.StatusCompleted, now.Add(-5*time.Hour))
+	recent := mk("")
+	finish(t, s, recent.ID, spool.StatusCompleted, now)
+	// A step finished long ago goes with its parent, not before.
+	recentStep := mk(recent.ID)
+	finish(t, s, recentStep.ID, spool.StatusCompleted, now.Add(-5*time.Hour))
+	failed, cancelled, pending := mk(""), mk(""), mk("")
+	finish(t, s, failed.ID, spool.StatusFailed, now.Add(-time.Hour))
+	finish(t, s, cancelled.ID, spool.StatusCancelled, now.Add(-time.Hour))
+
+	out0, used, stepOut, recentOut, failedOut := file(old[0].ID), file(old[1].ID), file(oldStep.ID), file(recent.ID), file(failed.ID)
+	createFiles(t, s, out0, used, stepOut, recentOut, failedOut)
+	user := task("x")
+	user.FileID, user.Input = used.ID, &spool.File{ID: used.ID, Object: "source"}
+	create(t, s, user)
+
+	if _, _, err := s.DeleteFinished(testCtx, spool.StatusPending, cutoff, 10); err == nil {
+		t.Errorf("DeleteFinished(pending) succeeded, want an error")
+	}
+	var deleted []*spool.File
+	n, files, err := s.DeleteFinished(testCtx, spool.StatusCompleted, cutoff, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteFinished(limit 2) = %d, %v; want 2", n, err)
+	}
+	deleted = append(deleted, files...)
+	if _, err := s.GetTask(testCtx, old[2].ID); err != nil {
+		t.Errorf("the newest of the old tasks went first (%v): want oldest first", err)
+	}
+	n, files, err = s.DeleteFinished(testCtx, spool.StatusCompleted, cutoff, 2)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteFinished, second chunk = %d, %v; want 1", n, err)
+	}
+	deleted = append(deleted, files...)
+	if n, _, err := s.DeleteFinished(testCtx, spool.StatusCompleted, cutoff, 2); err != nil || n != 0 {
+		t.Errorf("DeleteFinished, nothing left = %d, %v; want 0", n, err)
+	}
+	wantFiles(t, s, deleted, []*spool.File{used, recentOut, failedOut}, []*spool.File{out0, stepOut})
+	for _, tk := range append(old, oldStep) {
+		if _, err := s.GetTask(testCtx, tk.ID); !errors.Is(err, spool.ErrNotFound) {
+			t.Errorf("old completed task %s: %v, want ErrNotFound", tk.ID, err)
+		}
+	}
+	for _, tk := range []*spool.Task{recent, recentStep, failed, cancelled, pending, user} {
+		if _, err := s.GetTask(testCtx, tk.ID); err != nil {
+			t.Errorf("task %s should be kept: %v", tk.ID, err)
+		}
+	}
+	st, err := s.Stats(testCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ByStatus[spool.StatusCompleted] != 2 {
+		t.Errorf("completed count after retention = %d, want 2", st.ByStatus[spool.StatusCompleted])
+	}
+	for _, ev := range allEvents(t, s) {
+		if slices.Contains(ids(append(old, oldStep)), ev.Task.ID) {
+			t.Errorf("event %s of deleted task %s still read", ev.Type, ev.Task.ID)
+		}
+	}
+
+	n, files, err = s.DeleteFinished(testCtx, spool.StatusFailed, cutoff, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteFinished(failed) = %d, %v; want 1", n, err)
+	}
+	wantFiles(t, s, files, nil, []*spool.File{failedOut})
+	if _, err := s.GetTask(testCtx, cancelled.ID); err != nil {
+		t.Errorf("cancelled task deleted with the failed ones: %v", err)
+	}
+}
