@@ -278,24 +278,14 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 		if err := tx.conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		// Numbers rise in name order, not always by one; those at or below
-		// the version are applied already.
-		nums := make([]int, len(names))
-		for i, name := range names {
-			n, err := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
-			if err != nil || n < 1 || (i > 0 && n <= nums[i-1]) {
-				return fmt.Errorf("migrate: migration %s is out of sequence", name)
-			}
-			nums[i] = n
-		}
-		if last := nums[len(nums)-1]; version > last {
+		if version > len(names) {
 			return fmt.Errorf("migrate: database is at version %d, this spool knows %d: %w",
-				version, last, ErrSchemaTooNew)
+				version, len(names), ErrSchemaTooNew)
 		}
-		for i, name := range names {
-			n := nums[i]
-			if n <= version {
-				continue
+		for _, name := range names[version:] {
+			n, err := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+			if err != nil || n != version+1 {
+				return fmt.Errorf("migrate: migration %s is out of sequence", name)
 			}
 			b, err := sqliteMigrations.ReadFile(name)
 			if err != nil {
