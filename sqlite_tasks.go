@@ -48,11 +48,16 @@ func scanTask(r scanner) (*Task, error) {
 	for _, c := range []struct {
 		s   sql.NullString
 		dst any
-	}{{input, &t.Input}, {options, &t.Options}, {workflow, &t.Workflow}, {results, &t.Results}, {steps, &t.Steps}} {
+	}{{input, &t.Input}, {workflow, &t.Workflow}, {results, &t.Results}, {steps, &t.Steps}} {
 		if c.s.Valid {
 			if err := json.Unmarshal([]byte(c.s.String), c.dst); err != nil {
 				return nil, fmt.Errorf("decode task %s: %w", t.ID, err)
 			}
+		}
+	}
+	if options.Valid {
+		if t.Options, err = decodeOptions([]byte(options.String)); err != nil {
+			return nil, fmt.Errorf("decode task %s: options: %w", t.ID, err)
 		}
 	}
 	return &t, nil
