@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -13,7 +15,8 @@ import (
 // Options are stored as JSON, which has one number type. So that a task's
 // options are the same Go values wherever they come from (Create, Get, List,
 // an event, a Job), every number is read by one rule: an integral value
-// that fits in int64 is int64, any other float64.
+// that fits in int64 is int64, any other float64. The engine then gives
+// declared options their declared type (see Engine.typed).
 
 // decodeOptions reads a task's stored options, numbers as int64 or float64.
 // It decodes numbers as float64 first, which is cheaper than json.Number
@@ -233,4 +236,129 @@ func roundTrip(v any) (any, error) {
 		return nil, fmt.Errorf("must be JSON data: %v", err)
 	}
 	return x, nil
+}
+
+// typed returns t with its options in their declared types: an int option
+// int64, a number option float64, a list's or an object's items in their
+// Items type, and every other number by the rule above. It copies t only if
+// something changes, and never modifies t, which the caller may share.
+func (e *Engine) typed(t *Task) *Task {
+	if t == nil || len(t.Options) == 0 {
+		return t
+	}
+	spec := e.typeSpec(t.Kind)
+	var opts map[string]any
+	for name, v := range t.Options {
+		typ, items := TypeAny, OptionType("")
+		if spec != nil {
+			if o, ok := spec.Option(name); ok {
+				typ, items = o.Type, o.Items
+			}
+		}
+		c, changed := retype(typ, items, v)
+		if !changed {
+			continue
+		}
+		if opts == nil {
+			opts = maps.Clone(t.Options)
+		}
+		opts[name] = c
+	}
+	if opts == nil {
+		return t
+	}
+	c := *t
+	c.Options = opts
+	return &c
+}
+
+// typeSpec returns the spec that declares a kind's option types, as spec
+// does, without building a built-in kind's spec on every call.
+func (e *Engine) typeSpec(kind string) *KindSpec {
+	e.mu.Lock()
+	s, custom := e.specs[kind]
+	e.mu.Unlock()
+	if custom {
+		return s
+	}
+	if s, ok := e.builtinSpecs.Load(kind); ok {
+		return s.(*KindSpec)
+	}
+	s, _ = BuiltinSpec(kind) // nil for a kind that is not built in
+	e.builtinSpecs.Store(kind, s)
+	return s
+}
+
+// typedEvents types the tasks of events (see typed).
+func (e *Engine) typedEvents(evs []*Event) []*Event {
+	for i, ev := range evs {
+		if t := e.typed(ev.Task); t != ev.Task {
+			c := *ev
+			c.Task = t
+			evs[i] = &c
+		}
+	}
+	return evs
+}
+
+// retype converts v to typ (items being the type of a list's or object's
+// elements) and reports whether it changed anything. It never modifies v:
+// a list or map that changes is copied. A value that does not fit typ, such
+// as a fraction for an int, is left as it is.
+func retype(typ, items OptionType, v any) (any, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		n, err := numberValue(x)
+		if err != nil {
+			return v, false
+		}
+		c, _ := retype(typ, items, n)
+		return c, true
+	case int:
+		c, _ := retype(typ, items, int64(x))
+		return c, true
+	case int64:
+		if typ == TypeNumber {
+			return float64(x), true
+		}
+	case float64:
+		if n, ok := floatValue(x).(int64); ok && typ != TypeNumber {
+			return n, true
+		}
+	case []any:
+		var sub OptionType
+		if typ == TypeList {
+			sub = items
+		}
+		var out []any
+		for i, e := range x {
+			if c, changed := retype(sub, "", e); changed {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = c
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	case map[string]any:
+		var sub OptionType
+		if typ == TypeObject {
+			sub = items
+		}
+		var out map[string]any
+		for k, e := range x {
+			if c, changed := retype(sub, "", e); changed {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = c
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	}
+	return v, false
 }

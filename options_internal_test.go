@@ -107,6 +107,47 @@ func TestPlainValue(t *testing.T) {
 	}
 }
 
+func TestRetype(t *testing.T) {
+	list := []any{1.0, int64(2)}
+	tests := []struct {
+		name        string
+		typ, items  OptionType
+		in, want    any
+		wantChanged bool
+	}{
+		{name: "int stays", typ: TypeInt, in: int64(3), want: int64(3)},
+		{name: "integral float to int", typ: TypeInt, in: 3.0, want: int64(3), wantChanged: true},
+		{name: "fraction stays for int", typ: TypeInt, in: 3.5, want: 3.5},
+		{name: "percent stays", typ: TypeInt, in: "50%", want: "50%"},
+		{name: "int to number", typ: TypeNumber, in: int64(3), want: 3.0, wantChanged: true},
+		{name: "number stays", typ: TypeNumber, in: 3.0, want: 3.0},
+		{name: "json.Number to number", typ: TypeNumber, in: json.Number("3"), want: 3.0, wantChanged: true},
+		{name: "json.Number to int", typ: TypeInt, in: json.Number("3.0"), want: int64(3), wantChanged: true},
+		{name: "bad json.Number stays", typ: TypeInt, in: json.Number("1e400"), want: json.Number("1e400")},
+		{name: "go int", typ: TypeAny, in: 7, want: int64(7), wantChanged: true},
+		{name: "any integral", typ: TypeAny, in: 7.0, want: int64(7), wantChanged: true},
+		{name: "undeclared", typ: "", in: 1e300, want: 1e300},
+		{name: "string", typ: TypeString, in: "3", want: "3"},
+		{name: "list of numbers", typ: TypeList, items: TypeNumber, in: list, want: []any{1.0, 2.0}, wantChanged: true},
+		{name: "list of ints", typ: TypeList, items: TypeInt, in: list, want: []any{int64(1), int64(2)}, wantChanged: true},
+		{name: "list of any", typ: TypeList, in: []any{int64(1), "a"}, want: []any{int64(1), "a"}},
+		{name: "object of numbers", typ: TypeObject, items: TypeNumber, in: map[string]any{"a": int64(1)},
+			want: map[string]any{"a": 1.0}, wantChanged: true},
+		{name: "nested any", typ: TypeAny, in: map[string]any{"a": []any{2.0, 2.5}},
+			want: map[string]any{"a": []any{int64(2), 2.5}}, wantChanged: true},
+		{name: "items only one level", typ: TypeList, items: TypeNumber, in: []any{[]any{int64(1)}}, want: []any{[]any{int64(1)}}},
+	}
+	for _, tt := range tests {
+		got, changed := retype(tt.typ, tt.items, tt.in)
+		if !reflect.DeepEqual(got, tt.want) || changed != tt.wantChanged {
+			t.Errorf("%s: retype = %#v, %v; want %#v, %v", tt.name, got, changed, tt.want, tt.wantChanged)
+		}
+	}
+	if list[0] != 1.0 || list[1] != int64(2) {
+		t.Errorf("retype modified its input: %v", list)
+	}
+}
+
 // TestDecodeOptionsLargeIntegers: integers beyond 2^53 keep every digit.
 func TestDecodeOptionsLargeIntegers(t *testing.T) {
 	tests := []struct {

@@ -64,6 +64,9 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	}
 	e.changed.notify()
 	e.poke()
+	for i, t := range out {
+		out[i] = e.typed(t)
+	}
 	return out, nil
 }
 
@@ -82,13 +85,13 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 	e.changed.notify()
 	if t.ID != r.task.ID || t.Status != StatusProcessing {
 		e.unreserve(r) // an idempotency key matched an earlier task
-		return []*Task{t}, nil
+		return []*Task{e.typed(t)}, nil
 	}
 	e.mu.Lock()
 	r.task, r.claimed = t, true
 	e.mu.Unlock()
 	e.launch(r)
-	return []*Task{t}, nil
+	return []*Task{e.typed(t)}, nil
 }
 
 // resolveInput fills a file_id task's input with the file's record.
@@ -125,7 +128,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: get: %w", err)
 	}
-	return t, nil
+	return e.typed(t), nil
 }
 
 // List returns a page of tasks, newest first unless p.Oldest. A nil p lists
@@ -157,6 +160,9 @@ func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
 	page, err := e.store.ListTasks(ctx, &lp)
 	if err != nil {
 		return nil, fmt.Errorf("spool: list: %w", err)
+	}
+	for i, t := range page.Tasks {
+		page.Tasks[i] = e.typed(t)
 	}
 	return page, nil
 }
@@ -191,7 +197,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 		r.cancel(ErrCancelled)
 	}
 	e.changed.notify()
-	return t, nil
+	return e.typed(t), nil
 }
 
 // Delete deletes a finished task and its events. Deleting a task that has
