@@ -21,9 +21,14 @@
 //	task, err = engine.Wait(ctx, task.ID) // task.Status == spool.StatusCompleted
 //
 // A Task marshals to the hosted API's task object; a Request unmarshals its
-// create body. An engine that is never started is a pure client of a
-// database that other processes run. Package spooltest runs handlers
-// against a real in-memory engine in tests.
+// create body. A kind's options are JSON data, checked at Create against
+// the kind's spec if it has one (a value JSON cannot hold, such as NaN, is
+// refused for every kind) and given their declared Go types wherever a task
+// is read: a TypeInt option is int64, a TypeNumber float64, and any other
+// integral number int64. Handlers read them with Job.Int, Job.Float,
+// Job.String and the like. An engine that is never started is a pure
+// client of a database that other processes run. Package spooltest runs
+// handlers against a real in-memory engine in tests.
 //
 // # Statuses
 //

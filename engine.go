@@ -63,6 +63,9 @@ type Engine struct {
 	storage     Storage
 	storageErr  error
 	tempDir     string // the default storage's directory when temporary
+	// builtinSpecs caches, by kind, BuiltinSpec's answer (nil for other
+	// kinds) for typed, which reads every task the engine returns.
+	builtinSpecs sync.Map
 
 	mu       sync.Mutex
 	handlers map[string]Handler

@@ -26,7 +26,7 @@ func (e *Engine) Events(ctx context.Context, after string, limit int) ([]*Event,
 	if err != nil {
 		return nil, fmt.Errorf("spool: events: %w", err)
 	}
-	return evs, nil
+	return e.typedEvents(evs), nil
 }
 
 // Subscribe returns a channel of the events committed from now on, in
@@ -76,7 +76,7 @@ func (e *Engine) follow(ctx context.Context, cursor string, fn func(*Event) bool
 			}
 			e.log.Error("spool: read events", "err", err)
 		}
-		for _, ev := range evs {
+		for _, ev := range e.typedEvents(evs) {
 			if !fn(ev) {
 				return cursor
 			}
@@ -141,7 +141,7 @@ func (e *Engine) onEventLoop(ctx context.Context, cursor string) {
 			e.log.Error("spool: read events", "err", err)
 			break
 		}
-		for _, ev := range evs {
+		for _, ev := range e.typedEvents(evs) {
 			deliver(ev)
 			cursor = ev.ID
 		}

@@ -36,7 +36,10 @@ type Job struct {
 	cleanups []func()
 }
 
+// newJob builds the Job for a claimed task, its options in their declared
+// types.
 func newJob(e *Engine, t *Task) *Job {
+	t = e.typed(t)
 	return &Job{Task: t, Attempt: t.Attempt, e: e, progress: t.Progress, written: t.Progress}
 }
 

@@ -15,7 +15,8 @@ import (
 
 // OptionType is the type of a kind option's value. Validate normalizes every
 // value to one Go type per OptionType, so that handlers can type-assert
-// without caring whether the request came as JSON or from Go code.
+// without caring whether the request came as JSON or from Go code; the
+// engine gives a stored task's options the same types when it reads them.
 type OptionType string
 
 // TypeInt is an integer, normalized to int64. Integral floats (320.0) and

@@ -56,13 +56,20 @@ func scanTask(r scanner) (*Task, error) {
 		name string
 		s    sql.NullString
 		dst  any
-	}{{"input", input, &t.Input}, {"options", options, &t.Options}, {"workflow", workflow, &t.Workflow},
+	}{{"input", input, &t.Input}, {"workflow", workflow, &t.Workflow},
 		{"results", results, &t.Results}, {"steps", steps, &t.Steps}} {
 		if c.s.Valid {
 			if derr := json.Unmarshal([]byte(c.s.String), c.dst); derr != nil && err == nil {
 				err = &decodeError{id: t.ID, column: c.name, err: derr}
 			}
 		}
+	}
+	if options.Valid {
+		opts, derr := decodeOptions([]byte(options.String))
+		if derr != nil && err == nil {
+			err = &decodeError{id: t.ID, column: "options", err: derr}
+		}
+		t.Options = opts
 	}
 	return &t, err
 }

@@ -30,6 +30,10 @@ type Tx interface {
 // the SQLite store is the default, and spooltest.TestStore is the
 // conformance suite every implementation must pass.
 //
+// A task's Options come back as encoding/json decodes them, except that a
+// number may be int64 or float64 (the SQLite store gives int64 to integral
+// numbers that fit): the engine converts options to their declared types.
+//
 // Every status or progress change a store makes writes its event in the
 // same transaction. Concurrent Apply calls may be committed together (group
 // commit), each change still atomic on its own.

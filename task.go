@@ -84,10 +84,17 @@ func (s Status) Valid() bool {
 // hosted API (version 2025-08-20); the fields tagged "-" are spool's own
 // bookkeeping and are not part of that object.
 type Task struct {
-	ID        string
-	Kind      string
-	Input     *File          // the input file; nil for kinds without one
-	Options   map[string]any // the kind options, with defaults, plus ref/filename/folder
+	ID    string
+	Kind  string
+	Input *File // the input file; nil for kinds without one
+	// Options are the kind options, with defaults, plus ref/filename/folder,
+	// as JSON data: nil, bool, string, int64, float64, []any and
+	// map[string]any. The engine gives a declared option its declared type
+	// (an int int64, a number float64; see OptionType) and every other
+	// number int64 if it is integral and fits, else float64, so that Create,
+	// Get, List, events and the Job show the same values. Job.Int and its
+	// siblings read them.
+	Options   map[string]any
 	Output    json.RawMessage
 	Status    Status
 	Progress  int

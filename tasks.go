@@ -64,6 +64,9 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	}
 	e.changed.notify()
 	e.poke()
+	for i, t := range out {
+		out[i] = e.typed(t)
+	}
 	return out, nil
 }
 
@@ -81,12 +84,12 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 	e.changed.notify()
 	if t.ID != r.task.ID || t.Status != StatusProcessing {
 		e.unreserve(r) // an idempotency key matched an earlier task
-		return []*Task{t}, nil
+		return []*Task{e.typed(t)}, nil
 	}
 	r.task = t
 	e.sched.hold(r)
 	e.launch(r)
-	return []*Task{t}, nil
+	return []*Task{e.typed(t)}, nil
 }
 
 // resolveInput fills a file_id task's input with the file's record.
@@ -123,7 +126,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: get: %w", err)
 	}
-	return t, nil
+	return e.typed(t), nil
 }
 
 // List returns a page of tasks, newest first unless p.Oldest. A nil p lists
@@ -156,6 +159,9 @@ func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: list: %w", err)
 	}
+	for i, t := range page.Tasks {
+		page.Tasks[i] = e.typed(t)
+	}
 	return page, nil
 }
 
@@ -186,7 +192,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 		r.cancel(ErrCancelled)
 	}
 	e.changed.notify()
-	return t, nil
+	return e.typed(t), nil
 }
 
 // Delete deletes a finished task, its workflow steps, and the files they

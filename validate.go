@@ -2,7 +2,6 @@ package spool
 
 import (
 	"encoding/json"
-	"maps"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -44,12 +43,17 @@ func (e *Engine) spec(kind string) (*KindSpec, bool) {
 	return nil, registered
 }
 
-// validateOptions checks options against a spec; a nil spec takes any.
+// validateOptions checks options against a spec; a nil spec takes any
+// JSON data. The result is what reading the stored options back gives, so
+// that Create returns what Get will (see plainOptions).
 func validateOptions(spec *KindSpec, opts map[string]any) (map[string]any, error) {
-	if spec == nil {
-		return maps.Clone(opts), nil
+	if spec != nil {
+		var err error
+		if opts, err = spec.Validate(opts); err != nil {
+			return nil, err
+		}
 	}
-	return spec.Validate(opts)
+	return plainOptions(opts)
 }
 
 // newTask validates a request and builds the task it creates. Nothing is
@@ -102,6 +106,9 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 	}
 	if err := checkPath("folder", r.Folder, maxFolderLen); err != nil {
 		return nil, err
+	}
+	if !utf8.ValidString(r.Ref) {
+		return nil, invalid("ref", "not valid UTF-8")
 	}
 	if utf8.RuneCountInString(r.Ref) > maxRefLen {
 		return nil, invalid("ref", "longer than %d characters", maxRefLen)

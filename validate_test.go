@@ -67,7 +67,7 @@ func TestValidation(t *testing.T) {
 		{"request field as option", spool.Request{Kind: "custom", Options: map[string]any{"kind": "x"}}, "kind"},
 		{"options too large", spool.Request{Kind: "custom", Options: map[string]any{"blob": strings.Repeat("x", 70<<10)}}, "options"},
 		{"option with an empty name", spool.Request{Kind: "custom", Options: map[string]any{"": 1}}, "options"},
-		{"options not JSON", spool.Request{Kind: "custom", Options: map[string]any{"f": func() {}}}, "options"},
+		{"options not JSON", spool.Request{Kind: "custom", Options: map[string]any{"f": func() {}}}, "f"},
 		{"workflow without steps", spool.Request{Kind: "workflow", URL: u}, "workflow"},
 		{"workflow on another kind", spool.Request{Kind: "image", URL: u, Workflow: []spool.Step{{Kind: "image"}}}, "workflow"},
 		{"workflow step unknown kind", spool.Request{Kind: "workflow", URL: u, Workflow: []spool.Step{{Kind: "teleport"}}}, "workflow[0].kind"},
