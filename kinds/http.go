@@ -98,11 +98,14 @@ var errTimedOut = errors.New("request timed out")
 
 func (h *httpHandler) Handle(ctx context.Context, job *spool.Job) error {
 	opts := job.Task.Options
-	method, _ := opts["method"].(string)
+	method, _ := job.String("method")
 	if method == "" {
 		method = defaultMethod
 	}
-	timeout := seconds(opts["timeout"], defaultTimeout)
+	timeout := defaultTimeout
+	if s, ok := job.Float("timeout"); ok && s > 0 {
+		timeout = time.Duration(s * float64(time.Second))
+	}
 	reqCtx, cancel := context.WithTimeoutCause(ctx, timeout, errTimedOut)
 	defer cancel()
 	req, err := newRequest(reqCtx, method, job.Task.URL, opts)
@@ -280,31 +283,4 @@ func flatHeaders(h http.Header) map[string]string {
 		out[strings.ToLower(name)] = strings.Join(values, ", ")
 	}
 	return out
-}
-
-// seconds reads a number of seconds from an option, which is float64 when
-// the task was read back from the store and int64 or float64 when the spec
-// normalized it; def is for an absent option.
-func seconds(v any, def time.Duration) time.Duration {
-	var s float64
-	switch x := v.(type) {
-	case float64:
-		s = x
-	case int64:
-		s = float64(x)
-	case int:
-		s = float64(x)
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return def
-		}
-		s = f
-	default:
-		return def
-	}
-	if s <= 0 {
-		return def
-	}
-	return time.Duration(s * float64(time.Second))
 }
