@@ -29,9 +29,15 @@ type SQLiteOptions struct {
 	// which in WAL mode survives a process crash but may lose the last
 	// commits on power loss; FULL survives power loss, at a cost per commit.
 	Synchronous string
-	// BusyTimeout is how long a write waits for another process's write
-	// transaction before retrying. Defaults to 5s; writes retry until their
-	// context ends, so "database is locked" never reaches a caller.
+	// BusyTimeout is how long a read waits for a lock that another
+	// connection holds (in WAL mode, rare), and how long an in-memory
+	// database's commit waits for its reads to end. Defaults to 5s. Writes
+	// to a file wait for another connection's lock in steps of at most 20ms
+	// (or BusyTimeout, if shorter) and retry until their context ends, so
+	// "database is locked" never reaches a caller. A write whose context
+	// ends while it waits returns the context's error soon after, and is
+	// not made; one whose transaction is already committing returns that
+	// commit's outcome instead.
 	BusyTimeout time.Duration
 	// ReadConns is the size of the read pool. Defaults to 4.
 	ReadConns int
@@ -176,6 +182,19 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if !memory {
+		// Short waits in SQLite for another connection's lock, so that the
+		// writer checks its callers' contexts between them (see sqlWriter).
+		// In memory no other connection writes: the writer waits only for
+		// its store's readers to finish before it commits, which they do
+		// soon, and which it must not give up on early.
+		step := min(o.BusyTimeout, busyStep).Milliseconds()
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", max(step, 1))); err != nil {
+			conn.Close()
+			wdb.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
 	}
 	s := &sqliteStore{wdb: wdb}
 	s.w = newSQLWriter(conn, o.MaxBatch)

@@ -13,15 +13,20 @@ import (
 // Apply makes one change in its own transaction, possibly committed
 // together with concurrent ones.
 func (s *sqliteStore) Apply(ctx context.Context, ch *Change) (t *Task, err error) {
+	// Only a change that reads nothing back is one statement that cannot
+	// fail after it ran: decoding the returned row can, and then the
+	// change must be undone with a savepoint.
 	op := &writeOp{ctx: ctx, fn: func(ctx context.Context, tx *sqlTx) error {
 		t, err = tx.Apply(ctx, ch)
 		return err
-	}, oneStatement: ch.Hook == nil}
+	}, oneStatement: ch.Hook == nil && ch.NoResult}
 	if mergeable(ch) {
 		op.change = ch
 	}
-	err = s.w.submit(op)
-	return t, err
+	if err = s.w.submit(op); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // applyQueries holds the conditional update of every (target status,
@@ -73,10 +78,12 @@ func buildApplyQuery(to Status, owner, full bool) string {
 	return b.String()
 }
 
-const applyProgress = `UPDATE tasks SET progress = ?1, updated = ?2
+const (
+	applyProgressNoResult = `UPDATE tasks SET progress = ?1, updated = ?2
 	WHERE id = ?3 AND status = 'processing' AND progress < ?1 AND (?4 = '' OR lease_owner = ?4)
-		AND (?5 = 0 OR attempt = ?5)
-	RETURNING ` + taskCols
+		AND (?5 = 0 OR attempt = ?5)`
+	applyProgress = applyProgressNoResult + ` RETURNING ` + taskCols
+)
 
 // Apply makes the change with one conditional update; the triggers write
 // its event and counts.
@@ -87,23 +94,20 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	}
 	var rows *sql.Rows
 	var err error
+	noResult := ch.NoResult && ch.Hook == nil
 	if ch.To == "" {
-		rows, err = tx.query(ctx, applyProgress, min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner, ch.AtAttempt)
+		args := []any{min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner, ch.AtAttempt}
+		if noResult {
+			return tx.applyNoResult(ctx, ch, applyProgressNoResult, args)
+		}
+		rows, err = tx.query(ctx, applyProgress, args...)
 	} else {
 		var args []any
 		if args, err = changeArgs(ch, now); err != nil {
 			return nil, err
 		}
-		if ch.NoResult && ch.Hook == nil {
-			// Nothing to read back: the count of changed rows is the answer.
-			res, err := tx.exec(ctx, applyQuery(ch.To, ch.Owner != "", false), args...)
-			if err != nil {
-				return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return tx.refused(ctx, ch)
-			}
-			return nil, nil
+		if noResult {
+			return tx.applyNoResult(ctx, ch, applyQuery(ch.To, ch.Owner != "", false), args)
 		}
 		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != "", true), args...)
 	}
@@ -134,6 +138,19 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		}
 	}
 	return t, nil
+}
+
+// applyNoResult makes a change that reads nothing back: the count of
+// changed rows is the answer.
+func (tx *sqlTx) applyNoResult(ctx context.Context, ch *Change, query string, args []any) (*Task, error) {
+	res, err := tx.exec(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("apply to %s: %w", ch.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tx.refused(ctx, ch)
+	}
+	return nil, nil
 }
 
 // changeArgs returns the parameters ?1 to ?11 of a status change's update.

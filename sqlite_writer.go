@@ -23,6 +23,13 @@ import (
 // (group commit), each inside a savepoint so that one failing function
 // does not undo the others, until the queue is empty. There is no batching
 // timer.
+//
+// While another connection holds the database's lock, a commit is tried
+// again and again, waiting at most busyStep in SQLite each time, for as long
+// as one of its ops' contexts lives. A caller whose context ends meanwhile
+// returns at once: its op is withdrawn unless it has run in a transaction
+// that may still commit, whose outcome it then waits for (that transaction
+// holds the lock, so it ends soon).
 type sqlWriter struct {
 	mu      sync.Mutex
 	queue   []*writeOp
@@ -54,12 +61,38 @@ type sqlWriter struct {
 // for the disk (256: single creates +2-10%).
 const checkpointEvery = 256
 
+// busyStep is the writer connection's busy_timeout: the longest one try of
+// a commit waits in SQLite's busy handler for another connection's lock.
+// Between tries the writer checks its ops' contexts, so that a caller's
+// deadline is kept even while the lock is held for long.
+const busyStep = 20 * time.Millisecond
+
+// busyPause is the longest pause between two tries of a commit that found
+// the database locked; pauses start at a millisecond and double.
+const busyPause = 16 * time.Millisecond
+
+// The states of a writeOp.
+const (
+	// opWaiting: the op has not run in a transaction that may still
+	// commit; its caller may withdraw it.
+	opWaiting int32 = iota
+	// opTaken: the writer owns the op until it answers it; its outcome is
+	// that of the transaction it runs in.
+	opTaken
+	// opWithdrawn: the caller's context ended first; the op is never run
+	// and never answered.
+	opWithdrawn
+)
+
 type writeOp struct {
 	ctx context.Context
 	fn  func(context.Context, *sqlTx) error
+	// state is opWaiting, opTaken or opWithdrawn.
+	state atomic.Int32
 	// oneStatement marks a function that changes the database with at most
-	// one statement; SQLite makes a statement (with its triggers) atomic on
-	// its own, so it needs no savepoint.
+	// one statement and can fail only in it or before it (it reads nothing
+	// back from it to decode); SQLite makes a statement (with its triggers)
+	// atomic on its own, so it needs no savepoint.
 	oneStatement bool
 	// change, when set, is a mergeable Change that fn applies: ops with
 	// one next to each other in a batch share one UPDATE instead.
@@ -85,6 +118,42 @@ func (o *writeOp) call(tx *sqlTx) (err error) {
 	// A cancel must not interrupt a statement: SQLite would roll back the
 	// whole batch, other callers' changes with it.
 	return o.fn(context.WithoutCancel(o.ctx), tx)
+}
+
+// claim takes the op for the transaction being built, and reports whether
+// to run it: not if its caller has withdrawn it, nor if its context has
+// ended (it is then answered with the context's error).
+func (o *writeOp) claim() bool {
+	if !o.state.CompareAndSwap(opWaiting, opTaken) {
+		return false
+	}
+	if err := o.ctx.Err(); err != nil {
+		o.err = err
+		return false
+	}
+	return true
+}
+
+// own takes the op, if its caller has not withdrawn it, to answer it.
+func (o *writeOp) own() bool {
+	return o.state.Load() == opTaken || o.state.CompareAndSwap(opWaiting, opTaken)
+}
+
+// wait waits for the writer to answer a queued op, and reports false if
+// the op's context ended first and the op was withdrawn.
+func (o *writeOp) wait() bool {
+	select {
+	case <-o.done:
+		return true
+	case <-o.ctx.Done():
+	}
+	if o.state.CompareAndSwap(opWaiting, opWithdrawn) {
+		return false
+	}
+	// It has run in the transaction being committed: its outcome is that
+	// transaction's, which holds the lock and so ends soon.
+	<-o.done
+	return true
 }
 
 var errStoreClosed = errors.New("spool: store closed")
@@ -133,7 +202,9 @@ func (w *sqlWriter) submit(op *writeOp) error {
 			w.kick <- struct{}{}
 		}
 		w.mu.Unlock()
-		<-op.done
+		if !op.wait() {
+			return op.ctx.Err()
+		}
 	} else {
 		w.leading = true
 		w.mu.Unlock()
@@ -178,7 +249,7 @@ func (w *sqlWriter) loop() {
 			w.queue = w.queue[n:]
 			w.contended = n > 1
 			w.mu.Unlock()
-			w.run(batch)
+			batch = w.run(batch)
 			w.afterCommit()
 			for _, op := range batch {
 				close(op.done)
@@ -186,8 +257,10 @@ func (w *sqlWriter) loop() {
 			w.mu.Lock()
 		}
 		for _, op := range w.queue {
-			op.err = errStoreClosed
-			close(op.done)
+			if op.own() {
+				op.err = errStoreClosed
+				close(op.done)
+			}
 		}
 		w.queue = nil
 		w.leading = false
@@ -214,37 +287,70 @@ func (w *sqlWriter) afterCommit() {
 	}
 }
 
-// run commits one batch, retrying while another process holds the lock.
-func (w *sqlWriter) run(batch []*writeOp) {
+// run commits one batch, retrying while another connection holds the
+// lock, and returns the ops of the batch left to answer; it drops those
+// withdrawn and answers those whose context ended while the lock was held.
+func (w *sqlWriter) run(batch []*writeOp) []*writeOp {
 	ctx := context.Background()
 	tx := &sqlTx{conn: w.conn, stmts: w.stmts}
+	pause := time.Millisecond
 	for {
 		err := w.attempt(ctx, tx, batch)
 		if err == nil {
-			return
+			return batch
 		}
-		if !isBusy(err) || allDone(batch) {
+		if !isBusy(err) {
+			kept := batch[:0]
 			for _, o := range batch {
-				if o.err == nil {
-					o.err = err
+				if o.own() {
+					if o.err == nil {
+						o.err = err
+					}
+					kept = append(kept, o)
 				}
 			}
-			return
+			return kept
 		}
-		for _, o := range batch {
-			o.err, o.panicked = nil, nil
+		if batch = retry(batch); len(batch) == 0 {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, busyPause)
 	}
 }
 
-func allDone(batch []*writeOp) bool {
+// retry readies a batch whose transaction was rolled back for another try.
+// An op whose context has ended is answered with its context's error (it
+// was not made); the others wait again, and may be withdrawn meanwhile. It
+// returns the ops to try again.
+func retry(batch []*writeOp) []*writeOp {
+	kept := batch[:0]
 	for _, o := range batch {
-		if o.ctx.Err() == nil {
-			return false
+		switch o.state.Load() {
+		case opWithdrawn:
+			continue
+		case opTaken:
+			o.err, o.panicked = nil, nil
+			if o.ctx.Err() == nil {
+				o.state.Store(opWaiting)
+				kept = append(kept, o)
+				continue
+			}
+		case opWaiting:
+			if o.ctx.Err() == nil {
+				kept = append(kept, o)
+				continue
+			}
+			if !o.state.CompareAndSwap(opWaiting, opTaken) {
+				continue // withdrawn meanwhile
+			}
+		}
+		o.err = o.ctx.Err()
+		if o.done != nil {
+			close(o.done)
 		}
 	}
-	return true
+	return kept
 }
 
 // attempt runs a batch in one transaction. An op's own error undoes only
@@ -255,8 +361,7 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 	if o := batch[0]; len(batch) == 1 && o.oneStatement {
 		// The statement is its own transaction: no BEGIN and COMMIT to
 		// run, and no statement journal for SQLite to keep.
-		if err := o.ctx.Err(); err != nil {
-			o.err = err
+		if !o.claim() {
 			return nil
 		}
 		if o.err = o.call(tx); txLost(o.err) {
@@ -270,8 +375,7 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 	single := len(batch) == 1
 	for i := 0; i < len(batch); i++ {
 		o := batch[i]
-		if err := o.ctx.Err(); err != nil {
-			o.err = err
+		if !o.claim() {
 			continue
 		}
 		if run := mergeRun(batch[i:]); len(run) > 1 {
@@ -330,23 +434,27 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 // statement of its own, prepared once.
 const maxMerged = 16
 
-// mergeRun returns the ops at the head of batch that can share one
-// statement: not cancelled, and all carrying a mergeable change, each to a
-// different task (one UPDATE would apply only one of two changes to a task,
-// and report both), or all a task to create.
+// mergeRun returns the ops at the head of batch, whose first is claimed,
+// that can share one statement, claiming them: all carrying a mergeable
+// change, each to a different task (one UPDATE would apply only one of two
+// changes to a task, and report both), or all a task to create.
 func mergeRun(batch []*writeOp) []*writeOp {
 	changes := batch[0].change != nil
-	n := 0
-	for ; n < len(batch) && batch[n].ctx.Err() == nil; n++ {
+	if !changes && batch[0].create == nil {
+		return batch[:1]
+	}
+	n := 1
+	for ; n < len(batch) && n < maxMerged; n++ {
 		o := batch[n]
 		if !changes {
-			if o.create == nil || n == maxMerged {
+			if o.create == nil {
 				break
 			}
-			continue
-		}
-		if o.change == nil || n == maxMerged ||
+		} else if o.change == nil ||
 			slices.ContainsFunc(batch[:n], func(p *writeOp) bool { return p.change.ID == o.change.ID }) {
+			break
+		}
+		if !o.claim() {
 			break
 		}
 	}

@@ -131,3 +131,91 @@ func TestWriterPanicReachesCaller(t *testing.T) {
 		t.Fatalf("cursors after the batch: %v, %v; want only kept", names, err)
 	}
 }
+
+// A queued op whose context ends before the writer runs it returns the
+// context's error at once and is never run; one whose context ends after
+// it ran, in the transaction being committed, returns that commit's
+// outcome. Other ops of the batch are unaffected.
+func TestWriterCancelQueued(t *testing.T) {
+	w := testWriter(t)
+	ctx := context.Background()
+	insert := func(name string, ran chan<- struct{}, block <-chan struct{}) func(context.Context, *sqlTx) error {
+		return func(ctx context.Context, tx *sqlTx) error {
+			if ran != nil {
+				close(ran)
+			}
+			if block != nil {
+				<-block
+			}
+			_, err := tx.exec(ctx, "INSERT INTO cursors (name, seq) VALUES (?, 1)", name)
+			return err
+		}
+	}
+
+	// Withdrawn while the writer is busy with another op.
+	release := busy(t, w)
+	wctx, cancel := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	withdrawn := make(chan error, 1)
+	go func() { withdrawn <- w.do(wctx, insert("withdrawn", ran, nil)) }()
+	until(t, w, func() bool { return len(w.queue) == 1 })
+	cancel()
+	select {
+	case err := <-withdrawn:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("withdrawn op: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled queued op waited for the writer")
+	}
+	release()
+
+	// Cancelled after it ran, while a later op of its batch holds the
+	// transaction open.
+	release = busy(t, w)
+	actx, cancelA := context.WithCancel(ctx)
+	ranA, ranB, blockB := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	resA, resB := make(chan error, 1), make(chan error, 1)
+	go func() { resA <- w.do(actx, insert("a", ranA, nil)) }()
+	until(t, w, func() bool { return len(w.queue) == 1 })
+	go func() { resB <- w.do(ctx, insert("b", ranB, blockB)) }()
+	until(t, w, func() bool { return len(w.queue) == 2 })
+	release()
+	<-ranA
+	<-ranB
+	cancelA()
+	select {
+	case err := <-resA:
+		t.Fatalf("op a returned %v before its transaction ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(blockB)
+	if err := <-resA; err != nil {
+		t.Errorf("op a, committed after its context ended: %v, want nil", err)
+	}
+	if err := <-resB; err != nil {
+		t.Errorf("op b: %v", err)
+	}
+	select {
+	case <-ran:
+		t.Error("the withdrawn op ran")
+	default:
+	}
+	var names []string
+	err := w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		rows, err := tx.query(ctx, "SELECT name FROM cursors ORDER BY name")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(names) != 2 || names[0] != "a" || names[1] != "b" {
+		t.Fatalf("cursors: %v, %v; want a and b", names, err)
+	}
+}

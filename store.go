@@ -37,6 +37,12 @@ type Tx interface {
 // Every status or progress change a store makes writes its event in the
 // same transaction. Concurrent Apply calls may be committed together (group
 // commit), each change still atomic on its own.
+//
+// A write that returns an error has made no change, and one that returns
+// nil has made it. A write whose context ends while it waits (for another
+// process's lock, say) returns soon after with the context's error, and is
+// not made, unless it is already being committed: then it returns the
+// commit's outcome.
 type Store interface {
 	Tx
 
