@@ -36,6 +36,14 @@ func (g *idGen) next(prefix string, t time.Time) string {
 	return prefix + id.String()
 }
 
+// idBefore returns an id that sorts after every id of prefix made before
+// time t and before every id made at t or later.
+func idBefore(prefix string, t time.Time) string {
+	var id ulid.ULID
+	id.SetTime(ulid.Timestamp(t))
+	return prefix + id.String()
+}
+
 // eventID encodes an event's commit sequence number in a ULID, so that the
 // id is both sortable and the cursor itself.
 func eventID(seq int64, t time.Time) string {

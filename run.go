@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,22 +20,13 @@ type run struct {
 	done   chan struct{} // closed when the engine lets the run go
 }
 
-func (r *run) key() runKey { return runKey{r.task.ID, r.task.Attempt} }
-
-// runKey names a run: a task on one attempt. Two claims of one task (the
-// first lost its lease) are two runs, so that the end of the first cannot
-// forget the second.
-type runKey struct {
-	id      string
-	attempt int
-}
-
 // scheduler is the run loop's state: the runs this engine holds and the
 // workers they use. Its invariants, which run_test.go checks:
 //   - running counts the workers taken and not freed: at most limit in
 //     all, at most kindLimit[k] of kind k where that is set;
-//   - held has one entry per claimed run not yet let go, under its key,
-//     and an ending run removes only its own entry;
+//   - held lists, under its task's id, every claimed run not yet let go,
+//     one per attempt: two claims of one task (the first lost its lease)
+//     are two runs, and an ending run removes only its own entry;
 //   - a new claim of a task cancels the older runs of that task (their
 //     lease is lost), and a run starts only once no older run of its task
 //     is held, so one engine never runs a task twice at once.
@@ -42,8 +34,8 @@ type scheduler struct {
 	mu        sync.Mutex
 	limit     int
 	kindLimit map[string]int
-	held      map[runKey]*run
-	byKind    map[string]int // running handlers per kind
+	held      map[string][]*run // by task id; more than one only after a lost lease
+	byKind    map[string]int    // running handlers per kind
 	running   int
 	runs      int64
 	runAvg    time.Duration // moving average of handler run times
@@ -51,7 +43,7 @@ type scheduler struct {
 }
 
 func newScheduler(limit int, kindLimit map[string]int) *scheduler {
-	return &scheduler{limit: limit, kindLimit: kindLimit, held: map[runKey]*run{}, byKind: map[string]int{}}
+	return &scheduler{limit: limit, kindLimit: kindLimit, held: map[string][]*run{}, byKind: map[string]int{}}
 }
 
 // newRun makes a run of t whose context derives from parent.
@@ -66,12 +58,12 @@ func (s *scheduler) hold(runs ...*run) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range runs {
-		for k, old := range s.held {
-			if k.id == r.task.ID && k.attempt < r.task.Attempt {
+		for _, old := range s.held[r.task.ID] {
+			if old.task.Attempt < r.task.Attempt {
 				old.cancel(ErrLeaseLost)
 			}
 		}
-		s.held[r.key()] = r
+		s.held[r.task.ID] = append(s.held[r.task.ID], r)
 	}
 }
 
@@ -79,18 +71,25 @@ func (s *scheduler) hold(runs ...*run) {
 func (s *scheduler) forget(r *run) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.held[r.key()] == r {
-		delete(s.held, r.key())
-		close(r.done)
+	runs := s.held[r.task.ID]
+	i := slices.Index(runs, r)
+	if i < 0 {
+		return
 	}
+	if len(runs) == 1 {
+		delete(s.held, r.task.ID)
+	} else {
+		s.held[r.task.ID] = slices.Delete(slices.Clone(runs), i, i+1)
+	}
+	close(r.done)
 }
 
 // older returns a held run of r's task on an earlier attempt, or nil.
 func (s *scheduler) older(r *run) *run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, old := range s.held {
-		if k.id == r.task.ID && k.attempt < r.task.Attempt {
+	for _, old := range s.held[r.task.ID] {
+		if old.task.Attempt < r.task.Attempt {
 			return old
 		}
 	}
@@ -101,13 +100,7 @@ func (s *scheduler) older(r *run) *run {
 func (s *scheduler) find(id string) []*run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*run
-	for k, r := range s.held {
-		if k.id == id {
-			out = append(out, r)
-		}
-	}
-	return out
+	return slices.Clone(s.held[id])
 }
 
 // snapshot returns the held runs.
@@ -115,8 +108,8 @@ func (s *scheduler) snapshot() []*run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*run, 0, len(s.held))
-	for _, r := range s.held {
-		out = append(out, r)
+	for _, runs := range s.held {
+		out = append(out, runs...)
 	}
 	return out
 }

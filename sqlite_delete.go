@@ -51,10 +51,19 @@ func (s *sqliteStore) DeleteTask(ctx context.Context, id string) ([]*File, error
 }
 
 // selectFinished reads the oldest finished top-level tasks of a status
-// from the partial index tasks_finished.
+// other than completed: the status index holds them by id, and a task that
+// finished before the cutoff (?2) was created before it, so its id sorts
+// below ?4, the cutoff's. Only tasks created before the cutoff and still
+// kept are walked past.
 const selectFinished = `SELECT id FROM tasks
-	WHERE status = ?1 AND updated < ?2 AND status IN ` + finishedStatuses + ` AND parent_id IS NULL
-	ORDER BY updated LIMIT ?3`
+	WHERE status = ?1 AND status != 'completed' AND id < ?4 AND updated < ?2 AND parent_id IS NULL
+	ORDER BY id LIMIT (SELECT ?3)`
+
+// selectCompleted is selectFinished for completed tasks, which the status
+// index leaves out: it walks the ids created before the cutoff.
+const selectCompleted = `SELECT id FROM tasks
+	WHERE id < ?4 AND status = ?1 AND updated < ?2 AND parent_id IS NULL
+	ORDER BY id LIMIT (SELECT ?3)`
 
 // DeleteFinished deletes, in one transaction, up to limit top-level tasks
 // of a final status that finished before before, as DeleteTask does.
@@ -71,7 +80,11 @@ func (s *sqliteStore) DeleteFinished(ctx context.Context, status Status, before 
 	)
 	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
 		n, files = 0, nil
-		rows, err := tx.query(ctx, selectFinished, status, before.UnixNano(), limit)
+		q := selectFinished
+		if status == StatusCompleted {
+			q = selectCompleted
+		}
+		rows, err := tx.query(ctx, q, status, before.UnixNano(), limit, idBefore("task_", before))
 		if err != nil {
 			return fmt.Errorf("delete finished: %w", err)
 		}

@@ -22,8 +22,10 @@ func TestDeleteQueryPlans(t *testing.T) {
 		args    []any
 		want    []string
 	}{
-		{"finished", selectFinished, []any{"completed", 1, 10},
-			[]string{"tasks_finished (status=? AND updated<?)"}},
+		{"finished", selectFinished, []any{"failed", 1, 10, "task_1"},
+			[]string{"tasks_status (status=? AND id<?)"}},
+		{"completed", selectCompleted, []any{"completed", 1, 10, "task_1"},
+			[]string{"(id<?)"}},
 		{"file users", deleteFileIfUnused, []any{"file_x"},
 			[]string{"tasks_file (file_id=?)", "tasks_input_file (<expr>=?)"}},
 		{"owned files", ownedFilesQuery, []any{`["task_x"]`},

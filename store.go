@@ -71,11 +71,13 @@ type Store interface {
 	// the caller's to delete. The task's events are no longer returned by
 	// Events from then on, and PruneEvents deletes them with the others.
 	DeleteTask(ctx context.Context, id string) ([]*File, error)
-	// DeleteFinished deletes, in one transaction, up to limit tasks with
-	// the final status that finished (Task.Updated) before before, oldest
-	// first, each as DeleteTask does, and returns how many it deleted and
-	// the file records it deleted. Workflow steps are left to their parent.
-	// A status that is not final is an error.
+	// DeleteFinished deletes, in one transaction, up to limit top-level
+	// tasks with the final status that finished (Task.Updated) before
+	// before, oldest first, each as DeleteTask does, and returns how many it
+	// deleted and the file records it deleted. Workflow steps are left to
+	// their parent. A status that is not final is an error. Task ids sort
+	// by creation (the engine's are ULIDs of their creation time), so a
+	// store may look only at ids made before before.
 	DeleteFinished(ctx context.Context, status Status, before time.Time, limit int) (int, []*File, error)
 	// Stats counts tasks by kind and status.
 	Stats(ctx context.Context) (*Stats, error)

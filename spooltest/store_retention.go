@@ -1,11 +1,13 @@
 package spooltest
 
 import (
+	"crypto/rand"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/spoolrun/spool"
 )
 
@@ -134,24 +136,28 @@ func testDeleteFiles(t *testing.T, s spool.Store) {
 func testDeleteFinished(t *testing.T, s spool.Store) {
 	now := time.Now()
 	cutoff := now.Add(-30 * time.Minute)
-	mk := func(parent string) *spool.Task {
+	// Task ids sort by creation, as the engine makes them.
+	mk := func(parent string, created time.Time) *spool.Task {
 		tk := task("x")
+		tk.ID = "task_" + ulid.MustNew(ulid.Timestamp(created), rand.Reader).String()
+		tk.Created, tk.Updated = created, created
 		tk.ParentID = parent
 		create(t, s, tk)
 		return tk
 	}
-	old := []*spool.Task{mk(""), mk(""), mk("")}
+	old := []*spool.Task{mk("", now.Add(-9*time.Hour)), mk("", now.Add(-8*time.Hour)), mk("", now.Add(-7*time.Hour))}
 	for i, tk := range old {
 		finish(t, s, tk.ID, spool.StatusCompleted, now.Add(-time.Duration(3-i)*time.Hour))
 	}
-	oldStep := mk(old[2].ID)
+	oldStep := mk(old[2].ID, now.Add(-6*time.Hour))
 	finish(t, s, oldStep.ID, spool.StatusCompleted, now.Add(-5*time.Hour))
-	recent := mk("")
+	// Created long ago, finished just now: kept.
+	recent := mk("", now.Add(-6*time.Hour))
 	finish(t, s, recent.ID, spool.StatusCompleted, now)
 	// A step finished long ago goes with its parent, not before.
-	recentStep := mk(recent.ID)
+	recentStep := mk(recent.ID, now.Add(-6*time.Hour))
 	finish(t, s, recentStep.ID, spool.StatusCompleted, now.Add(-5*time.Hour))
-	failed, cancelled, pending := mk(""), mk(""), mk("")
+	failed, cancelled, pending := mk("", now.Add(-2*time.Hour)), mk("", now.Add(-2*time.Hour)), mk("", now.Add(-2*time.Hour))
 	finish(t, s, failed.ID, spool.StatusFailed, now.Add(-time.Hour))
 	finish(t, s, cancelled.ID, spool.StatusCancelled, now.Add(-time.Hour))
 
@@ -171,7 +177,7 @@ func testDeleteFinished(t *testing.T, s spool.Store) {
 	}
 	deleted = append(deleted, files...)
 	if _, err := s.GetTask(testCtx, old[2].ID); err != nil {
-		t.Errorf("the newest of the old tasks went first (%v): want oldest first", err)
+		t.Errorf("the newest of the old tasks went first (%v): want the oldest first", err)
 	}
 	n, files, err = s.DeleteFinished(testCtx, spool.StatusCompleted, cutoff, 2)
 	if err != nil || n != 1 {
