@@ -144,16 +144,7 @@ func (tx *sqlTx) ownedFiles(ctx context.Context, ids string) ([]*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)
 	}
-	defer rows.Close()
-	var out []*File
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list files: %w", err)
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return scanFiles(rows)
 }
 
 // deleteFileIfUnused deletes a file record unless a task takes it as input:

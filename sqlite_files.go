@@ -84,6 +84,11 @@ func (s *sqliteStore) ListFiles(ctx context.Context, p *FileListParams) ([]*File
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)
 	}
+	return scanFiles(rows)
+}
+
+// scanFiles reads and closes rows of file records.
+func scanFiles(rows *sql.Rows) ([]*File, error) {
 	defer rows.Close()
 	var out []*File
 	for rows.Next() {
