@@ -494,10 +494,14 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 
 // settle records an attempt's outcome. If the store refuses it (the task
 // was cancelled meanwhile), the attempt's files are deleted.
+//
+// It waits for the database as long as the engine lives: a late outcome
+// is still this run's, and its lease is renewed meanwhile. Only a Close
+// that gives up on stuck handlers abandons it, and the lease then runs
+// out. (One engine-wide context, not a timer per outcome: that cost 5% of
+// a drain.)
 func (e *Engine) settle(ch *Change, files []*File) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := e.store.Apply(ctx, ch); err != nil {
+	if _, err := e.store.Apply(e.life, ch); err != nil {
 		for _, f := range files {
 			e.dropBytes(f)
 		}
