@@ -340,9 +340,12 @@ func (e *Engine) claim(ctx, handlerCtx context.Context) (runs []*run, want int, 
 	if want == 0 {
 		return nil, 0, nil, nil
 	}
-	// No deadline of its own: a claim that waits for the write lock holds
+	// A generous deadline: a claim that waits for the write lock holds
 	// nothing meanwhile, its leases count from its commit, and Close
-	// cancels ctx.
+	// cancels ctx; the deadline only keeps a database locked for good from
+	// hanging the loop.
+	ctx, cancel := context.WithTimeout(ctx, beatWait*e.cfg.LeaseDuration)
+	defer cancel()
 	tasks, err := e.store.ClaimTasks(ctx, &ClaimParams{
 		Owner: e.inst.ID, Now: time.Now(), Lease: e.cfg.LeaseDuration, Batches: batches,
 	})
