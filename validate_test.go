@@ -3,6 +3,7 @@ package spool_test
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -249,8 +250,17 @@ func FuzzRequest(f *testing.F) {
 			}
 			return
 		}
-		_, err := e.Create(ctxBackground, r)
+		created, err := e.Create(ctxBackground, r)
 		if err == nil {
+			// What Create accepted reads back, and as Create returned it.
+			got, err := e.Get(ctxBackground, created.ID)
+			if err != nil {
+				t.Fatalf("Get of a created task: %v", err)
+			}
+			// (No options are nil or empty alike: both encode as {}.)
+			if (len(got.Options) > 0 || len(created.Options) > 0) && !reflect.DeepEqual(got.Options, created.Options) {
+				t.Fatalf("options read back %#v, Create returned %#v", got.Options, created.Options)
+			}
 			return
 		}
 		var ve *spool.ValidationError
