@@ -89,6 +89,7 @@ type Engine struct {
 	stopLoops  context.CancelFunc      // once the workers are done
 	halt       context.CancelCauseFunc // cancels every handler's context
 	claimsDone chan struct{}           // closed when runLoop returns
+	closeDone  chan struct{}           // closed when Close returns
 	loops      sync.WaitGroup
 	workers    *errgroup.Group
 	settling   sync.WaitGroup // outcomes being recorded
@@ -115,14 +116,15 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	host, _ := os.Hostname()
 	e := &Engine{
-		cfg:      cfg,
-		store:    store,
-		ids:      newIDGen(),
-		log:      cfg.Logger,
-		handlers: map[string]Handler{},
-		specs:    map[string]*KindSpec{},
-		sched:    newScheduler(cfg.Concurrency, cfg.KindConcurrency),
-		wake:     make(chan struct{}, 1),
+		cfg:       cfg,
+		store:     store,
+		ids:       newIDGen(),
+		log:       cfg.Logger,
+		handlers:  map[string]Handler{},
+		specs:     map[string]*KindSpec{},
+		sched:     newScheduler(cfg.Concurrency, cfg.KindConcurrency),
+		wake:      make(chan struct{}, 1),
+		closeDone: make(chan struct{}),
 	}
 	e.life, e.endLife = context.WithCancel(context.Background())
 	boot, pidNS := processSpace()
@@ -251,53 +253,59 @@ func (e *Engine) goLoop(f func()) {
 // Close stops the engine: it stops claiming, lets running handlers finish
 // until ctx ends, then cancels them (context.Cause is ErrShutdown) and puts
 // their tasks back to pending without using up an attempt. It closes the
-// store unless Config.Store was given.
+// store unless Config.Store was given. A Close while another is under way
+// waits for that one.
 //
-// A handler that ignores its cancelled context gets one more second; then
-// Close returns anyway, with an error naming the tasks still running.
-// Those handlers go on in the background, their outcomes are not
-// recorded, and their tasks come back when their leases run out.
+// Once ctx has ended, a handler that ignores its cancelled context, or an
+// OnEvent callback that does not return, gets one more second; then Close
+// returns anyway, with an error naming what is still running. Those
+// handlers go on in the background, their outcomes are not recorded, and
+// their tasks come back when their leases run out.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return nil
+		select {
+		case <-e.closeDone:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("spool: close: %w", ctx.Err())
+		}
 	}
 	e.closed = true
 	started := e.started
 	e.mu.Unlock()
+	defer close(e.closeDone)
 	var errs []error
 	if started {
 		e.stopClaims()
 		<-e.claimsDone    // no claimed task starts after this
 		e.handoffs.Wait() // nor a handed-off one (closed refuses new ones)
-		done := make(chan struct{})
+		workersDone := make(chan struct{})
 		go func() {
 			e.workers.Wait()
 			e.settling.Wait()
-			close(done)
+			close(workersDone)
 		}()
-		stuck := false
-		select {
-		case <-done:
-		case <-ctx.Done():
-			e.halt(ErrShutdown)
-			select {
-			case <-done:
-			case <-time.After(closeGrace):
-				stuck = true
-			}
-		}
+		stuck := !e.await(ctx, workersDone, func() { e.halt(ErrShutdown) })
 		e.halt(ErrShutdown)
 		e.stopLoops()
-		e.loops.Wait()
+		loopsDone := make(chan struct{})
+		go func() {
+			e.loops.Wait()
+			close(loopsDone)
+		}()
+		if !e.await(ctx, loopsDone, nil) {
+			errs = append(errs, fmt.Errorf("OnEvent callback still running: %w", ctx.Err()))
+		}
 		if stuck {
 			var ids []string
 			for _, r := range e.sched.snapshot() {
 				ids = append(ids, r.task.ID)
 			}
 			slices.Sort(ids)
-			errs = append(errs, fmt.Errorf("handlers still running for tasks %v: %w", ids, ctx.Err()))
+			errs = append(errs, fmt.Errorf("handlers still running, or their outcomes still being recorded, for tasks %v: %w",
+				ids, ctx.Err()))
 		} else {
 			// The tasks are settled: forget this instance so nothing waits
 			// on its heartbeat.
@@ -315,6 +323,27 @@ func (e *Engine) Close(ctx context.Context) error {
 		return fmt.Errorf("spool: close: %w", err)
 	}
 	return nil
+}
+
+// await waits for done until ctx ends, then calls onEnd (if not nil) and
+// waits closeGrace more. It reports whether done was closed.
+func (e *Engine) await(ctx context.Context, done <-chan struct{}, onEnd func()) bool {
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	}
+	if onEnd != nil {
+		onEnd()
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // closeGrace is how long Close waits for handlers once it has cancelled

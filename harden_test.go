@@ -261,15 +261,17 @@ func fakeInstance(t *testing.T, e *spool.Engine, path string, in spool.Instance,
 	t.Helper()
 	ctx := ctxT(t)
 	st := e.Store()
-	if _, err := st.Heartbeat(ctx, &in, time.Hour, nil); err != nil {
-		t.Fatal(err)
-	}
 	tk, err := e.Create(ctx, heldRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The claim first, then the record: the engine may judge the record
+	// at once, and must find the task held when it does.
 	if _, err := st.ClaimTasks(ctx, &spool.ClaimParams{Owner: in.ID, Now: time.Now(), Lease: time.Hour,
 		Batches: []spool.ClaimBatch{{Kinds: []string{"http"}, Limit: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Heartbeat(ctx, &in, time.Hour, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rawDB(t, path).Exec("UPDATE instances SET heartbeat = ? WHERE id = ?",
@@ -340,8 +342,13 @@ func TestLiveness(t *testing.T) {
 			in := c.in(me)
 			in.ID, in.Started = "inst_fake", time.Now().Add(-time.Minute)
 			id := fakeInstance(t, e, path, in, c.age)
-			// Twenty heartbeats or more.
-			deadline := time.Now().Add(time.Second)
+			// A live engine's task stays put for a second (fifty
+			// heartbeats); a dead one's comes back, waited for up to 20 s.
+			watch := time.Second
+			if c.takeBack {
+				watch = 20 * time.Second
+			}
+			deadline := time.Now().Add(watch)
 			for time.Now().Before(deadline) {
 				got, err := e.Get(ctx, id)
 				if err != nil {
@@ -553,5 +560,92 @@ func TestEventSnapshotAsItWas(t *testing.T) {
 	}
 	if !slices.Equal(processing, []int{1, 2}) {
 		t.Errorf("processing events show attempts %v, want [1 2]", processing)
+	}
+}
+
+// From review: a lost lease's old run that ignores its context must not
+// stall the engine. The task's new claim waits (released, due later) while
+// other tasks run on the free workers.
+func TestStubbornOldRunDoesNotStallEngine(t *testing.T) {
+	ctx := ctxT(t)
+	path := filepath.Join(t.TempDir(), "spool.db")
+	release := make(chan struct{})
+	counter := &runCounter{active: map[string]int{}, runs: map[string]int{}, started: make(chan string, 10)}
+	e := openFile(t, spool.Config{Path: path, Concurrency: 4, PollInterval: 20 * time.Millisecond})
+	e.Register("stubborn", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		counter.Handle(ctx, job) // counts, checks for overlap
+		<-release                // ignores ctx
+		return nil
+	}))
+	e.Register("quick", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	t.Cleanup(func() { close(release) })
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Create(ctx, spool.Request{Kind: "stubborn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-counter.started
+	// Another engine takes the task back, as after a lost lease.
+	if _, err := rawDB(t, path).Exec(`UPDATE tasks SET status = 'pending', lease_owner = NULL,
+		lease_until = NULL, due = 0 WHERE id = ?`, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	qs, err := e.CreateMany(ctx, []spool.Request{{Kind: "quick"}, {Kind: "quick"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if got, err := e.Wait(ctx, q.ID); err != nil || got.Status != spool.StatusCompleted {
+			t.Fatalf("quick task beside a stubborn old run: %v, %v", got, err)
+		}
+	}
+	got, err := e.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status == spool.StatusCompleted {
+		t.Errorf("the task completed while its old run still ran")
+	}
+	counter.check(t)
+}
+
+// From review: Close returns when its context ends even if OnEvent blocks.
+func TestCloseReturnsWithBlockedOnEvent(t *testing.T) {
+	ctx := ctxT(t)
+	block := make(chan struct{})
+	got := make(chan struct{}, 100)
+	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "s.db"), OnEvent: func(spool.Event) {
+		got <- struct{}{}
+		<-block
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(block) })
+	e.Register("x", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Create(ctx, spool.Request{Kind: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Close(cctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "OnEvent") {
+			t.Errorf("Close = %v, want an error saying OnEvent still runs", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return after its context ended, with OnEvent blocked")
+	}
+	// A second Close waits for the first, which is done.
+	if err := e.Close(ctx); err != nil {
+		t.Errorf("second Close = %v", err)
 	}
 }

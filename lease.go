@@ -2,7 +2,6 @@ package spool
 
 import (
 	"context"
-	"slices"
 	"time"
 )
 
@@ -31,8 +30,10 @@ func (e *Engine) heartbeat(ctx context.Context) {
 	wait := beatWait * e.cfg.LeaseDuration
 	held := e.sched.snapshot()
 	ids := make([]string, 0, len(held))
+	seen := make(map[string]bool, len(held))
 	for _, r := range held {
-		if !slices.Contains(ids, r.task.ID) {
+		if !seen[r.task.ID] {
+			seen[r.task.ID] = true
 			ids = append(ids, r.task.ID)
 		}
 	}
@@ -47,8 +48,12 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		// leases from a dead engine's: recover nothing this time.
 		return
 	}
+	renewed := make(map[string]bool, len(kept))
+	for _, id := range kept {
+		renewed[id] = true
+	}
 	for _, r := range held {
-		if !slices.Contains(kept, r.task.ID) {
+		if !renewed[r.task.ID] {
 			r.cancel(e.lostCause(ctx, r.task.ID))
 		}
 	}

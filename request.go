@@ -251,10 +251,11 @@ func checkPath(field, p string, max int) error {
 	return nil
 }
 
-// isControl reports whether r is an ASCII control character (tabs and line
-// breaks included) or a Unicode line or paragraph separator.
+// isControl reports whether r is a control character, C0 or C1 (tabs and
+// line breaks included, U+0085 too), or a Unicode line or paragraph
+// separator.
 func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029'
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == '\u2028' || r == '\u2029'
 }
 
 // isID reports whether s is prefix + a 26-character ULID.

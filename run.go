@@ -14,8 +14,10 @@ import (
 // claimed and waiting for a worker, running, or having its outcome
 // recorded.
 type run struct {
-	task   *Task
-	ctx    context.Context // the handler's; cancelled before the start if the task is
+	task *Task
+	// ctx is the handler's. A task cancelled or lost before its run starts
+	// has it cancelled, and is let go unrun.
+	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the engine lets the run go
 }
@@ -205,9 +207,10 @@ func (s *scheduler) reserve(kind string) bool {
 // runLoop claims tasks whenever a worker is free and there may be work: at
 // once when this engine created a task or a worker finished, at the
 // earliest due time of a waiting task, and every PollInterval for tasks
-// that other processes created. It claims up to Concurrency tasks more than
-// there are free workers, so that one claim statement feeds many runs; the
-// extra ones start as workers free up.
+// that other processes created. While handlers are short it claims up to
+// eight times Concurrency tasks more than there are free workers (see
+// prefetch), so that one claim statement feeds many runs; the extra ones
+// start as workers free up.
 func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -259,19 +262,16 @@ func (e *Engine) startAll(ctx context.Context, runs []*run) bool {
 	for i, r := range runs {
 		// An earlier run of the task lost its lease (this claim cancelled
 		// it) but has not returned yet: the task must not run twice at
-		// once.
-		for old := e.sched.older(r); old != nil; old = e.sched.older(r) {
-			select {
-			case <-ctx.Done():
-				e.release(runs[i:])
-				return false
-			case <-old.done:
-			}
+		// once, and a handler that ignores its context must not hold up
+		// the others. The task goes back, due a little later.
+		if e.sched.older(r) != nil {
+			e.release([]*run{r}, time.Now().Add(e.cfg.PollInterval))
+			continue
 		}
 		for !e.startRun(r) {
 			select {
 			case <-ctx.Done():
-				e.release(runs[i:])
+				e.release(runs[i:], time.Time{})
 				return false
 			case <-e.wake:
 			}
@@ -280,8 +280,9 @@ func (e *Engine) startAll(ctx context.Context, runs []*run) bool {
 	return true
 }
 
-// release gives back claimed tasks that never started.
-func (e *Engine) release(runs []*run) {
+// release gives back claimed tasks that never started, without using up
+// their attempt, due at due (zero: now).
+func (e *Engine) release(runs []*run, due time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -289,7 +290,7 @@ func (e *Engine) release(runs []*run) {
 		wg.Go(func() {
 			defer e.letGo(r)
 			_, err := e.store.Apply(ctx, &Change{ID: r.task.ID, To: StatusPending, Owner: e.inst.ID,
-				AtAttempt: r.task.Attempt, Attempt: -1, NoResult: true})
+				AtAttempt: r.task.Attempt, Attempt: -1, Due: due, NoResult: true})
 			if err != nil && !errors.Is(err, ErrInvalidTransition) {
 				e.log.Error("spool: release task", "task", r.task.ID, "err", err)
 			}

@@ -14,7 +14,7 @@ func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Ta
 		out, err = tx.CreateTasks(ctx, tasks)
 		return err
 	}}
-	if len(tasks) == 1 && tasks[0].IdempotencyKey == "" {
+	if len(tasks) == 1 && tasks[0].IdempotencyKey == "" && tasks[0].FileID == "" {
 		// One INSERT, which may share a statement with other such creates
 		// in the batch; either way the task comes back as it is.
 		op.oneStatement, op.create, out = true, tasks[0], tasks
@@ -31,6 +31,24 @@ func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Ta
 // row was most of CreateMany's cost (binding, and the statement journal
 // SQLite keeps for each statement that fires triggers).
 func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error) {
+	for _, t := range tasks {
+		if t.FileID == "" {
+			continue
+		}
+		// In the transaction: a Delete that removed the file since the
+		// caller looked it up must not leave a task without its input.
+		st, err := tx.stmt(ctx, `SELECT 1 FROM files WHERE id = ?`)
+		if err != nil {
+			return nil, fmt.Errorf("create task: %w", err)
+		}
+		var one int
+		switch err := st.QueryRowContext(ctx, t.FileID).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("create task: input file %s: %w", t.FileID, ErrNotFound)
+		case err != nil:
+			return nil, fmt.Errorf("create task: %w", err)
+		}
+	}
 	out := make([]*Task, len(tasks))
 	var plain []*Task
 	for i, t := range tasks {

@@ -2,14 +2,25 @@ package spool
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
 
-// finishedStatuses is the SQL list of final statuses, as the partial index
-// tasks_finished names them, so that SQLite may use it.
+// finishedStatuses is the SQL list of final statuses.
 const finishedStatuses = `('completed', 'failed', 'error', 'cancelled')`
+
+// noUnfinishedSteps is true of a task (the outer query's tasks row) none of
+// whose workflow steps is still to finish: deleting a parent deletes its
+// steps (ON DELETE CASCADE), and a running step must not vanish.
+const noUnfinishedSteps = `NOT EXISTS (SELECT 1 FROM tasks step WHERE step.parent_id = tasks.id
+	AND step.parent_id IS NOT NULL AND step.status NOT IN ` + finishedStatuses + `)`
+
+// deletable tells whether a task can be deleted: finished, and its steps
+// too.
+const deletable = `SELECT status IN ` + finishedStatuses + ` AND ` + noUnfinishedSteps + ` FROM tasks WHERE id = ?`
 
 // DeleteTask deletes a finished task with its workflow steps and the files
 // they produced that no remaining task uses. Its events stay until pruned,
@@ -17,28 +28,30 @@ const finishedStatuses = `('completed', 'failed', 'error', 'cancelled')`
 func (s *sqliteStore) DeleteTask(ctx context.Context, id string) ([]*File, error) {
 	var files []*File
 	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
-		ids, err := json.Marshal([]string{id})
+		st, err := tx.stmt(ctx, deletable)
 		if err != nil {
 			return fmt.Errorf("delete task %s: %w", id, err)
 		}
-		owned, err := tx.ownedFiles(ctx, string(ids))
+		var ok bool
+		err = st.QueryRowContext(ctx, id).Scan(&ok)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("task %s: %w", id, ErrNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("delete task %s: %w", id, err)
 		}
-		res, err := tx.exec(ctx, `DELETE FROM tasks WHERE id = ?
-			AND status IN `+finishedStatuses, id)
-		if err != nil {
-			return fmt.Errorf("delete task %s: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if !ok {
 			cur, err := tx.GetTask(ctx, id)
 			if err != nil {
 				return err
 			}
+			if cur.Status.Terminal() {
+				return fmt.Errorf("delete task %s: some of its workflow steps have not finished: %w", id, ErrInvalidTransition)
+			}
 			return fmt.Errorf("delete task %s: task is %s, only a finished task can be deleted: %w",
 				id, cur.Status, ErrInvalidTransition)
 		}
-		files, err = tx.deleteUnused(ctx, owned)
+		_, files, err = tx.deleteTasks(ctx, []string{id})
 		if err != nil {
 			return fmt.Errorf("delete task %s: %w", id, err)
 		}
@@ -57,16 +70,25 @@ func (s *sqliteStore) DeleteTask(ctx context.Context, id string) ([]*File, error
 // kept are walked past.
 const selectFinished = `SELECT id FROM tasks
 	WHERE status = ?1 AND status != 'completed' AND id < ?4 AND updated < ?2 AND parent_id IS NULL
+		AND ` + noUnfinishedSteps + `
 	ORDER BY id LIMIT (SELECT ?3)`
 
 // selectCompleted is selectFinished for completed tasks, which the status
 // index leaves out: it walks the ids created before the cutoff.
 const selectCompleted = `SELECT id FROM tasks
-	WHERE id < ?4 AND status = ?1 AND updated < ?2 AND parent_id IS NULL
+	WHERE id < ?4 AND status = ?1 AND updated < ?2 AND parent_id IS NULL AND ` + noUnfinishedSteps + `
 	ORDER BY id LIMIT (SELECT ?3)`
 
+// recheckFinished keeps, of the ids in the JSON array ?1, those that still
+// qualify (picked on a read connection, they may have changed since).
+const recheckFinished = `SELECT id FROM tasks
+	WHERE id IN (SELECT value FROM json_each(?1)) AND status = ?2 AND updated < ?3 AND parent_id IS NULL
+		AND ` + noUnfinishedSteps
+
 // DeleteFinished deletes, in one transaction, up to limit top-level tasks
-// of a final status that finished before before, as DeleteTask does.
+// of a final status that finished before before, as DeleteTask does. The
+// tasks are picked on a read connection, so that walking past old tasks
+// that are kept never holds up the writer, and checked again in the write.
 func (s *sqliteStore) DeleteFinished(ctx context.Context, status Status, before time.Time, limit int) (int, []*File, error) {
 	if !status.Terminal() {
 		return 0, nil, invalid("status", "%q is not a final status", status)
@@ -74,50 +96,37 @@ func (s *sqliteStore) DeleteFinished(ctx context.Context, status Status, before 
 	if limit <= 0 {
 		return 0, nil, invalid("limit", "must be 1 or more")
 	}
+	q := selectFinished
+	if status == StatusCompleted {
+		q = selectCompleted
+	}
+	rows, err := s.query(ctx, q, status, before.UnixNano(), limit, idBefore("task_", before))
+	if err != nil {
+		return 0, nil, fmt.Errorf("delete finished: %w", err)
+	}
+	picked, err := scanIDs(rows)
+	if err != nil || len(picked) == 0 {
+		return 0, nil, err
+	}
+	list, err := json.Marshal(picked)
+	if err != nil {
+		return 0, nil, fmt.Errorf("delete finished: %w", err)
+	}
 	var (
 		n     int
 		files []*File
 	)
-	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
-		n, files = 0, nil
-		q := selectFinished
-		if status == StatusCompleted {
-			q = selectCompleted
-		}
-		rows, err := tx.query(ctx, q, status, before.UnixNano(), limit, idBefore("task_", before))
+	err = s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		rows, err := tx.query(ctx, recheckFinished, string(list), status, before.UnixNano())
 		if err != nil {
 			return fmt.Errorf("delete finished: %w", err)
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("delete finished: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("delete finished: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		list, err := json.Marshal(ids)
+		ids, err := scanIDs(rows)
 		if err != nil {
-			return fmt.Errorf("delete finished: %w", err)
+			return err
 		}
-		owned, err := tx.ownedFiles(ctx, string(list))
+		n, files, err = tx.deleteTasks(ctx, ids)
 		if err != nil {
-			return fmt.Errorf("delete finished: %w", err)
-		}
-		res, err := tx.exec(ctx, `DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, string(list))
-		if err != nil {
-			return fmt.Errorf("delete finished: %w", err)
-		}
-		deleted, _ := res.RowsAffected()
-		n = int(deleted)
-		if files, err = tx.deleteUnused(ctx, owned); err != nil {
 			return fmt.Errorf("delete finished: %w", err)
 		}
 		return nil
@@ -128,15 +137,61 @@ func (s *sqliteStore) DeleteFinished(ctx context.Context, status Status, before 
 	return n, files, nil
 }
 
-// ownedFilesQuery selects the file records produced by the tasks whose ids
-// are in the JSON array ?1 and by their workflow steps, which ON DELETE
-// CASCADE deletes with them.
+// scanIDs reads and closes rows of one id each.
+func scanIDs(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// deleteTasks deletes tasks with their workflow steps, then the files they
+// produced, or took as input from a producer already gone, that no
+// remaining task uses. It returns how many of the tasks it deleted and
+// the file records it deleted.
+func (tx *sqlTx) deleteTasks(ctx context.Context, ids []string) (int, []*File, error) {
+	if len(ids) == 0 {
+		return 0, nil, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return 0, nil, err
+	}
+	owned, err := tx.ownedFiles(ctx, string(list))
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := tx.exec(ctx, `DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return 0, nil, err
+	}
+	n, _ := res.RowsAffected()
+	files, err := tx.deleteUnused(ctx, owned)
+	return int(n), files, err
+}
+
+// ownedFilesQuery selects the file records that deleting the tasks whose
+// ids are in the JSON array ?1 may leave unused: those the tasks and their
+// workflow steps (which ON DELETE CASCADE deletes with them) produced, and
+// those they took as file_id input whose producer is gone (kept, when their
+// producer was deleted, only for them). Uploads (no producer) are the
+// user's and never selected.
 const ownedFilesQuery = `WITH RECURSIVE doomed (id) AS (
 		SELECT value FROM json_each(?1)
 		UNION SELECT tasks.id FROM tasks JOIN doomed ON tasks.parent_id = doomed.id
 			WHERE tasks.parent_id IS NOT NULL)
 	SELECT data, storage_key, task_id FROM files
-	WHERE task_id IN (SELECT id FROM doomed) AND task_id != ''`
+	WHERE task_id IN (SELECT id FROM doomed) AND task_id != ''
+	UNION ALL -- no file is in both: a doomed task still exists here
+	SELECT data, storage_key, task_id FROM files
+	WHERE id IN (SELECT file_id FROM tasks WHERE id IN (SELECT id FROM doomed) AND file_id != '')
+		AND task_id != '' AND task_id NOT IN (SELECT id FROM tasks)`
 
 // ownedFiles returns the file records that ownedFilesQuery selects.
 func (tx *sqlTx) ownedFiles(ctx context.Context, ids string) ([]*File, error) {

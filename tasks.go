@@ -59,6 +59,9 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 		}
 	}
 	out, err := e.store.CreateTasks(ctx, tasks)
+	if errors.Is(err, ErrNotFound) {
+		return nil, invalid("file_id", "%v (deleted meanwhile)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spool: create: %w", err)
 	}
@@ -79,6 +82,9 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 		Lease: e.cfg.LeaseDuration})
 	if err != nil {
 		e.unreserve(r)
+		if errors.Is(err, ErrNotFound) {
+			return nil, invalid("file_id", "%v (deleted meanwhile)", err)
+		}
 		return nil, fmt.Errorf("spool: create: %w", err)
 	}
 	e.changed.notify()
@@ -196,11 +202,12 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 }
 
 // Delete deletes a finished task, its workflow steps, and the files they
-// produced that no other task takes as input, records then bytes. Its
-// events are no longer delivered from then on (to OnEvent, Subscribe or
-// Events), and are pruned with the others after EventRetention. Deleting a
-// task that has not finished fails with ErrInvalidTransition: cancel it
-// first. Bytes that fail to delete are swept up later (OrphanFileAge).
+// produced that no other task takes as input: the records in one
+// transaction, then the bytes. Its events are no longer delivered from
+// then on (to OnEvent, Subscribe or Events), and are pruned with the
+// others after EventRetention. Deleting a task that has not finished, or
+// whose workflow steps have not, fails with ErrInvalidTransition: cancel
+// it first. Bytes that fail to delete are swept up later (OrphanFileAge).
 func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err := e.usable(); err != nil {
 		return err

@@ -52,6 +52,7 @@ func TestValidation(t *testing.T) {
 		{"filename escape", spool.Request{Kind: "image", URL: u, Filename: "\x1b[31mx.png"}, "filename"},
 		{"filename DEL", spool.Request{Kind: "image", URL: u, Filename: "x\x7f.png"}, "filename"},
 		{"filename line separator", spool.Request{Kind: "image", URL: u, Filename: "x\u2028.png"}, "filename"},
+		{"filename next line (C1)", spool.Request{Kind: "image", URL: u, Filename: "x\u0085.png"}, "filename"},
 		{"filename paragraph separator", spool.Request{Kind: "image", URL: u, Filename: "x\u2029.png"}, "filename"},
 		{"folder newline", spool.Request{Kind: "image", URL: u, Folder: "a/b\nc"}, "folder"},
 		{"folder line separator", spool.Request{Kind: "image", URL: u, Folder: "a\u2028/b"}, "folder"},

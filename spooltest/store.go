@@ -42,6 +42,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"PruneAndCursor", testPruneAndCursor},
 		{"DeleteFiles", testDeleteFiles},
 		{"DeleteFinished", testDeleteFinished},
+		{"DeleteKeepsRunningSteps", testDeleteKeepsRunningSteps},
+		{"CreateMissingFile", testCreateMissingFile},
+		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -220,3 +220,76 @@ func testDeleteFinished(t *testing.T, s spool.Store) {
 		t.Errorf("cancelled task deleted with the failed ones: %v", err)
 	}
 }
+
+// A finished workflow parent whose steps still run is neither deleted nor
+// retained away: its steps would go with it.
+func testDeleteKeepsRunningSteps(t *testing.T, s spool.Store) {
+	old := time.Now().Add(-2 * time.Hour)
+	parent := task("workflow")
+	parent.ID = "task_" + ulid.MustNew(ulid.Timestamp(old), rand.Reader).String()
+	parent.Created, parent.Updated = old, old
+	step := task("x")
+	step.ParentID = parent.ID
+	create(t, s, parent, step)
+	if _, err := s.Apply(testCtx, &spool.Change{ID: step.ID, To: spool.StatusProcessing}); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, s, parent.ID, spool.StatusCancelled, old.Add(time.Minute))
+	if _, err := s.DeleteTask(testCtx, parent.ID); !errors.Is(err, spool.ErrInvalidTransition) {
+		t.Errorf("DeleteTask of a parent with a running step = %v, want ErrInvalidTransition", err)
+	}
+	if n, _, err := s.DeleteFinished(testCtx, spool.StatusCancelled, time.Now(), 10); err != nil || n != 0 {
+		t.Errorf("DeleteFinished took a parent with a running step: %d, %v", n, err)
+	}
+	get(t, s, parent.ID)
+	get(t, s, step.ID)
+	// Once the step ends, both go.
+	finish(t, s, step.ID, spool.StatusFailed, time.Now())
+	if _, err := s.DeleteTask(testCtx, parent.ID); err != nil {
+		t.Fatalf("DeleteTask once the steps ended: %v", err)
+	}
+	if _, err := s.GetTask(testCtx, step.ID); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("step after its parent was deleted: %v", err)
+	}
+}
+
+// A task cannot be created on a file that is not stored (deleted since the
+// caller looked it up): nothing of the batch is stored.
+func testCreateMissingFile(t *testing.T, s spool.Store) {
+	ok, bad := task("x"), task("x")
+	bad.FileID = newID("file_")
+	if _, err := s.CreateTasks(testCtx, []*spool.Task{ok, bad}); !errors.Is(err, spool.ErrNotFound) {
+		t.Fatalf("CreateTasks with a missing file = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetTask(testCtx, ok.ID); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("a task of the refused batch was stored: %v", err)
+	}
+	one := task("x")
+	one.FileID = newID("file_")
+	if _, err := s.CreateTasks(testCtx, []*spool.Task{one}); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("CreateTasks of one task with a missing file = %v, want ErrNotFound", err)
+	}
+}
+
+// A file kept when its producer was deleted, because another task took it
+// as input, goes when that task is deleted too.
+func testDeleteFileOfGoneProducer(t *testing.T, s spool.Store) {
+	producer := task("x")
+	create(t, s, producer)
+	out := file(producer.ID)
+	createFiles(t, s, out)
+	user := task("x")
+	user.FileID = out.ID
+	create(t, s, user)
+	finish(t, s, producer.ID, spool.StatusCompleted, time.Now())
+	finish(t, s, user.ID, spool.StatusCompleted, time.Now())
+	files, err := s.DeleteTask(testCtx, producer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles(t, s, files, []*spool.File{out}, nil)
+	if files, err = s.DeleteTask(testCtx, user.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantFiles(t, s, files, nil, []*spool.File{out})
+}

@@ -301,6 +301,8 @@ func testCreateBatches(t *testing.T, s spool.Store) {
 func testCreateEveryField(t *testing.T, s spool.Store) {
 	parent := task("workflow")
 	create(t, s, parent)
+	input := file("")
+	createFiles(t, s, input)
 	asJSON := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 	for _, c := range []struct {
 		name string
@@ -325,7 +327,7 @@ func testCreateEveryField(t *testing.T, s spool.Store) {
 		},
 			func(g, w *spool.Task) bool { return asJSON(g.Steps) == asJSON(w.Steps) }},
 		{"inputs and hooks", func(t *spool.Task) {
-			t.CreatedBy, t.URL, t.FileID, t.WebhookURL = "me", "https://example.com/a.png", "file_x", "https://example.com/hook"
+			t.CreatedBy, t.URL, t.FileID, t.WebhookURL = "me", "https://example.com/a.png", input.ID, "https://example.com/hook"
 			t.Input = &spool.File{Object: "source", URL: t.URL}
 			t.Options = map[string]any{"width": float64(64), "ref": "r", "folder": "f"}
 		}, func(g, w *spool.Task) bool {
