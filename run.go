@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,9 +18,10 @@ type run struct {
 	task *Task
 	// ctx is the handler's. A task cancelled or lost before its run starts
 	// has it cancelled, and is let go unrun.
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed when the engine lets the run go
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	done     chan struct{} // closed when the engine lets the run go
+	returned atomic.Bool   // the handler has returned
 }
 
 // scheduler is the run loop's state: the runs this engine holds and the
@@ -260,13 +262,23 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 // attempt, and startAll returns false.
 func (e *Engine) startAll(ctx context.Context, runs []*run) bool {
 	for i, r := range runs {
-		// An earlier run of the task lost its lease (this claim cancelled
-		// it) but has not returned yet: the task must not run twice at
-		// once, and a handler that ignores its context must not hold up
-		// the others. The task goes back, due a little later.
-		if e.sched.older(r) != nil {
-			e.release([]*run{r}, time.Now().Add(e.cfg.PollInterval))
-			continue
+		// An earlier run of the task is still held. If its handler has
+		// returned, it is only being let go (its outcome made this claim
+		// possible): wait for that. If not, it lost its lease (this claim
+		// cancelled it): the task must not run twice at once, and a
+		// handler that ignores its context must not hold up the others,
+		// so the task goes back, due a little later.
+		if old := e.sched.older(r); old != nil {
+			if !old.returned.Load() {
+				e.release([]*run{r}, time.Now().Add(e.cfg.PollInterval))
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				e.release(runs[i:], time.Time{})
+				return false
+			case <-old.done:
+			}
 		}
 		for !e.startRun(r) {
 			select {
@@ -429,6 +441,7 @@ func (e *Engine) launch(r *run) {
 		defer func() {
 			// Deferred, so that a handler that calls runtime.Goexit (a
 			// test's FailNow) still frees its worker and its task.
+			r.returned.Store(true)
 			e.sched.free(t.Kind, time.Since(began))
 			e.poke()
 			if ch == nil {
