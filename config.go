@@ -169,6 +169,7 @@ func (c Config) withDefaults() Config {
 	c.KindConcurrency = maps.Clone(c.KindConcurrency)
 	c.KindTimeout = maps.Clone(c.KindTimeout)
 	c.AllowNetworks = slices.Clone(c.AllowNetworks)
+	c.Retention = maps.Clone(c.Retention)
 	if c.Path == "" {
 		c.Path = "spool.db"
 	}
@@ -208,7 +209,6 @@ func (c Config) withDefaults() Config {
 	if c.OrphanFileAge <= 0 {
 		c.OrphanFileAge = time.Hour
 	}
-	c.Retention = maps.Clone(c.Retention)
 	return c
 }
 

@@ -64,7 +64,7 @@ type Engine struct {
 	storageErr  error
 	tempDir     string // the default storage's directory when temporary
 	// builtinSpecs caches, by kind, BuiltinSpec's answer (nil for other
-	// kinds) for typed, which reads every task the engine returns.
+	// kinds) for spec, which Create and every read (typed) call.
 	builtinSpecs sync.Map
 
 	mu       sync.Mutex

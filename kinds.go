@@ -14,10 +14,12 @@ type Checker interface {
 
 // KindInfo says whether an engine can run a kind, and why not.
 type KindInfo struct {
-	Kind      string    `json:"kind"`
-	Available bool      `json:"available"`
-	Reason    string    `json:"reason,omitempty"`
-	Spec      *KindSpec `json:"spec,omitempty"`
+	Kind      string `json:"kind"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+	// Spec is the spec the engine validates the kind's requests with,
+	// shared with it: read it, do not modify it.
+	Spec *KindSpec `json:"spec,omitempty"`
 }
 
 // Kinds reports, for every built-in kind and every registered one, whether

@@ -246,7 +246,7 @@ func (e *Engine) typed(t *Task) *Task {
 	if t == nil || len(t.Options) == 0 {
 		return t
 	}
-	spec := e.typeSpec(t.Kind)
+	spec, _ := e.spec(t.Kind)
 	var opts map[string]any
 	for name, v := range t.Options {
 		typ, items := TypeAny, OptionType("")
@@ -270,23 +270,6 @@ func (e *Engine) typed(t *Task) *Task {
 	c := *t
 	c.Options = opts
 	return &c
-}
-
-// typeSpec returns the spec that declares a kind's option types, as spec
-// does, without building a built-in kind's spec on every call.
-func (e *Engine) typeSpec(kind string) *KindSpec {
-	e.mu.Lock()
-	s, custom := e.specs[kind]
-	e.mu.Unlock()
-	if custom {
-		return s
-	}
-	if s, ok := e.builtinSpecs.Load(kind); ok {
-		return s.(*KindSpec)
-	}
-	s, _ = BuiltinSpec(kind) // nil for a kind that is not built in
-	e.builtinSpecs.Store(kind, s)
-	return s
 }
 
 // typedEvents types the tasks of events (see typed).

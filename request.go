@@ -228,6 +228,7 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 // names with control characters, which would end up in headers (such as
 // Content-Disposition) and logs where they could break a line.
 func checkPath(field, p string, max int) error {
+	ctl := strings.IndexFunc(p, isControl)
 	switch {
 	case len(p) > max:
 		return invalid(field, "longer than %d bytes", max)
@@ -235,8 +236,8 @@ func checkPath(field, p string, max int) error {
 		return invalid(field, "not valid UTF-8")
 	case strings.ContainsRune(p, 0):
 		return invalid(field, "contains a NUL byte")
-	case strings.IndexFunc(p, isControl) >= 0:
-		r, _ := utf8.DecodeRuneInString(p[strings.IndexFunc(p, isControl):])
+	case ctl >= 0:
+		r, _ := utf8.DecodeRuneInString(p[ctl:])
 		return invalid(field, "contains a control character or line break (%U)", r)
 	case strings.ContainsRune(p, '\\'):
 		return invalid(field, "contains a backslash")

@@ -59,11 +59,8 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 		}
 	}
 	out, err := e.store.CreateTasks(ctx, tasks)
-	if errors.Is(err, ErrNotFound) {
-		return nil, invalid("file_id", "%v (deleted meanwhile)", err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("spool: create: %w", err)
+		return nil, createError(err)
 	}
 	e.changed.notify()
 	e.poke()
@@ -82,10 +79,7 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 		Lease: e.cfg.LeaseDuration})
 	if err != nil {
 		e.unreserve(r)
-		if errors.Is(err, ErrNotFound) {
-			return nil, invalid("file_id", "%v (deleted meanwhile)", err)
-		}
-		return nil, fmt.Errorf("spool: create: %w", err)
+		return nil, createError(err)
 	}
 	e.changed.notify()
 	if t.ID != r.task.ID || t.Status != StatusProcessing {
@@ -96,6 +90,15 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 	e.sched.hold(r)
 	e.launch(r)
 	return []*Task{e.typed(t)}, nil
+}
+
+// createError wraps a store's error of Create. ErrNotFound there is an
+// input file deleted since resolveInput found it: the request's fault.
+func createError(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return invalid("file_id", "%v (deleted meanwhile)", err)
+	}
+	return fmt.Errorf("spool: create: %w", err)
 }
 
 // resolveInput fills a file_id task's input with the file's record.

@@ -28,7 +28,8 @@ const (
 
 // spec returns the spec a kind's requests are checked against: the one its
 // handler declares, else the built-in one. A custom kind whose handler
-// declares none gets a nil spec: any options, an optional input.
+// declares none gets a nil spec: any options, an optional input. Built-in
+// specs are built once per engine: Create and every read (typed) use them.
 func (e *Engine) spec(kind string) (*KindSpec, bool) {
 	e.mu.Lock()
 	s, custom := e.specs[kind]
@@ -37,7 +38,13 @@ func (e *Engine) spec(kind string) (*KindSpec, bool) {
 	if custom {
 		return s, true
 	}
-	if s, ok := BuiltinSpec(kind); ok {
+	if c, ok := e.builtinSpecs.Load(kind); ok {
+		s = c.(*KindSpec)
+	} else {
+		s, _ = BuiltinSpec(kind) // nil for a kind that is not built in
+		e.builtinSpecs.Store(kind, s)
+	}
+	if s != nil {
 		return s, true
 	}
 	return nil, registered
