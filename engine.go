@@ -116,11 +116,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	host, _ := os.Hostname()
 	e := &Engine{
-		cfg:       cfg,
-		store:     store,
-		ids:       newIDGen(),
-		log:       cfg.Logger,
-		handlers:  map[string]Handler{},
+		cfg:   cfg,
+		store: store,
+		ids:   newIDGen(),
+		log:   cfg.Logger,
+		// The engine runs workflows and conditions itself.
+		handlers:  map[string]Handler{KindWorkflow: workflowHandler{}, KindConditions: conditionsHandler{}},
 		specs:     map[string]*KindSpec{},
 		sched:     newScheduler(cfg.Concurrency, cfg.KindConcurrency),
 		wake:      make(chan struct{}, 1),

@@ -31,8 +31,9 @@ type Job struct {
 	timer    *time.Timer
 	stopped  bool
 
-	fetched  *File   // a url input, downloaded and probed
-	outputs  []*File // files created by the handler
+	results  *Results // a conditions task's verdict
+	fetched  *File    // a url input, downloaded and probed
+	outputs  []*File  // files created by the handler
 	cleanups []func()
 }
 

@@ -160,10 +160,16 @@ func decodeValue(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-// asValidation keeps a nested *ValidationError or names field as the culprit.
+// asValidation keeps a nested *ValidationError, its field under field
+// (workflow[0] and width give workflow[0].width, conditions and [1].prop
+// give conditions[1].prop), or names field as the culprit.
 func asValidation(field string, err error) error {
 	if ve, ok := err.(*ValidationError); ok {
-		return &ValidationError{Field: field + "." + ve.Field, Reason: ve.Reason}
+		sep := "."
+		if strings.HasPrefix(ve.Field, "[") {
+			sep = ""
+		}
+		return &ValidationError{Field: field + sep + ve.Field, Reason: ve.Reason, Err: ve.Err}
 	}
 	return invalid(field, "%v", err)
 }

@@ -487,6 +487,8 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 	ch := &Change{ID: t.ID, Owner: e.inst.ID, AtAttempt: t.Attempt, NoResult: true}
 	cause := context.Cause(ctx)
 	switch {
+	case err == nil && t.Kind == KindWorkflow:
+		ch.To = StatusWaiting // on its steps, which the outcome's hook creates
 	case err == nil:
 		ch.To, ch.Output = StatusCompleted, job.output
 	case errors.Is(cause, ErrCancelled), errors.Is(cause, ErrLeaseLost):
@@ -506,6 +508,7 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 		ch.Due = time.Now().Add(e.cfg.Backoff(t.Attempt))
 	}
 	files := job.record(ch)
+	e.afterOutcome(t, ch, job.results)
 	return ch, files
 }
 
@@ -532,8 +535,8 @@ func (e *Engine) settle(ch *Change, files []*File) {
 		return
 	}
 	e.changed.notify()
-	if ch.To == StatusWaiting || ch.To == StatusPending {
-		e.poke()
+	if ch.To == StatusWaiting || ch.To == StatusPending || ch.Hook != nil {
+		e.poke() // runnable again, or workflow steps created
 	}
 }
 

@@ -178,7 +178,7 @@ func (s *KindSpec) Validate(opts map[string]any) (map[string]any, error) {
 		}
 		v, err := o.normalize(opts[name])
 		if err != nil {
-			return nil, invalid(name, "%s", err)
+			return nil, asValidation(name, err)
 		}
 		out[name] = v
 	}
@@ -208,7 +208,8 @@ func (s *KindSpec) unknown(name string) *ValidationError {
 }
 
 // normalize converts v to the option's Go type and checks it; its error text
-// is a Reason.
+// is a Reason, or a *ValidationError naming a part of the value
+// ("[0].operator").
 func (o *OptionSpec) normalize(v any) (any, error) {
 	p, err := plainJSON(v, 0)
 	if err != nil {

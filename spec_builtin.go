@@ -121,8 +121,11 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 		s.Options = []OptionSpec{
 			{Name: "conditions", Type: TypeList, Items: TypeObject, Required: true, Min: new(1.0), Check: checkConditions,
 				Description: "Conditions that must all hold, each {prop, operator, value}. " +
-					"operator is one of " + strings.Join(conditionOperators(), ", ") + " and defaults to eq; " +
-					"value is a list for in, is absent or a boolean for exists, and is required otherwise."},
+					"prop is a property of the input file (" + strings.Join(fileProps, ", ") + ", metadata.<key>) " +
+					"or <ref>.<field> of an earlier step's output in the same chain (by ref or kind). " +
+					"operator is one of " + strings.Join(conditionOperators, ", ") + " and defaults to eq. " +
+					"value is a string, compared as a number when both sides are numbers; a list or a comma-separated string for in; " +
+					"true (the default) or false, as a boolean or a string, for exists. A prop that is absent fails every operator but exists."},
 		}
 	case "http":
 		s.Description = "Sends an HTTP request to the request's url, which is the target, not an input."
@@ -255,63 +258,6 @@ func checkLanguage(v any) error {
 }
 
 const asciiLetters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-func conditionOperators() []string {
-	return []string{"eq", "ne", "gt", "gte", "lt", "lte", "contains", "in", "exists"}
-}
-
-// checkConditions checks the shape of each condition; what a prop names is
-// resolved when the step runs, against outputs that do not exist yet. An
-// absent operator is left absent (meaning eq) rather than filled in, since
-// Check must not change the value.
-func checkConditions(v any) error {
-	list, _ := v.([]any)
-	for i, e := range list {
-		at := fmt.Sprintf("conditions[%d]", i)
-		c, ok := e.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s: must be an object", at)
-		}
-		for _, k := range slices.Sorted(maps.Keys(c)) {
-			if k != "prop" && k != "operator" && k != "value" {
-				return fmt.Errorf("%s: unknown field %q; the fields are prop, operator and value", at, k)
-			}
-		}
-		if c["prop"] == nil {
-			return fmt.Errorf("%s: missing prop", at)
-		}
-		if p, ok := c["prop"].(string); !ok || p == "" {
-			return fmt.Errorf("%s: prop must be a non-empty string", at)
-		}
-		op := "eq"
-		if c["operator"] != nil {
-			op, _ = c["operator"].(string)
-			if !slices.Contains(conditionOperators(), op) {
-				return fmt.Errorf("%s: operator must be one of %s", at, strings.Join(conditionOperators(), ", "))
-			}
-		}
-		value, has := c["value"]
-		switch {
-		case op == "exists":
-			if _, isBool := value.(bool); has && value != nil && !isBool {
-				return fmt.Errorf("%s: value must be true or false, or absent, for operator exists", at)
-			}
-		case !has:
-			return fmt.Errorf("%s: missing value", at)
-		case op == "in":
-			if _, isList := value.([]any); !isList {
-				return fmt.Errorf("%s: value must be a list for operator in", at)
-			}
-		case op == "gt" || op == "gte" || op == "lt" || op == "lte":
-			switch value.(type) {
-			case int64, float64, string:
-			default:
-				return fmt.Errorf("%s: value must be a number or a string for operator %s", at, op)
-			}
-		}
-	}
-	return nil
-}
 
 // checkHeaders refuses names that are not HTTP tokens and values with line
 // breaks, which would let a request smuggle extra headers. It also refuses

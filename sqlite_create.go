@@ -122,7 +122,7 @@ var (
 			return append(args, t.ID, t.Kind, t.Status, t.Progress, cols[0], cols[1],
 				cols[2], t.Error, t.CreatedBy, nullString(t.ParentID), cols[3], cols[4], cols[5],
 				t.URL, t.FileID, t.WebhookURL, nullString(t.IdempotencyKey), unixNano(t.RunAt),
-				t.Attempt, t.MaxAttempts, t.Created.UnixNano(), t.Updated.UnixNano(), refOpt, folderOpt, due(t)), nil
+				t.Attempt, t.MaxAttempts, t.Created.UnixNano(), t.Updated.UnixNano(), t.Step, refOpt, folderOpt, due(t)), nil
 		})
 	leanRow = newRowShape([]string{"id", "kind", "status", "input", "options", "created_by", "url",
 		"file_id", "webhook_url", "max_attempts", "created", "updated", "ref", "folder", "due"},
@@ -143,7 +143,7 @@ var (
 func shapeOf(tasks []*Task) *rowShape {
 	for _, t := range tasks {
 		if t.Progress != 0 || len(t.Output) != 0 || t.Error != "" || t.ParentID != "" ||
-			len(t.Workflow) != 0 || t.Results != nil || len(t.Steps) != 0 || t.IdempotencyKey != "" ||
+			len(t.Workflow) != 0 || t.Results != nil || len(t.Steps) != 0 || t.Step != "" || t.IdempotencyKey != "" ||
 			!t.RunAt.IsZero() || t.Attempt != 0 {
 			return fullRow
 		}

@@ -14,7 +14,7 @@ import (
 // their own for filtering, but a task shows them among its options.
 const taskCols = `id, kind, status, progress, input, options, output, error, created_by,
 	parent_id, workflow, results, steps, url, file_id, webhook_url,
-	idempotency_key, run_at, attempt, max_attempts, created, updated`
+	idempotency_key, run_at, attempt, max_attempts, created, updated, step`
 
 const selectTask = `SELECT ` + taskCols + ` FROM tasks WHERE id = ?`
 
@@ -36,7 +36,7 @@ func scanTask(r scanner) (*Task, error) {
 	err := r.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &input, &options, &output,
 		&t.Error, &t.CreatedBy, &parent, &workflow, &results, &steps, &t.URL, &t.FileID,
 		&t.WebhookURL, &idem, &runAt, &t.Attempt, &t.MaxAttempts,
-		&created, &updated)
+		&created, &updated, &t.Step)
 	if err != nil {
 		return nil, err
 	}

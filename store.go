@@ -26,6 +26,16 @@ type Tx interface {
 	Apply(ctx context.Context, ch *Change) (*Task, error)
 	// CreateFiles stores file records, all or none.
 	CreateFiles(ctx context.Context, files []*File) error
+	// Steps returns the workflow steps of the task parentID (the tasks whose
+	// ParentID it is), oldest first.
+	Steps(ctx context.Context, parentID string) ([]*Task, error)
+	// SetResults records on a task, whatever its status, its Results, and
+	// its step summaries (Task.Workflow) when steps is not nil, and raises
+	// its progress to progress: what a workflow or conditions task reports
+	// beside its status. A raised progress writes a task.progress event, as
+	// any progress change does. It fails with ErrNotFound if there is no
+	// such task.
+	SetResults(ctx context.Context, id string, r *Results, steps []TaskSummary, progress int) error
 }
 
 // Store persists tasks and their events. The engine is written against it;

@@ -112,8 +112,12 @@ type Task struct {
 	WebhookURL     string    `json:"-"`
 	IdempotencyKey string    `json:"-"`
 	RunAt          time.Time `json:"-"` // zero: as soon as possible
-	// Steps are a workflow task's step definitions.
+	// Steps are a workflow task's step definitions; on a step, the
+	// definitions of its next steps.
 	Steps []Step `json:"-"`
+	// Step is where a workflow step sits in its workflow's tree, as in
+	// workflow[0].next[1]; empty for a task that is not a step.
+	Step string `json:"-"`
 	// Attempt is the number of times the task has been claimed to run,
 	// counting the current one. A claim counts even if the engine dies
 	// before starting the handler: an engine claims up to eight times its
@@ -135,12 +139,26 @@ type TaskSummary struct {
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
 	ParentID  *string   `json:"parent_id"`
+	// Ref and Step are spool's additions to the hosted summary: the step's
+	// ref, and where it sits in the workflow (Task.Step), so that a client
+	// can draw the tree.
+	Ref  string `json:"ref,omitempty"`
+	Step string `json:"step,omitempty"`
 }
 
 // Results is the verdict of a conditions task or a workflow.
+//
+// A conditions task lists its conditions in Passed and Failed, each with
+// the value it found ("actual", absent when the prop was), and Continue
+// is true when every one passed. A workflow lists its completed steps in
+// Passed ({id, kind, ref, step, output}), those that ended otherwise in
+// Failed ({id, kind, ref, step, status, error}), and the steps that never
+// started in Skipped ({step, kind, ref, reason}); Continue is true when
+// no step failed.
 type Results struct {
 	Passed   []map[string]any `json:"passed"`
 	Failed   []map[string]any `json:"failed"`
+	Skipped  []map[string]any `json:"skipped,omitempty"`
 	Continue bool             `json:"continue"`
 }
 
@@ -220,7 +238,14 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 func (t *Task) Summary() TaskSummary {
 	return TaskSummary{ID: t.ID, Object: "task", Kind: t.Kind, Status: t.Status,
 		Progress: t.Progress, Error: nullable(t.Error), CreatedBy: t.CreatedBy,
-		Created: t.Created.UTC(), Updated: t.Updated.UTC(), ParentID: nullable(t.ParentID)}
+		Created: t.Created.UTC(), Updated: t.Updated.UTC(), ParentID: nullable(t.ParentID),
+		Ref: t.ref(), Step: t.Step}
+}
+
+// ref returns the task's ref option.
+func (t *Task) ref() string {
+	r, _ := t.Options["ref"].(string)
+	return r
 }
 
 // Event is a change to a task: its creation, a status change or progress.

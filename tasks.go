@@ -135,7 +135,9 @@ func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: get: %w", err)
 	}
-	return e.typed(t), nil
+	t = e.typed(t)
+	e.liveSummaries(ctx, t)
+	return t, nil
 }
 
 // List returns a page of tasks, newest first unless p.Oldest. A nil p lists
@@ -170,6 +172,7 @@ func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
 	}
 	for i, t := range page.Tasks {
 		page.Tasks[i] = e.typed(t)
+		e.liveSummaries(ctx, page.Tasks[i])
 	}
 	return page, nil
 }
@@ -193,15 +196,21 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	if err := e.usable(); err != nil {
 		return nil, err
 	}
-	t, err := e.store.Apply(ctx, &Change{ID: id, To: StatusCancelled})
+	var steps []string
+	t, err := e.store.Apply(ctx, &Change{ID: id, To: StatusCancelled, Hook: e.cancelHook(&steps)})
 	if err != nil {
 		return nil, fmt.Errorf("spool: cancel: %w", err)
 	}
-	for _, r := range e.sched.find(id) {
-		r.cancel(ErrCancelled)
+	for _, id := range append(steps, id) {
+		for _, r := range e.sched.find(id) {
+			r.cancel(ErrCancelled)
+		}
 	}
 	e.changed.notify()
-	return e.typed(t), nil
+	e.poke() // a cancelled step may have let its workflow's next steps start
+	t = e.typed(t)
+	e.liveSummaries(ctx, t)
+	return t, nil
 }
 
 // Delete deletes a finished task, its workflow steps, and the files they

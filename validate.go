@@ -144,9 +144,13 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 	case r.Kind != KindWorkflow && r.Workflow != nil:
 		return nil, invalid("workflow", "only a workflow task has steps")
 	case r.Kind == KindWorkflow:
-		count := 0
-		if steps, err = e.validateSteps("workflow", r.Workflow, 1, &count); err != nil {
+		c := &stepCheck{policy: policy}
+		if steps, err = e.validateSteps("workflow", r.Workflow, 1, nil, c); err != nil {
 			return nil, err
+		}
+	case r.Kind == KindConditions:
+		if err := checkConditionProps(opts["conditions"], nil); err != nil {
+			return nil, asValidation("conditions", err)
 		}
 	}
 	if opts == nil {

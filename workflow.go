@@ -4,16 +4,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
-// Step is one step of a workflow: a task of Kind run on the workflow's input
-// (or, inside next, on the file its predecessor produced), whose Next steps
-// start when it completes. Its JSON form is flat like a create body:
+// Step is one step of a workflow: a task of Kind whose Next steps start
+// when it completes. Its JSON form is flat like a create body:
 // {"kind": "image", "width": 320, "ref": "thumb", "next": […]}.
+//
+// A top-level step runs on the workflow's input; a next step runs on the
+// File its predecessor produced (the task's Output, when that is a file
+// object), or else on its predecessor's input. A step of a kind that
+// takes no input (http) gets none.
 type Step struct {
-	Kind    string
-	Ref     string
+	Kind string
+	Ref  string
+	// URL is, for a step of a kind that takes no input (http), the kind's
+	// url: the request target. Other steps take their input from the
+	// workflow, so they have none.
+	URL     string
 	Next    []Step
 	Options map[string]any
 }
@@ -32,7 +42,7 @@ func (s *Step) UnmarshalJSON(b []byte) error {
 		return &ValidationError{Field: "step", Reason: err.Error()}
 	}
 	var out Step
-	for name, dst := range map[string]*string{"kind": &out.Kind, "ref": &out.Ref} {
+	for name, dst := range map[string]*string{"kind": &out.Kind, "ref": &out.Ref, "url": &out.URL} {
 		if raw, ok := fields[name]; ok {
 			delete(fields, name)
 			if err := json.Unmarshal(raw, dst); err != nil {
@@ -70,23 +80,37 @@ func (s Step) MarshalJSON() ([]byte, error) {
 	if s.Ref != "" {
 		m["ref"] = s.Ref
 	}
+	if s.URL != "" {
+		m["url"] = s.URL
+	}
 	if len(s.Next) > 0 {
 		m["next"] = s.Next
 	}
 	return json.Marshal(m)
 }
 
+// stepOnlyFields are the request fields that belong to the workflow as a
+// whole, not to one of its steps.
+var stepOnlyFields = []string{"file_id", "webhook_url", "workflow", "idempotency_key", "run_at"}
+
+// stepCheck is what validateSteps carries down the tree.
+type stepCheck struct {
+	policy urlPolicy
+	count  int
+}
+
 // validateSteps checks every step's kind and options, depth first, and
 // returns the steps with their options normalized. Field names locate the
-// step: workflow[1].next[0].width.
-func (e *Engine) validateSteps(field string, steps []Step, depth int, count *int) ([]Step, error) {
+// step: workflow[1].next[0].width. chain holds the refs and kinds of the
+// steps before these in their chain, which conditions may name.
+func (e *Engine) validateSteps(field string, steps []Step, depth int, chain []string, c *stepCheck) ([]Step, error) {
 	if depth > maxStepDepth {
 		return nil, invalid(field, "nested deeper than %d levels", maxStepDepth)
 	}
 	out := make([]Step, len(steps))
 	for i, st := range steps {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		if *count++; *count > maxSteps {
+		if c.count++; c.count > maxSteps {
 			return nil, invalid(field, "more than %d steps", maxSteps)
 		}
 		if st.Kind == "" {
@@ -99,19 +123,88 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, count *int
 		if !ok {
 			return nil, invalid(f+".kind", "unknown kind %q", st.Kind)
 		}
+		if err := e.checkAvailable(st.Kind); err != nil {
+			return nil, asValidation(f, err)
+		}
+		if !utf8.ValidString(st.Ref) {
+			return nil, invalid(f+".ref", "not valid UTF-8")
+		}
 		if utf8.RuneCountInString(st.Ref) > maxRefLen {
 			return nil, invalid(f+".ref", "longer than %d characters", maxRefLen)
 		}
-		if _, ok := st.Options[""]; ok {
+		opts := maps.Clone(st.Options)
+		if _, ok := opts[""]; ok {
 			return nil, invalid(f, "an option has an empty name")
 		}
-		opts, err := validateOptions(spec, st.Options)
+		for _, name := range stepOnlyFields {
+			if _, ok := opts[name]; ok {
+				return nil, invalid(f+"."+name, "is a field of the workflow request, not of a step")
+			}
+		}
+		if u, ok := opts["url"]; ok { // a Step built in Go with url among its options
+			if st.URL, ok = u.(string); !ok {
+				return nil, invalid(f+".url", "must be a string")
+			}
+			delete(opts, "url")
+		}
+		names := map[string]string{}
+		for _, name := range []string{"filename", "folder"} {
+			if v, ok := opts[name]; ok {
+				s, isStr := v.(string)
+				if !isStr {
+					return nil, invalid(f+"."+name, "must be a string")
+				}
+				names[name] = s
+				delete(opts, name)
+			}
+		}
+		if err := checkPath(f+".filename", names["filename"], maxNameLen); err != nil {
+			return nil, err
+		}
+		if strings.Contains(names["filename"], "/") {
+			return nil, invalid(f+".filename", "must be a name without slashes")
+		}
+		if err := checkPath(f+".folder", names["folder"], maxFolderLen); err != nil {
+			return nil, err
+		}
+		input := InputOptional
+		if spec != nil {
+			input = spec.Input
+		}
+		switch {
+		case input == InputNone && st.URL == "" && st.Kind == KindHTTP:
+			return nil, invalid(f+".url", "is required: the request target of an http step")
+		case input == InputNone && st.URL != "":
+			if err := c.policy.checkURL(f+".url", st.URL, false); err != nil {
+				return nil, err
+			}
+		case st.URL != "":
+			return nil, invalid(f+".url", "a %s step takes its input from the workflow or the step before it: give the workflow the url", st.Kind)
+		}
+		opts, err := validateOptions(spec, opts)
 		if err != nil {
 			return nil, asValidation(f, err)
 		}
+		if st.Kind == KindConditions {
+			if err := checkConditionProps(opts["conditions"], chain); err != nil {
+				return nil, asValidation(f+".conditions", err)
+			}
+		}
+		for name, v := range names {
+			if v != "" {
+				if opts == nil {
+					opts = map[string]any{}
+				}
+				opts[name] = v
+			}
+		}
 		st.Options = opts
 		if st.Next != nil {
-			if st.Next, err = e.validateSteps(f+".next", st.Next, depth+1, count); err != nil {
+			next := append(slices.Clip(chain), st.Kind)
+			if st.Ref != "" {
+				next = append(next, st.Ref)
+			}
+			if st.Next, err = e.validateSteps(f+".next", st.Next, depth+1, next, c); err != nil {
 				return nil, err
 			}
 		}

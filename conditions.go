@@ -1,0 +1,341 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// conditionOperators are the operators of a condition; eq is the default.
+var conditionOperators = []string{"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists"}
+
+// fileProps are the input file's properties a condition may test, beside
+// metadata.<key>.
+var fileProps = []string{"kind", "type", "object", "width", "height", "duration", "fps", "bitrate",
+	"filesize", "codec", "container", "orientation", "rotation", "transparency", "animated", "frames",
+	"language", "filename", "folder", "ref"}
+
+// condition is one {prop, operator, value} of a conditions task.
+type condition struct {
+	Prop     string
+	Operator string
+	Value    any // as given: a string, number, bool or list
+	raw      map[string]any
+}
+
+// parseCondition reads the i-th condition; its error is a *ValidationError
+// naming the part at fault ("[0].operator").
+func parseCondition(i int, v any) (condition, error) {
+	at := fmt.Sprintf("[%d]", i)
+	m, ok := v.(map[string]any)
+	if !ok {
+		return condition{}, invalid(at, "must be an object {prop, operator, value}")
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if k != "prop" && k != "operator" && k != "value" {
+			return condition{}, invalid(at+"."+k, "unknown field; the fields are prop, operator and value")
+		}
+	}
+	c := condition{Operator: "eq", raw: m}
+	if c.Prop, ok = m["prop"].(string); !ok || c.Prop == "" {
+		return condition{}, invalid(at+".prop", "is required: a non-empty string")
+	}
+	if op, has := m["operator"]; has && op != nil {
+		if c.Operator, ok = op.(string); !ok || !slices.Contains(conditionOperators, c.Operator) {
+			return condition{}, invalid(at+".operator", "must be one of %s", strings.Join(conditionOperators, ", "))
+		}
+	}
+	value, has := m["value"]
+	c.Value = value
+	switch {
+	case c.Operator == "exists":
+		if _, err := existsWant(value); has && value != nil && err != nil {
+			return condition{}, invalid(at+".value", "%v", err)
+		}
+	case !has || value == nil:
+		return condition{}, invalid(at+".value", "is required for operator %s", c.Operator)
+	case c.Operator == "in":
+		switch x := value.(type) {
+		case string:
+		case []any:
+			for j, e := range x {
+				if _, ok := scalarString(e); !ok {
+					return condition{}, invalid(fmt.Sprintf("%s.value[%d]", at, j), "must be a string, number or boolean")
+				}
+			}
+		default:
+			return condition{}, invalid(at+".value", "must be a list or a comma-separated string for operator in")
+		}
+	case c.Operator == "gt" || c.Operator == "gte" || c.Operator == "lt" || c.Operator == "lte":
+		if _, isBool := value.(bool); isBool {
+			return condition{}, invalid(at+".value", "must be a number or a string for operator %s", c.Operator)
+		}
+		fallthrough
+	default:
+		if _, ok := scalarString(value); !ok {
+			return condition{}, invalid(at+".value", "must be a string, number or boolean for operator %s", c.Operator)
+		}
+	}
+	return c, nil
+}
+
+// checkConditions is the conditions option's check: the shape of each
+// condition. What a prop names is checked by checkConditionProps, which
+// knows the steps before.
+func checkConditions(v any) error {
+	list, _ := v.([]any)
+	for i, e := range list {
+		if _, err := parseCondition(i, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkConditionProps refuses a prop that names no file property and no
+// earlier step of the chain (its refs and kinds).
+func checkConditionProps(v any, chain []string) error {
+	list, _ := v.([]any)
+	for i, e := range list {
+		c, err := parseCondition(i, e)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(fileProps, c.Prop) {
+			continue
+		}
+		head, rest, dotted := strings.Cut(c.Prop, ".")
+		switch {
+		case dotted && head == "metadata" && rest != "":
+			continue
+		case dotted && rest != "" && slices.Contains(chain, head):
+			continue
+		}
+		where := "no earlier step in this chain has that ref or kind"
+		if len(chain) == 0 {
+			where = "no step comes before this one"
+		}
+		return invalid(fmt.Sprintf("[%d].prop", i), "unknown prop %q: use a property of the input file (%s), metadata.<key>, "+
+			"or <ref>.<field> of an earlier step in the chain (%s)", c.Prop, strings.Join(fileProps, ", "), where)
+	}
+	return nil
+}
+
+// existsWant reads exists' value: true when absent, else a boolean or
+// "true"/"false".
+func existsWant(v any) (bool, error) {
+	switch x := v.(type) {
+	case nil:
+		return true, nil
+	case bool:
+		return x, nil
+	case string:
+		if b, err := strconv.ParseBool(x); err == nil && (x == "true" || x == "false") {
+			return b, nil
+		}
+	}
+	return false, errors.New(`must be true or false (a boolean or the string "true" or "false") for operator exists`)
+}
+
+// scalarString renders a JSON scalar as the string a condition compares.
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case json.Number:
+		return x.String(), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), true
+	case int:
+		return strconv.Itoa(x), true
+	}
+	return "", false
+}
+
+// compare orders a and b as numbers when both parse as numbers, else as
+// strings.
+func compare(a, b string) int {
+	x, errA := strconv.ParseFloat(strings.TrimSpace(a), 64)
+	y, errB := strconv.ParseFloat(strings.TrimSpace(b), 64)
+	if errA == nil && errB == nil {
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	}
+	return strings.Compare(a, b)
+}
+
+// holds evaluates the condition against the value found for its prop
+// (found is false when the prop is absent).
+func (c condition) holds(actual any, found bool) bool {
+	if c.Operator == "exists" {
+		want, _ := existsWant(c.Value)
+		return found == want
+	}
+	if !found {
+		return false
+	}
+	if list, ok := actual.([]any); ok && c.Operator == "contains" {
+		want, _ := scalarString(c.Value)
+		for _, e := range list {
+			if s, ok := scalarString(e); ok && compare(s, want) == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	got, ok := scalarString(actual)
+	if !ok {
+		b, _ := json.Marshal(actual)
+		got = string(b)
+	}
+	want, _ := scalarString(c.Value)
+	switch c.Operator {
+	case "eq":
+		return compare(got, want) == 0
+	case "ne":
+		return compare(got, want) != 0
+	case "gt":
+		return compare(got, want) > 0
+	case "gte":
+		return compare(got, want) >= 0
+	case "lt":
+		return compare(got, want) < 0
+	case "lte":
+		return compare(got, want) <= 0
+	case "contains":
+		return strings.Contains(got, want)
+	case "in":
+		var options []string
+		if s, isStr := c.Value.(string); isStr {
+			options = strings.Split(s, ",")
+		} else {
+			for _, e := range c.Value.([]any) {
+				s, _ := scalarString(e)
+				options = append(options, s)
+			}
+		}
+		for _, o := range options {
+			if compare(got, strings.TrimSpace(o)) == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lookupPath finds a dotted path in JSON data (objects decoded as
+// map[string]any). A null counts as absent.
+func lookupPath(v any, path string) (any, bool) {
+	for part := range strings.SplitSeq(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return v, v != nil
+}
+
+// asData decodes JSON text, or the JSON form of a value, into plain data
+// with json.Number numbers.
+func asData(v any) any {
+	b, ok := v.(json.RawMessage)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			return nil
+		}
+	}
+	out, err := decodeValue(b)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// conditionsHandler runs the conditions kind: every engine can.
+type conditionsHandler struct{}
+
+// Handle evaluates the task's conditions against its input file and the
+// outputs of the steps before it, and completes with their results.
+func (conditionsHandler) Handle(ctx context.Context, job *Job) error {
+	in := job.Input()
+	if in != nil && in.ID == "" && in.URL != "" {
+		if _, err := job.InputPath(ctx); err != nil { // fetch and probe it
+			return err
+		}
+		in = job.Input()
+	}
+	var file any
+	if in != nil {
+		file = asData(in)
+	}
+	list, _ := job.Task.Options["conditions"].([]any)
+	res := &Results{Passed: []map[string]any{}, Failed: []map[string]any{}, Continue: true}
+	for i, v := range list {
+		c, err := parseCondition(i, v)
+		if err != nil {
+			return Permanent(fmt.Errorf("conditions%s: %s", err.(*ValidationError).Field, err.(*ValidationError).Reason))
+		}
+		actual, found, err := conditionValue(ctx, job, file, c.Prop)
+		if err != nil {
+			return err
+		}
+		entry := maps.Clone(c.raw)
+		if found {
+			entry["actual"] = actual
+		}
+		if c.holds(actual, found) {
+			res.Passed = append(res.Passed, entry)
+		} else {
+			res.Failed = append(res.Failed, entry)
+			res.Continue = false
+		}
+	}
+	job.results = res
+	return nil
+}
+
+// conditionValue finds what prop names: a property of the input file, or
+// <ref>.<field> of an earlier step's output (or results).
+func conditionValue(ctx context.Context, job *Job, file any, prop string) (any, bool, error) {
+	if slices.Contains(fileProps, prop) || strings.HasPrefix(prop, "metadata.") {
+		v, ok := lookupPath(file, prop)
+		return v, ok, nil
+	}
+	head, rest, _ := strings.Cut(prop, ".")
+	step, err := job.Upstream(ctx, head)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(step.Output) > 0 {
+		if v, ok := lookupPath(asData(step.Output), rest); ok {
+			return v, true, nil
+		}
+	}
+	if step.Results != nil {
+		if v, ok := lookupPath(asData(step.Results), rest); ok {
+			return v, true, nil
+		}
+	}
+	return nil, false, nil
+}

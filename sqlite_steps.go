@@ -1,0 +1,74 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+)
+
+const selectSteps = `SELECT ` + taskCols + ` FROM tasks WHERE parent_id = ? ORDER BY id`
+
+// Steps reads a workflow's steps through the read pool.
+func (s *sqliteStore) Steps(ctx context.Context, parentID string) ([]*Task, error) {
+	rows, err := s.query(ctx, selectSteps, parentID)
+	if err != nil {
+		return nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+	}
+	return scanSteps(rows, parentID)
+}
+
+// Steps reads a workflow's steps inside the transaction, seeing its
+// uncommitted writes: a step's outcome committed in the same batch as a
+// sibling's is counted by both.
+func (tx *sqlTx) Steps(ctx context.Context, parentID string) ([]*Task, error) {
+	rows, err := tx.query(ctx, selectSteps, parentID)
+	if err != nil {
+		return nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+	}
+	return scanSteps(rows, parentID)
+}
+
+func scanSteps(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close() error
+}, parentID string) ([]*Task, error) {
+	defer rows.Close()
+	var out []*Task
+	for rows.Next() {
+		t, err := scanReadable(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+	}
+	return out, nil
+}
+
+// SetResults records a task's results in its own transaction.
+func (s *sqliteStore) SetResults(ctx context.Context, id string, r *Results, steps []TaskSummary, progress int) error {
+	return s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		return tx.SetResults(ctx, id, r, steps, progress)
+	})
+}
+
+// SetResults updates the results, step summaries and progress columns; the
+// progress trigger writes the event of a raised progress.
+func (tx *sqlTx) SetResults(ctx context.Context, id string, r *Results, steps []TaskSummary, progress int) error {
+	cols, err := jsonColumns(r, steps)
+	if err != nil {
+		return fmt.Errorf("set results of %s: %w", id, err)
+	}
+	res, err := tx.exec(ctx, `UPDATE tasks SET results = ?1, workflow = COALESCE(?2, workflow),
+		progress = MAX(progress, ?3) WHERE id = ?4`, cols[0], cols[1], min(max(progress, 0), 100), id)
+	if err != nil {
+		return fmt.Errorf("set results of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("set results of %s: %w", id, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+)
+
+// A workflow runs like this. Its own run fetches and probes a url input,
+// then moves the workflow to waiting and, in the same transaction, creates
+// its top-level steps (advance). Every step's final outcome runs advance
+// again in the transaction that records it: the steps that may start now
+// are created, and the workflow's status, results, step summaries and
+// progress are worked out afresh from all its steps. Since advance reads
+// the steps inside the transaction, two steps finishing in one group
+// commit both count; since it only ever creates the steps that are due and
+// missing, a crash at any point leaves nothing lost and nothing run twice.
+
+// workflowHandler is the workflow kind's own run: fetching the input.
+type workflowHandler struct{}
+
+// Handle fetches and probes a url input, so that every step gets the same
+// file and conditions can test it.
+func (workflowHandler) Handle(ctx context.Context, job *Job) error {
+	if in := job.Input(); in != nil && in.ID == "" && in.URL != "" {
+		_, err := job.InputPath(ctx)
+		return err
+	}
+	return nil
+}
+
+// afterOutcome returns the hook that goes with a run's outcome ch of task
+// t, chained after the hook the outcome already has (the files it
+// records): a workflow's steps start, a conditions task's results are
+// recorded, a step's workflow advances.
+func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
+	startSteps := t.Kind == KindWorkflow && ch.To == StatusWaiting && ch.Due.IsZero()
+	stepDone := t.ParentID != "" && ch.To.Terminal()
+	if !startSteps && !stepDone && results == nil {
+		return
+	}
+	prev := ch.Hook
+	ch.Hook = func(ctx context.Context, tx Tx, changed *Task) error {
+		if prev != nil {
+			if err := prev(ctx, tx, changed); err != nil {
+				return err
+			}
+		}
+		if results != nil && ch.To == StatusCompleted {
+			if err := tx.SetResults(ctx, t.ID, results, nil, 0); err != nil {
+				return err
+			}
+		}
+		if startSteps {
+			return e.advance(ctx, tx, changed)
+		}
+		if stepDone {
+			return e.advanceParent(ctx, tx, t.ParentID)
+		}
+		return nil
+	}
+}
+
+// advanceParent advances the workflow a step belongs to.
+func (e *Engine) advanceParent(ctx context.Context, tx Tx, parentID string) error {
+	parent, err := tx.GetTask(ctx, parentID)
+	if errors.Is(err, ErrNotFound) {
+		return nil // deleted meanwhile: nothing to advance
+	}
+	if err != nil {
+		return err
+	}
+	return e.advance(ctx, tx, parent)
+}
+
+// advance creates the workflow's steps that may start and are missing,
+// and records its status, results, summaries and progress, inside tx. A
+// finished workflow is left as it is.
+func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
+	if parent.Status.Terminal() || parent.Status == StatusPending || parent.Status == StatusProcessing {
+		return nil
+	}
+	steps, err := tx.Steps(ctx, parent.ID)
+	if err != nil {
+		return err
+	}
+	st := e.plan(parent, steps, time.Now().UTC())
+	if len(st.create) > 0 {
+		if _, err := tx.CreateTasks(ctx, st.create); err != nil {
+			return fmt.Errorf("create steps of %s: %w", parent.ID, err)
+		}
+	}
+	if st.status != parent.Status {
+		ch := &Change{ID: parent.ID, To: st.status, Error: st.errMsg, Progress: st.progress}
+		if _, err := tx.Apply(ctx, ch); err != nil {
+			return fmt.Errorf("advance workflow %s: %w", parent.ID, err)
+		}
+	}
+	return tx.SetResults(ctx, parent.ID, st.results, st.summaries, st.progress)
+}
+
+// workflowPlan is a workflow's state worked out from its steps.
+type workflowPlan struct {
+	create    []*Task // steps to create now
+	summaries []TaskSummary
+	results   *Results
+	status    Status
+	errMsg    string
+	progress  int
+}
+
+// plan works out a workflow's state from its steps: which steps start
+// now, which can never start, and the status that follows. A cancelled
+// parent starts nothing and counts every step not yet started as skipped.
+func (e *Engine) plan(parent *Task, steps []*Task, now time.Time) *workflowPlan {
+	byPath := make(map[string]*Task, len(steps))
+	for _, s := range steps {
+		if s.Step != "" {
+			byPath[s.Step] = s
+		}
+	}
+	p := &workflowPlan{results: &Results{Passed: []map[string]any{}, Failed: []map[string]any{}, Skipped: []map[string]any{}}}
+	var (
+		running, completed, total, done int
+		failed, errored                 []string
+		anyFailed                       bool
+	)
+	// walk visits the steps defs, which follow pred (nil for the top
+	// level). skip, when set, is why none of them can start; later, when
+	// they wait for a predecessor that has not finished (or not started).
+	var walk func(defs []Step, prefix string, pred *Task, skip string, later bool)
+	walk = func(defs []Step, prefix string, pred *Task, skip string, later bool) {
+		for i, def := range defs {
+			path := fmt.Sprintf("%s[%d]", prefix, i)
+			total++
+			child := byPath[path]
+			if child == nil {
+				switch {
+				case parent.Status == StatusCancelled:
+					skip = "the workflow was cancelled"
+				case skip != "":
+				case later || pred != nil && pred.Status != StatusCompleted:
+					running++
+					walk(def.Next, path+".next", nil, "", true)
+					continue
+				default:
+					child = e.stepTask(parent, def, path, pred, now)
+					p.create = append(p.create, child)
+				}
+			}
+			if child == nil {
+				p.results.Skipped = append(p.results.Skipped, map[string]any{
+					"step": path, "kind": def.Kind, "ref": def.Ref, "reason": skip})
+				done++
+				walk(def.Next, path+".next", nil, skip, false)
+				continue
+			}
+			p.summaries = append(p.summaries, child.Summary())
+			next := ""
+			switch child.Status {
+			case StatusCompleted:
+				completed++
+				done++
+				p.results.Passed = append(p.results.Passed, map[string]any{"id": child.ID, "kind": child.Kind,
+					"ref": def.Ref, "step": path, "output": child.Output})
+				if child.Kind == KindConditions && (child.Results == nil || !child.Results.Continue) {
+					next = "the conditions of " + path + " did not all pass"
+				}
+			case StatusFailed, StatusError, StatusCancelled:
+				done++
+				anyFailed = true
+				msg := child.Error
+				if msg == "" {
+					msg = string(child.Status)
+				}
+				p.results.Failed = append(p.results.Failed, map[string]any{"id": child.ID, "kind": child.Kind,
+					"ref": def.Ref, "step": path, "status": child.Status, "error": msg})
+				line := fmt.Sprintf("%s (%s): %s", path, child.Kind, msg)
+				if child.Status == StatusError {
+					errored = append(errored, line)
+				} else {
+					failed = append(failed, line)
+				}
+				next = fmt.Sprintf("%s (%s) ended %s", path, child.Kind, child.Status)
+			default:
+				running++
+				p.progress += child.Progress
+			}
+			if skip != "" {
+				next = skip
+			}
+			walk(def.Next, path+".next", child, next, false)
+		}
+	}
+	walk(parent.Steps, "workflow", nil, "", false)
+	p.results.Continue = !anyFailed
+	if total > 0 {
+		p.progress = (p.progress + 100*done) / total
+	}
+	switch {
+	case parent.Status == StatusCancelled:
+		p.status = StatusCancelled
+	case running > 0 && completed > 0:
+		p.status = StatusReady
+	case running > 0:
+		p.status = StatusWaiting
+	case len(failed) > 0:
+		p.status, p.errMsg = StatusFailed, strings.Join(append(failed, errored...), "; ")
+	case len(errored) > 0:
+		p.status, p.errMsg = StatusError, strings.Join(errored, "; ")
+	default:
+		p.status, p.progress = StatusCompleted, 100
+	}
+	return p
+}
+
+// stepTask builds the task of step def at path, which follows pred (nil
+// for a top-level step).
+func (e *Engine) stepTask(parent *Task, def Step, path string, pred *Task, now time.Time) *Task {
+	opts := maps.Clone(def.Options)
+	if opts == nil {
+		opts = map[string]any{}
+	}
+	if def.Ref != "" {
+		opts["ref"] = def.Ref
+	}
+	t := &Task{ID: e.ids.next("task_", now), Kind: def.Kind, Options: opts, Status: StatusPending,
+		CreatedBy: parent.CreatedBy, Created: now, Updated: now, ParentID: parent.ID, Step: path,
+		Steps: def.Next, WebhookURL: parent.WebhookURL, MaxAttempts: parent.MaxAttempts, URL: def.URL}
+	if t.MaxAttempts == 0 {
+		t.MaxAttempts = e.cfg.MaxAttempts
+	}
+	if spec, _ := e.spec(def.Kind); spec != nil && spec.Input == InputNone {
+		return t
+	}
+	in := parent.Input
+	if pred != nil {
+		in = pred.Input
+		if f := outputFile(pred.Output); f != nil {
+			in = f
+		}
+	}
+	if in != nil && in.ID != "" {
+		t.Input, t.FileID = in, in.ID
+	}
+	return t
+}
+
+// outputFile returns the file an output is, or the first file of an
+// output that is a list of files, or nil.
+func outputFile(out json.RawMessage) *File {
+	if len(out) == 0 {
+		return nil
+	}
+	var f File
+	if out[0] == '[' {
+		var list []json.RawMessage
+		if json.Unmarshal(out, &list) != nil || len(list) == 0 {
+			return nil
+		}
+		out = list[0]
+	}
+	if json.Unmarshal(out, &f) != nil || !isID(f.ID, "file_") || f.Object == "" {
+		return nil
+	}
+	return &f
+}
+
+// cancelSteps cancels, inside tx, the unfinished steps of a workflow that
+// has just been cancelled, records its results, and returns the ids of the
+// steps it cancelled, whose runs the caller stops.
+func (e *Engine) cancelSteps(ctx context.Context, tx Tx, parent *Task) ([]string, error) {
+	steps, err := tx.Steps(ctx, parent.ID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for i, s := range steps {
+		if s.Status.Terminal() {
+			continue
+		}
+		t, err := tx.Apply(ctx, &Change{ID: s.ID, To: StatusCancelled})
+		if err != nil {
+			return nil, fmt.Errorf("cancel step %s: %w", s.ID, err)
+		}
+		steps[i] = t
+		ids = append(ids, s.ID)
+	}
+	p := e.plan(parent, steps, time.Now().UTC())
+	return ids, tx.SetResults(ctx, parent.ID, p.results, p.summaries, 0)
+}
+
+// cancelHook is the hook of Cancel: a cancelled workflow cancels its
+// steps, and a cancelled step advances its workflow. It appends to ids the
+// steps it cancelled.
+func (e *Engine) cancelHook(ids *[]string) func(ctx context.Context, tx Tx, t *Task) error {
+	return func(ctx context.Context, tx Tx, t *Task) error {
+		*ids = (*ids)[:0] // the writer may run a hook again after a retry
+		if t.Kind == KindWorkflow {
+			cancelled, err := e.cancelSteps(ctx, tx, t)
+			if err != nil {
+				return err
+			}
+			*ids = append(*ids, cancelled...)
+		}
+		if t.ParentID != "" {
+			return e.advanceParent(ctx, tx, t.ParentID)
+		}
+		return nil
+	}
+}
+
+// liveSummaries refreshes a workflow's step summaries from its steps, so
+// that a read shows their status and progress as they are now, not as at
+// the workflow's last change.
+func (e *Engine) liveSummaries(ctx context.Context, t *Task) {
+	if t.Kind != KindWorkflow || len(t.Steps) == 0 || t.Status == StatusPending || t.Status == StatusProcessing {
+		return
+	}
+	steps, err := e.store.Steps(ctx, t.ID)
+	if err != nil {
+		return // the stored summaries will do
+	}
+	p := e.plan(t, steps, time.Now())
+	t.Workflow = p.summaries
+	if !t.Status.Terminal() {
+		t.Progress = max(t.Progress, p.progress)
+	}
+}
+
+// Upstream returns the nearest earlier step in this step's chain (the step
+// whose next it is, that step's predecessor, and so on up to the top of the
+// workflow) whose ref is name or, if none has that ref, whose kind is
+// name, with its Output and Results as they are now. A subtitles step
+// reads the transcript of the speech step before it with
+// job.Upstream(ctx, "speech"). It fails with ErrNotFound when no earlier
+// step matches, as it does for a task that is not a workflow step.
+func (j *Job) Upstream(ctx context.Context, name string) (*Task, error) {
+	t := j.Task
+	if t.ParentID == "" || t.Step == "" {
+		return nil, fmt.Errorf("spool: upstream %q: task %s is not a workflow step: %w", name, t.ID, ErrNotFound)
+	}
+	steps, err := j.e.store.Steps(ctx, t.ParentID)
+	if err != nil {
+		return nil, fmt.Errorf("spool: upstream %q: %w", name, err)
+	}
+	byPath := make(map[string]*Task, len(steps))
+	for _, s := range steps {
+		byPath[s.Step] = s
+	}
+	var chain []*Task // nearest first
+	for path := t.Step; ; {
+		i := strings.LastIndex(path, ".next[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+		if s := byPath[path]; s != nil {
+			chain = append(chain, s)
+		}
+	}
+	for _, match := range []func(*Task) bool{
+		func(s *Task) bool { return s.ref() == name },
+		func(s *Task) bool { return s.Kind == name },
+	} {
+		for _, s := range chain {
+			if match(s) {
+				return j.e.typed(s), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("spool: upstream %q: no earlier step of %s has that ref or kind: %w", name, t.Step, ErrNotFound)
+}

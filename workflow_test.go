@@ -1,0 +1,564 @@
+package spool_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+)
+
+// mediaProber stands in for ffprobe: every file is a 90-second 1280×720
+// video with one metadata key.
+func mediaProber(_ context.Context, path string) (*spool.File, error) {
+	f, err := spool.BasicProber().Probe(context.Background(), path)
+	if err != nil {
+		return nil, err
+	}
+	f.Kind, f.Duration, f.Width, f.Height, f.Codec = "video", 90, 1280, 720, "h264"
+	f.Metadata = json.RawMessage(`{"title": "Big Trailer", "tags": ["a", "b"]}`)
+	return f, nil
+}
+
+// openWorkflowEngine opens an engine with the stand-in prober and an
+// uploaded input file.
+func openWorkflowEngine(t *testing.T, cfg spool.Config) (*spool.Engine, *spool.File) {
+	t.Helper()
+	cfg.Prober = spool.ProberFunc(mediaProber)
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 20 * time.Millisecond
+	}
+	e := openFile(t, cfg)
+	f, err := e.CreateFile(ctxT(t), strings.NewReader("not really a video"), &spool.FileParams{Filename: "in.mp4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, f
+}
+
+// issueTree is the workflow of the request shape in the docs.
+const issueTree = `[
+  { "kind": "video", "width": 1280, "ref": "web",
+    "next": [ { "kind": "speech", "ref": "words", "next": [ { "kind": "subtitles", "format": "vtt" } ] },
+              { "kind": "thumbnails", "count": 9 } ] },
+  { "kind": "conditions",
+    "conditions": [ { "prop": "duration", "operator": "gt", "value": "60" } ],
+    "next": [ { "kind": "chapters" } ] },
+  { "kind": "http", "url": "https://hooks.example.com/done", "method": "POST" }
+]`
+
+func parseSteps(t *testing.T, s string) []spool.Step {
+	t.Helper()
+	var steps []spool.Step
+	if err := json.Unmarshal([]byte(s), &steps); err != nil {
+		t.Fatal(err)
+	}
+	return steps
+}
+
+// recorder notes, per kind, what each stand-in handler saw.
+type recorder struct {
+	mu   sync.Mutex
+	errs []string
+	runs map[string]int
+}
+
+func (r *recorder) errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) ran(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runs == nil {
+		r.runs = map[string]int{}
+	}
+	r.runs[kind]++
+}
+
+func (r *recorder) check(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.errs {
+		t.Error(e)
+	}
+}
+
+// produce is a stand-in handler that checks its input with want and
+// writes an output file.
+func produce(rec *recorder, object, name string, want func(ctx context.Context, job *spool.Job) error) spool.HandlerFunc {
+	return func(ctx context.Context, job *spool.Job) error {
+		rec.ran(job.Task.Kind)
+		if want != nil {
+			if err := want(ctx, job); err != nil {
+				rec.errorf("%s (%s): %v", job.Task.Kind, job.Task.Step, err)
+			}
+		}
+		if name == "" {
+			return nil
+		}
+		_, err := job.CreateFile(ctx, strings.NewReader(job.Task.Kind+" output"), &spool.File{Object: object, Filename: name})
+		return err
+	}
+}
+
+func inputIs(job *spool.Job, id string) error {
+	if in := job.Input(); in == nil || in.ID != id {
+		return fmt.Errorf("input = %+v, want file %s", in, id)
+	}
+	return nil
+}
+
+// stepOutput returns the id of the file a step produced.
+func stepOutput(t *testing.T, e *spool.Engine, parent, ref string) string {
+	t.Helper()
+	page, err := e.List(ctxT(t), &spool.ListParams{ParentID: parent, Ref: ref})
+	if err != nil || len(page.Tasks) != 1 {
+		t.Fatalf("list steps with ref %s: %v %v", ref, page, err)
+	}
+	var f spool.File
+	if err := json.Unmarshal(page.Tasks[0].Output, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f.ID
+}
+
+func TestWorkflowRunsTree(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	rec := &recorder{}
+	var videoOut, speechOut string
+	var mu sync.Mutex
+	outOf := func(job *spool.Job) string {
+		var f spool.File
+		json.Unmarshal(job.Files()[0].Metadata, &f)
+		return job.Files()[0].ID
+	}
+	e.Register("video", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		rec.ran("video")
+		if err := inputIs(job, in.ID); err != nil {
+			rec.errorf("video: %v", err)
+		}
+		if w, _ := job.Int("width"); w != 1280 {
+			rec.errorf("video: width = %d", w)
+		}
+		if _, err := job.CreateFile(ctx, strings.NewReader("web video"), &spool.File{Filename: "web.mp4"}); err != nil {
+			return err
+		}
+		mu.Lock()
+		videoOut = outOf(job)
+		mu.Unlock()
+		return nil
+	}))
+	e.Register("speech", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		rec.ran("speech")
+		mu.Lock()
+		want := videoOut
+		mu.Unlock()
+		if err := inputIs(job, want); err != nil {
+			rec.errorf("speech: %v", err)
+		}
+		if _, err := job.CreateFile(ctx, strings.NewReader("hello world"), &spool.File{Object: "intelligence", Filename: "words.txt"}); err != nil {
+			return err
+		}
+		mu.Lock()
+		speechOut = outOf(job)
+		mu.Unlock()
+		return nil
+	}))
+	e.Register("subtitles", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		rec.ran("subtitles")
+		mu.Lock()
+		want := speechOut
+		mu.Unlock()
+		if err := inputIs(job, want); err != nil {
+			rec.errorf("subtitles: %v", err)
+		}
+		words, err := job.Upstream(ctx, "words")
+		if err != nil {
+			rec.errorf("subtitles: upstream words: %v", err)
+		} else if !strings.Contains(string(words.Output), want) || words.Kind != "speech" {
+			rec.errorf("subtitles: upstream words = %s %s, want the speech output %s", words.Kind, words.Output, want)
+		}
+		if video, err := job.Upstream(ctx, "video"); err != nil || video.Step != "workflow[0]" {
+			rec.errorf("subtitles: upstream by kind video = %v, %v", video, err)
+		}
+		if _, err := job.Upstream(ctx, "thumbnails"); !errors.Is(err, spool.ErrNotFound) {
+			rec.errorf("subtitles: upstream thumbnails (a sibling branch) = %v, want ErrNotFound", err)
+		}
+		if f, _ := job.String("format"); f != "vtt" {
+			rec.errorf("subtitles: format = %q", f)
+		}
+		_, err = job.CreateFile(ctx, strings.NewReader("WEBVTT"), &spool.File{Object: "track", Filename: "subs.vtt"})
+		return err
+	}))
+	e.Register("thumbnails", produce(rec, "track", "thumbs.vtt", func(ctx context.Context, job *spool.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if n, _ := job.Int("count"); n != 9 {
+			return fmt.Errorf("count = %d", n)
+		}
+		return inputIs(job, videoOut)
+	}))
+	e.Register("chapters", produce(rec, "track", "chapters.json", func(ctx context.Context, job *spool.Job) error {
+		return inputIs(job, in.ID) // the conditions step's input, passed on
+	}))
+	e.Register("http", produce(rec, "", "", func(ctx context.Context, job *spool.Job) error {
+		if job.Input() != nil || job.Task.URL != "https://hooks.example.com/done" {
+			return fmt.Errorf("input %+v, url %q: want no input and the hook's url", job.Input(), job.Task.URL)
+		}
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, WebhookURL: "https://example.com/hook",
+		Workflow: parseSteps(t, issueTree)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.check(t)
+	if done.Status != spool.StatusCompleted || done.Progress != 100 {
+		t.Fatalf("workflow %s %d%% (%s), want completed 100%%", done.Status, done.Progress, done.Error)
+	}
+	for _, k := range []string{"video", "speech", "subtitles", "thumbnails", "chapters", "http"} {
+		if rec.runs[k] != 1 {
+			t.Errorf("%s ran %d times, want 1", k, rec.runs[k])
+		}
+	}
+	wantSteps := map[string]string{"workflow[0]": "video", "workflow[0].next[0]": "speech",
+		"workflow[0].next[0].next[0]": "subtitles", "workflow[0].next[1]": "thumbnails",
+		"workflow[1]": "conditions", "workflow[1].next[0]": "chapters", "workflow[2]": "http"}
+	if len(done.Workflow) != len(wantSteps) {
+		t.Fatalf("workflow lists %d steps, want %d: %+v", len(done.Workflow), len(wantSteps), done.Workflow)
+	}
+	for _, s := range done.Workflow {
+		if wantSteps[s.Step] != s.Kind || s.Status != spool.StatusCompleted || s.ParentID == nil || *s.ParentID != wf.ID {
+			t.Errorf("summary %+v: want kind %s completed under %s", s, wantSteps[s.Step], wf.ID)
+		}
+	}
+	if r := done.Results; r == nil || len(r.Passed) != 7 || len(r.Failed) != 0 || len(r.Skipped) != 0 || !r.Continue {
+		t.Fatalf("results = %+v", done.Results)
+	}
+	page, err := e.List(ctx, &spool.ListParams{ParentID: wf.ID, Limit: 100})
+	if err != nil || page.Total != 7 {
+		t.Fatalf("List(ParentID) = %d tasks, %v; want 7", page.Total, err)
+	}
+	for _, s := range page.Tasks {
+		if s.ParentID != wf.ID || s.WebhookURL != "https://example.com/hook" {
+			t.Errorf("step %s: parent %q webhook %q; want the workflow's", s.Step, s.ParentID, s.WebhookURL)
+		}
+		if s.Kind == "conditions" && (s.Results == nil || !s.Results.Continue || len(s.Results.Passed) != 1) {
+			t.Errorf("conditions results = %+v", s.Results)
+		}
+	}
+	if id := stepOutput(t, e, wf.ID, "words"); id == "" {
+		t.Error("speech step has no output file")
+	}
+	// The JSON shape: summaries carry ref and step.
+	b, _ := json.Marshal(done)
+	if !strings.Contains(string(b), `"step":"workflow[0].next[0]"`) || !strings.Contains(string(b), `"ref":"words"`) {
+		t.Errorf("workflow JSON lacks step paths or refs: %s", b)
+	}
+}
+
+func TestConditionOperators(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cond map[string]any
+		want bool
+	}{
+		{"eq default operator", map[string]any{"prop": "kind", "value": "video"}, true},
+		{"eq string differs", map[string]any{"prop": "kind", "value": "audio"}, false},
+		{"eq numeric forms", map[string]any{"prop": "duration", "value": "90.0"}, true},
+		{"ne", map[string]any{"prop": "codec", "operator": "ne", "value": "vp9"}, true},
+		{"gt numbers not strings", map[string]any{"prop": "width", "operator": "gt", "value": "999.5"}, true},
+		{"lt numbers not strings", map[string]any{"prop": "width", "operator": "lt", "value": "1000"}, false},
+		{"gte equal", map[string]any{"prop": "height", "operator": "gte", "value": 720}, true},
+		{"lte", map[string]any{"prop": "duration", "operator": "lte", "value": "89"}, false},
+		{"gt strings", map[string]any{"prop": "codec", "operator": "gt", "value": "h263"}, true},
+		{"in list", map[string]any{"prop": "kind", "operator": "in", "value": []any{"audio", "video"}}, true},
+		{"in comma string", map[string]any{"prop": "width", "operator": "in", "value": "640, 1280"}, true},
+		{"in miss", map[string]any{"prop": "kind", "operator": "in", "value": "audio,image"}, false},
+		{"contains", map[string]any{"prop": "metadata.title", "operator": "contains", "value": "Trailer"}, true},
+		{"contains is case-sensitive", map[string]any{"prop": "metadata.title", "operator": "contains", "value": "trailer"}, false},
+		{"contains in a list", map[string]any{"prop": "metadata.tags", "operator": "contains", "value": "b"}, true},
+		{"exists", map[string]any{"prop": "metadata.title", "operator": "exists"}, true},
+		{"exists false on absent", map[string]any{"prop": "language", "operator": "exists", "value": "false"}, true},
+		{"exists true on absent", map[string]any{"prop": "language", "operator": "exists", "value": true}, false},
+		{"absent prop fails eq", map[string]any{"prop": "language", "value": "en"}, false},
+		{"absent prop fails ne", map[string]any{"prop": "language", "operator": "ne", "value": "en"}, false},
+		{"absent metadata key", map[string]any{"prop": "metadata.nope", "operator": "ne", "value": "x"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task, err := e.Create(ctx, spool.Request{Kind: "conditions", FileID: in.ID,
+				Options: map[string]any{"conditions": []any{tt.cond}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, err := e.Wait(ctx, task.ID)
+			if err != nil || done.Status != spool.StatusCompleted {
+				t.Fatalf("conditions task: %v %v %s", done, err, done.Error)
+			}
+			if r := done.Results; r == nil || r.Continue != tt.want || len(r.Passed)+len(r.Failed) != 1 {
+				t.Fatalf("results = %+v, want continue %t", r, tt.want)
+			}
+		})
+	}
+}
+
+func TestConditionSkipsBranch(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	rec := &recorder{}
+	for _, k := range []string{"a", "b", "c"} {
+		e.Register(k, produce(rec, "", "", nil))
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: parseSteps(t, `[
+		{"kind": "a", "ref": "first", "next": [
+			{"kind": "conditions", "conditions": [{"prop": "duration", "operator": "lt", "value": "60"}],
+			 "next": [{"kind": "b", "next": [{"kind": "b"}]}]},
+			{"kind": "conditions", "conditions": [{"prop": "first.nothing", "operator": "exists", "value": false}],
+			 "next": [{"kind": "c"}]}]}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.check(t)
+	if done.Status != spool.StatusCompleted {
+		t.Fatalf("workflow %s (%s), want completed", done.Status, done.Error)
+	}
+	if rec.runs["b"] != 0 || rec.runs["c"] != 1 {
+		t.Errorf("runs = %v: want b skipped by its failed condition and c run", rec.runs)
+	}
+	var skipped []string
+	for _, s := range done.Results.Skipped {
+		skipped = append(skipped, s["step"].(string))
+		if !strings.Contains(s["reason"].(string), "conditions of workflow[0].next[0] did not all pass") {
+			t.Errorf("skip reason %q", s["reason"])
+		}
+	}
+	if want := []string{"workflow[0].next[0].next[0]", "workflow[0].next[0].next[0].next[0]"}; !slices.Equal(skipped, want) {
+		t.Errorf("skipped %v, want %v", skipped, want)
+	}
+	if !done.Results.Continue || len(done.Results.Passed) != 4 {
+		t.Errorf("results = %+v", done.Results)
+	}
+}
+
+func TestWorkflowFailingStep(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	rec := &recorder{}
+	release := make(chan struct{})
+	e.Register("bad", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		rec.ran("bad")
+		return spool.Permanent(errors.New("boom"))
+	}))
+	e.Register("after", produce(rec, "", "", nil))
+	e.Register("slow", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		rec.ran("slow")
+		<-release
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: parseSteps(t, `[
+		{"kind": "bad", "next": [{"kind": "after"}]}, {"kind": "slow"}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The failed step does not end the workflow while its sibling runs.
+	waitFor(t, func() bool {
+		page, _ := e.List(ctx, &spool.ListParams{ParentID: wf.ID, Status: spool.StatusFailed})
+		return page != nil && page.Total == 1
+	})
+	if got, _ := e.Get(ctx, wf.ID); got.Status != spool.StatusWaiting {
+		t.Fatalf("workflow is %s while a step still runs, want waiting", got.Status)
+	}
+	close(release)
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != spool.StatusFailed || done.Error != "workflow[0] (bad): boom" {
+		t.Fatalf("workflow %s %q, want failed \"workflow[0] (bad): boom\"", done.Status, done.Error)
+	}
+	if rec.runs["after"] != 0 {
+		t.Error("the failed step's next ran")
+	}
+	r := done.Results
+	if r.Continue || len(r.Failed) != 1 || len(r.Passed) != 1 || len(r.Skipped) != 1 ||
+		r.Skipped[0]["step"] != "workflow[0].next[0]" || r.Skipped[0]["reason"] != "workflow[0] (bad) ended failed" {
+		t.Errorf("results = %+v", r)
+	}
+}
+
+func TestWorkflowStepErrorEndsError(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{MaxAttempts: 2})
+	e.Register("flaky", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		return errors.New("down")
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: []spool.Step{{Kind: "flaky"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != spool.StatusError || done.Error != "workflow[0] (flaky): down" {
+		t.Fatalf("workflow %s %q, want error naming the step", done.Status, done.Error)
+	}
+}
+
+func TestWorkflowCancel(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{KindConcurrency: map[string]int{"block": 1}})
+	rec := &recorder{}
+	started := make(chan string, 10)
+	causes := make(chan error, 10)
+	e.Register("block", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		rec.ran("block")
+		started <- job.Task.ID
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return ctx.Err()
+	}))
+	e.Register("after", produce(rec, "", "", nil))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: parseSteps(t, `[
+		{"kind": "block", "next": [{"kind": "after"}]}, {"kind": "block", "next": [{"kind": "after"}]}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started // one runs; the other waits for the kind's only worker
+	got, err := e.Cancel(ctx, wf.ID)
+	if err != nil || got.Status != spool.StatusCancelled {
+		t.Fatalf("cancel = %v, %v", got, err)
+	}
+	select {
+	case cause := <-causes:
+		if !errors.Is(cause, spool.ErrCancelled) {
+			t.Errorf("running step's cause = %v, want ErrCancelled", cause)
+		}
+	case <-ctx.Done():
+		t.Fatal("the running step was not cancelled")
+	}
+	time.Sleep(200 * time.Millisecond) // time for anything wrongly started to start
+	page, err := e.List(ctx, &spool.ListParams{ParentID: wf.ID})
+	if err != nil || page.Total != 2 {
+		t.Fatalf("steps = %v, %v; want the 2 top-level ones", page, err)
+	}
+	for _, s := range page.Tasks {
+		if s.Status != spool.StatusCancelled {
+			t.Errorf("step %s is %s, want cancelled", s.Step, s.Status)
+		}
+	}
+	if rec.runs["block"] != 1 || rec.runs["after"] != 0 {
+		t.Errorf("runs = %v: want one block run and nothing after the cancel", rec.runs)
+	}
+	final, _ := e.Get(ctx, wf.ID)
+	if r := final.Results; r == nil || len(r.Skipped) != 2 || len(r.Failed) != 2 || r.Skipped[0]["reason"] != "the workflow was cancelled" {
+		t.Errorf("results = %+v", final.Results)
+	}
+}
+
+func TestWorkflowInvalidTrees(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	e.Register("a", produce(&recorder{}, "", "", nil))
+	e.Register("http", produce(&recorder{}, "", "", nil))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deep := `{"kind": "a"}`
+	for range 10 {
+		deep = `{"kind": "a", "next": [` + deep + `]}`
+	}
+	many := strings.Repeat(`{"kind": "a"},`, 100) + `{"kind": "a"}`
+	tests := []struct {
+		name, tree, field, reason string
+		noInput                   bool
+	}{
+		{"unknown kind deep", `[{"kind": "a", "next": [{"kind": "a", "next": [{"kind": "teleport"}]}]}]`, "workflow[0].next[0].next[0].kind", "unknown kind", false},
+		{"unavailable kind", `[{"kind": "a", "next": [{"kind": "video"}]}]`, "workflow[0].next[0].kind", "cannot run here", false},
+		{"bad operator", `[{"kind": "a"}, {"kind": "conditions", "conditions": [{"prop": "kind", "operator": "like", "value": "v"}]}]`, "workflow[1].conditions[0].operator", "must be one of", false},
+		{"unknown prop", `[{"kind": "conditions", "conditions": [{"prop": "colour", "value": "red"}]}]`, "workflow[0].conditions[0].prop", "unknown prop", false},
+		{"ref to no earlier step", `[{"kind": "a", "ref": "x"}, {"kind": "conditions", "conditions": [{"prop": "x.detected", "value": "true"}]}]`, "workflow[1].conditions[0].prop", "no step comes before", false},
+		{"ref to a later step", `[{"kind": "a", "next": [{"kind": "conditions", "conditions": [{"prop": "y.z", "value": "1"}], "next": [{"kind": "a", "ref": "y"}]}]}]`, "workflow[0].next[0].conditions[0].prop", "no earlier step in this chain", false},
+		{"too deep", `[` + deep + `]`, "workflow[0].next[0].next[0].next[0].next[0].next[0].next[0].next[0].next[0].next[0].next", "nested deeper than 10", false},
+		{"too many", `[` + many + `]`, "workflow", "more than 100 steps", false},
+		{"url on a media step", `[{"kind": "a", "url": "https://example.com/x.mp4"}]`, "workflow[0].url", "takes its input from the workflow", false},
+		{"http without url", `[{"kind": "http"}]`, "workflow[0].url", "is required", false},
+		{"http to loopback", `[{"kind": "http", "url": "http://127.0.0.1/x"}]`, "workflow[0].url", "not a public address", false},
+		{"workflow field on a step", `[{"kind": "a", "webhook_url": "https://example.com/h"}]`, "workflow[0].webhook_url", "field of the workflow request", false},
+		{"bad filename", `[{"kind": "a", "filename": "a/b"}]`, "workflow[0].filename", "must be a name without slashes", false},
+		{"no input", `[{"kind": "a"}]`, "url", "kind workflow needs an input", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := spool.Request{Kind: "workflow", FileID: in.ID}
+			if tt.noInput {
+				req.FileID = ""
+			}
+			if err := json.Unmarshal([]byte(tt.tree), &req.Workflow); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.Create(ctx, req)
+			var ve *spool.ValidationError
+			if !errors.As(err, &ve) || ve.Field != tt.field || !strings.Contains(ve.Reason, tt.reason) {
+				t.Fatalf("Create = %v; want field %s, reason containing %q", err, tt.field, tt.reason)
+			}
+		})
+	}
+	page, err := e.List(ctx, nil)
+	if err != nil || page.Total != 0 {
+		t.Errorf("%d tasks stored after refused creates, want 0", page.Total)
+	}
+}
+
+// waitFor polls ok until it holds, or fails the test after a generous
+// deadline.
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
