@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// maintainLoop prunes events that are old and delivered, deletes finished
+// maintainLoop prunes events that are old and delivered, advances the
+// workflows whose last step ended without advancing them, deletes finished
 // tasks past their Retention, and sweeps up file bytes that no record owns.
 func (e *Engine) maintainLoop(ctx context.Context) {
 	every := max(min(e.cfg.EventRetention/10, e.retentionEvery(), time.Minute), time.Second)
@@ -15,6 +16,9 @@ func (e *Engine) maintainLoop(ctx context.Context) {
 	for {
 		if err := e.prune(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: prune events", "err", err)
+		}
+		if err := e.repairWorkflows(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("spool: advance stalled workflows", "err", err)
 		}
 		if err := e.retain(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: delete finished tasks past retention", "err", err)

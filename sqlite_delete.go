@@ -18,9 +18,12 @@ const finishedStatuses = `('completed', 'failed', 'error', 'cancelled')`
 const noUnfinishedSteps = `NOT EXISTS (SELECT 1 FROM tasks step WHERE step.parent_id = tasks.id
 	AND step.parent_id IS NOT NULL AND step.status NOT IN ` + finishedStatuses + `)`
 
-// deletable tells whether a task can be deleted: finished, and its steps
-// too.
-const deletable = `SELECT status IN ` + finishedStatuses + ` AND ` + noUnfinishedSteps + ` FROM tasks WHERE id = ?`
+// deletable tells whether a task can be deleted: finished, its steps too,
+// and, for a step, its workflow: a running workflow would start a deleted
+// step again, its predecessor having completed.
+const deletable = `SELECT status IN ` + finishedStatuses + ` AND ` + noUnfinishedSteps + `
+	AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM tasks parent WHERE parent.id = tasks.parent_id
+		AND parent.status NOT IN ` + finishedStatuses + `)) FROM tasks WHERE id = ?`
 
 // DeleteTask deletes a finished task with its workflow steps and the files
 // they produced that no remaining task uses. Its events stay until pruned,
@@ -44,6 +47,9 @@ func (s *sqliteStore) DeleteTask(ctx context.Context, id string) ([]*File, error
 			cur, err := tx.GetTask(ctx, id)
 			if err != nil {
 				return err
+			}
+			if cur.Status.Terminal() && cur.ParentID != "" {
+				return fmt.Errorf("delete task %s: it is a step of workflow %s, which has not finished: %w", id, cur.ParentID, ErrInvalidTransition)
 			}
 			if cur.Status.Terminal() {
 				return fmt.Errorf("delete task %s: some of its workflow steps have not finished: %w", id, ErrInvalidTransition)

@@ -375,3 +375,65 @@ func (j *Job) Upstream(ctx context.Context, name string) (*Task, error) {
 	}
 	return nil, fmt.Errorf("spool: upstream %q: no earlier step of %s has that ref or kind: %w", name, t.Step, ErrNotFound)
 }
+
+// errPlanChanged rolls back a repair that raced with a step's outcome.
+var errPlanChanged = errors.New("workflow changed meanwhile")
+
+// repairWorkflows finishes the workflows whose last step ended without
+// its outcome's hook: a step whose lease ran out on its last attempt, or
+// whose stored row could not be read, ends in error from the store alone.
+// Every other way a step ends advances its workflow in the same
+// transaction, so this finds nothing then.
+func (e *Engine) repairWorkflows(ctx context.Context) error {
+	for _, status := range []Status{StatusWaiting, StatusReady} {
+		page, err := e.store.ListTasks(ctx, &ListParams{Kind: KindWorkflow, Status: status, Limit: 100, Oldest: true})
+		if err != nil {
+			return err
+		}
+		for _, t := range page.Tasks {
+			if len(t.Steps) == 0 {
+				continue // waiting on a run_at or a retry, not on steps
+			}
+			steps, err := e.store.Steps(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			if len(steps) == 0 {
+				continue
+			}
+			p := e.plan(t, steps, time.Now().UTC())
+			if p.status == t.Status {
+				continue
+			}
+			hook := func(ctx context.Context, tx Tx, changed *Task) error {
+				steps, err := tx.Steps(ctx, changed.ID)
+				if err != nil {
+					return err
+				}
+				again := e.plan(changed, steps, time.Now().UTC())
+				if again.status != p.status {
+					return errPlanChanged
+				}
+				if len(again.create) > 0 {
+					if _, err := tx.CreateTasks(ctx, again.create); err != nil {
+						return err
+					}
+				}
+				return tx.SetResults(ctx, changed.ID, again.results, again.summaries, again.progress)
+			}
+			ch := &Change{ID: t.ID, To: p.status, Error: p.errMsg, Progress: p.progress, Hook: hook}
+			_, err = e.store.Apply(ctx, ch)
+			switch {
+			case errors.Is(err, errPlanChanged), errors.Is(err, ErrInvalidTransition):
+				// A step's outcome got there first.
+			case err != nil:
+				return err
+			default:
+				e.log.Info("spool: advanced a stalled workflow", "task", t.ID, "status", p.status)
+				e.changed.notify()
+				e.poke()
+			}
+		}
+	}
+	return nil
+}

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -560,5 +564,118 @@ func waitFor(t *testing.T, ok func() bool) {
 			t.Fatal("condition not met in 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWorkflowURLInputFetchedOnce(t *testing.T) {
+	ctx := ctxT(t)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "remote bytes")
+	}))
+	t.Cleanup(srv.Close)
+	e, _ := openWorkflowEngine(t, spool.Config{AllowPrivateNetworks: true})
+	rec := &recorder{}
+	inputs := make(chan string, 4)
+	e.Register("a", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		inputs <- job.Input().ID
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", URL: srv.URL + "/in.mp4", Workflow: parseSteps(t, `[
+		{"kind": "a"},
+		{"kind": "conditions", "conditions": [{"prop": "duration", "operator": "gt", "value": "60"}], "next": [{"kind": "a"}]}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.check(t)
+	if done.Status != spool.StatusCompleted || done.Input == nil || done.Input.ID == "" || done.Input.Duration != 90 {
+		t.Fatalf("workflow %s, input %+v: want completed with the fetched, probed file", done.Status, done.Input)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the url was fetched %d times, want once", n)
+	}
+	for range 2 {
+		if id := <-inputs; id != done.Input.ID {
+			t.Errorf("a step got input %s, want the workflow's fetched file %s", id, done.Input.ID)
+		}
+	}
+}
+
+func TestWorkflowRepairAfterRecover(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{MaxAttempts: 1, AcceptUnavailableKinds: true,
+		EventRetention: 10 * time.Second, LeaseDuration: time.Second, HeartbeatInterval: 50 * time.Millisecond})
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// nsfw has no handler here: another engine would run it.
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID,
+		Workflow: []spool.Step{{Kind: "nsfw", Next: []spool.Step{{Kind: "nsfw"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claimed []*spool.Task
+	waitFor(t, func() bool {
+		claimed, err = e.Store().ClaimTasks(ctx, &spool.ClaimParams{Owner: "inst_gone", Now: time.Now(),
+			Lease: time.Millisecond, Batches: []spool.ClaimBatch{{Kinds: []string{"nsfw"}, Limit: 1}}})
+		return err == nil && len(claimed) == 1
+	})
+	// The lease runs out on the last attempt: the store ends the step in
+	// error with no hook, and the maintenance loop advances the workflow.
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != spool.StatusError || !strings.HasPrefix(done.Error, "workflow[0] (nsfw): ") ||
+		len(done.Results.Skipped) != 1 {
+		t.Fatalf("workflow %s %q %+v: want error naming the step, its next skipped", done.Status, done.Error, done.Results)
+	}
+}
+
+func TestWorkflowStepDeletedOnlyWithWorkflow(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	release := make(chan struct{})
+	e.Register("a", produce(&recorder{}, "", "", nil))
+	e.Register("slow", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		<-release
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID,
+		Workflow: []spool.Step{{Kind: "a", Ref: "first", Next: []spool.Step{{Kind: "slow"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first *spool.Task
+	waitFor(t, func() bool {
+		page, _ := e.List(ctx, &spool.ListParams{ParentID: wf.ID, Ref: "first", Status: spool.StatusCompleted})
+		if page != nil && len(page.Tasks) == 1 {
+			first = page.Tasks[0]
+		}
+		return first != nil
+	})
+	if err := e.Delete(ctx, first.ID); !errors.Is(err, spool.ErrInvalidTransition) {
+		t.Errorf("Delete of a finished step of a running workflow = %v, want ErrInvalidTransition", err)
+	}
+	close(release)
+	if _, err := e.Wait(ctx, wf.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Delete(ctx, wf.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Get(ctx, first.ID); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("step after its workflow's Delete: %v, want ErrNotFound", err)
 	}
 }
