@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,16 @@ func TestCrashChild(t *testing.T) {
 			}
 			say("wrote %s %s", job.Task.ID, f.ID)
 			select {}
+		}
+	case "workflow": // a step: start, work a little, write its output; see TestWorkflowCrash
+		h = func(ctx context.Context, job *spool.Job) error {
+			say("started %s", job.Task.ID)
+			time.Sleep(time.Duration(rand.IntN(15)) * time.Millisecond)
+			if _, err := job.CreateFile(ctx, strings.NewReader(job.Task.Step), &spool.File{Filename: "out.txt"}); err != nil {
+				return err
+			}
+			say("returning %s", job.Task.ID)
+			return nil
 		}
 	default:
 		fail("unknown mode %q", mode)
