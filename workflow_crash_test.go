@@ -28,7 +28,15 @@ func TestWorkflowCrash(t *testing.T) {
 	}
 	const workflows, stepsEach = 6, 7
 
-	e, _ := crashOpen(t, db, 1, func(context.Context, *spool.Job) error { return nil })
+	// Each kill may cost a step an attempt (an engine claims ahead of its
+	// workers): steps inherit their workflow's MaxAttempts.
+	cfg := crashConfig(db)
+	cfg.MaxAttempts = 50
+	e, err := spool.Open(ctxT(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Register(crashKind, spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
 	in, err := e.CreateFile(ctxT(t), strings.NewReader("input"), nil)
 	if err != nil {
 		t.Fatal(err)
