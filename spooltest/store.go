@@ -45,6 +45,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"DeleteKeepsRunningSteps", testDeleteKeepsRunningSteps},
 		{"CreateMissingFile", testCreateMissingFile},
 		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
+		{"StepsAndResults", testStepsAndResults},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

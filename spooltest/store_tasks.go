@@ -316,6 +316,8 @@ func testCreateEveryField(t *testing.T, s spool.Store) {
 		{"output", func(t *spool.Task) { t.Output = []byte(`{"partial":true}`) },
 			func(g, w *spool.Task) bool { return string(g.Output) == string(w.Output) }},
 		{"parent", func(t *spool.Task) { t.ParentID = parent.ID }, func(g, w *spool.Task) bool { return g.ParentID == parent.ID }},
+		{"step", func(t *spool.Task) { t.ParentID, t.Step = parent.ID, "workflow[0].next[1]" },
+			func(g, w *spool.Task) bool { return g.Step == "workflow[0].next[1]" }},
 		{"attempt", func(t *spool.Task) { t.Attempt = 2 }, func(g, w *spool.Task) bool { return g.Attempt == 2 }},
 		{"workflow", func(t *spool.Task) {
 			t.Workflow = []spool.TaskSummary{{ID: "task_child", Object: "task", Kind: "image", Status: spool.StatusPending}}
