@@ -153,8 +153,8 @@ func (e *Engine) plan(parent *Task, steps []*Task, now time.Time) *workflowPlan 
 				}
 			}
 			if child == nil {
-				p.results.Skipped = append(p.results.Skipped, map[string]any{
-					"step": path, "kind": def.Kind, "ref": def.Ref, "reason": skip})
+				p.results.Skipped = append(p.results.Skipped, withRef(map[string]any{
+					"step": path, "kind": def.Kind, "reason": skip}, def.Ref))
 				done++
 				walk(def.Next, path+".next", nil, skip, false)
 				continue
@@ -165,8 +165,8 @@ func (e *Engine) plan(parent *Task, steps []*Task, now time.Time) *workflowPlan 
 			case StatusCompleted:
 				completed++
 				done++
-				p.results.Passed = append(p.results.Passed, map[string]any{"id": child.ID, "kind": child.Kind,
-					"ref": def.Ref, "step": path, "output": child.Output})
+				p.results.Passed = append(p.results.Passed, withRef(map[string]any{"id": child.ID, "kind": child.Kind,
+					"step": path, "output": child.Output}, def.Ref))
 				if child.Kind == KindConditions && (child.Results == nil || !child.Results.Continue) {
 					next = "the conditions of " + path + " did not all pass"
 				}
@@ -177,8 +177,8 @@ func (e *Engine) plan(parent *Task, steps []*Task, now time.Time) *workflowPlan 
 				if msg == "" {
 					msg = string(child.Status)
 				}
-				p.results.Failed = append(p.results.Failed, map[string]any{"id": child.ID, "kind": child.Kind,
-					"ref": def.Ref, "step": path, "status": child.Status, "error": msg})
+				p.results.Failed = append(p.results.Failed, withRef(map[string]any{"id": child.ID, "kind": child.Kind,
+					"step": path, "status": child.Status, "error": msg}, def.Ref))
 				line := fmt.Sprintf("%s (%s): %s", path, child.Kind, msg)
 				if child.Status == StatusError {
 					errored = append(errored, line)
@@ -216,6 +216,14 @@ func (e *Engine) plan(parent *Task, steps []*Task, now time.Time) *workflowPlan 
 		p.status, p.progress = StatusCompleted, 100
 	}
 	return p
+}
+
+// withRef adds a step's ref to a results entry, when it has one.
+func withRef(m map[string]any, ref string) map[string]any {
+	if ref != "" {
+		m["ref"] = ref
+	}
+	return m
 }
 
 // stepTask builds the task of step def at path, which follows pred (nil
