@@ -94,10 +94,9 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 	}
 	var rows *sql.Rows
 	var err error
-	noResult := ch.NoResult && ch.Hook == nil
 	if ch.To == "" {
 		args := []any{min(max(ch.Progress, 0), 100), now.UnixNano(), ch.ID, ch.Owner, ch.AtAttempt}
-		if noResult {
+		if ch.NoResult {
 			return tx.applyNoResult(ctx, ch, applyProgressNoResult, args)
 		}
 		rows, err = tx.query(ctx, applyProgress, args...)
@@ -106,7 +105,7 @@ func (tx *sqlTx) Apply(ctx context.Context, ch *Change) (*Task, error) {
 		if args, err = changeArgs(ch, now); err != nil {
 			return nil, err
 		}
-		if noResult {
+		if ch.NoResult {
 			return tx.applyNoResult(ctx, ch, applyQuery(ch.To, ch.Owner != "", false), args)
 		}
 		rows, err = tx.query(ctx, applyQuery(ch.To, ch.Owner != "", true), args...)
@@ -149,6 +148,11 @@ func (tx *sqlTx) applyNoResult(ctx context.Context, ch *Change, query string, ar
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return tx.refused(ctx, ch)
+	}
+	if ch.Hook != nil {
+		if err := ch.Hook(ctx, tx, nil); err != nil {
+			return nil, err
+		}
 	}
 	return nil, nil
 }

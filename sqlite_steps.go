@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 )
 
@@ -27,12 +28,7 @@ func (tx *sqlTx) Steps(ctx context.Context, parentID string) ([]*Task, error) {
 	return scanSteps(rows, parentID)
 }
 
-func scanSteps(rows interface {
-	Next() bool
-	Scan(...any) error
-	Err() error
-	Close() error
-}, parentID string) ([]*Task, error) {
+func scanSteps(rows *sql.Rows, parentID string) ([]*Task, error) {
 	defer rows.Close()
 	var out []*Task
 	for rows.Next() {
@@ -46,6 +42,30 @@ func scanSteps(rows interface {
 		return nil, fmt.Errorf("read steps of %s: %w", parentID, err)
 	}
 	return out, nil
+}
+
+const countUnfinished = `SELECT count(*) FROM tasks WHERE parent_id = ? AND status NOT IN ` + finishedStatuses
+
+// UnfinishedSteps counts through the read pool.
+func (s *sqliteStore) UnfinishedSteps(ctx context.Context, parentID string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, countUnfinished, parentID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count steps of %s: %w", parentID, err)
+	}
+	return n, nil
+}
+
+// UnfinishedSteps counts inside the transaction.
+func (tx *sqlTx) UnfinishedSteps(ctx context.Context, parentID string) (int, error) {
+	st, err := tx.stmt(ctx, countUnfinished)
+	if err != nil {
+		return 0, fmt.Errorf("count steps of %s: %w", parentID, err)
+	}
+	var n int
+	if err := st.QueryRowContext(ctx, parentID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count steps of %s: %w", parentID, err)
+	}
+	return n, nil
 }
 
 // SetResults records a task's results in its own transaction.

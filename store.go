@@ -29,6 +29,9 @@ type Tx interface {
 	// Steps returns the workflow steps of the task parentID (the tasks whose
 	// ParentID it is), oldest first.
 	Steps(ctx context.Context, parentID string) ([]*Task, error)
+	// UnfinishedSteps counts the steps of the workflow parentID that have
+	// not finished.
+	UnfinishedSteps(ctx context.Context, parentID string) (int, error)
 	// SetResults records on a task, whatever its status, its Results, and
 	// its step summaries (Task.Workflow) when steps is not nil, and raises
 	// its progress to progress: what a workflow or conditions task reports
@@ -181,10 +184,12 @@ type Change struct {
 	// Time of the change. Defaults to now.
 	Time time.Time
 	// Hook, when set, runs in the same transaction right after the change
-	// with the changed task; its error rolls the change back.
+	// with the changed task (nil with NoResult); its error rolls the change
+	// back.
 	Hook func(ctx context.Context, tx Tx, t *Task) error
-	// NoResult makes Apply return a nil task on success, sparing the store
-	// reading the row back. The engine sets it on the outcome of every run.
+	// NoResult makes Apply return a nil task on success, and give its Hook
+	// none, sparing the store reading the row back. The engine sets it on
+	// the outcome of every run.
 	NoResult bool
 }
 

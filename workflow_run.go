@@ -43,10 +43,21 @@ func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
 	if !startSteps && !stepDone && results == nil {
 		return
 	}
+	// The task after the change, from what the run knows: the outcome is
+	// applied with NoResult, which spares reading the row back.
+	after := *t
+	after.Status, after.Error = ch.To, ch.Error
+	if ch.To == StatusCompleted {
+		after.Output, after.Progress = ch.Output, 100
+	}
+	if ch.Input != nil {
+		after.Input = ch.Input
+	}
+	changed := &after
 	prev := ch.Hook
-	ch.Hook = func(ctx context.Context, tx Tx, changed *Task) error {
+	ch.Hook = func(ctx context.Context, tx Tx, row *Task) error {
 		if prev != nil {
-			if err := prev(ctx, tx, changed); err != nil {
+			if err := prev(ctx, tx, row); err != nil {
 				return err
 			}
 		}
@@ -56,13 +67,66 @@ func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
 			}
 		}
 		if startSteps {
+			e.workflowDue(t.ID) // its first step's outcome need not record its progress
 			return e.advance(ctx, tx, changed)
 		}
 		if stepDone {
-			return e.advanceParent(ctx, tx, t.ParentID)
+			return e.stepDone(ctx, tx, changed, results)
 		}
 		return nil
 	}
+}
+
+// stepDone is the part of a step's final outcome that concerns its
+// workflow: its next steps start, and the workflow's status follows. Most
+// outcomes need no more than that and a count; the workflow is worked out
+// afresh (advance) when its last step ends, and otherwise at most once per
+// ProgressInterval, for its progress, results and summaries, which reads
+// also work out live.
+func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Results) error {
+	completed := step.Status == StatusCompleted
+	if completed && len(step.Steps) > 0 && (step.Kind != KindConditions || results != nil && results.Continue) {
+		now := time.Now().UTC()
+		next := make([]*Task, len(step.Steps))
+		for i, def := range step.Steps {
+			next[i] = e.stepTask(step, def, fmt.Sprintf("%s.next[%d]", step.Step, i), step, now)
+		}
+		if _, err := tx.CreateTasks(ctx, next); err != nil {
+			return fmt.Errorf("create next steps of %s: %w", step.ID, err)
+		}
+	}
+	n, err := tx.UnfinishedSteps(ctx, step.ParentID)
+	if err != nil {
+		return err
+	}
+	if n == 0 || e.workflowDue(step.ParentID) {
+		return e.advanceParent(ctx, tx, step.ParentID)
+	}
+	if completed {
+		// waiting becomes ready; ready stays ready.
+		_, err := tx.Apply(ctx, &Change{ID: step.ParentID, To: StatusReady, NoResult: true})
+		if err != nil && !errors.Is(err, ErrInvalidTransition) {
+			return err
+		}
+	}
+	return nil
+}
+
+// workflowDue says whether a workflow's progress and results are due to be
+// recorded (they were last more than ProgressInterval ago), and notes
+// that they will be now.
+func (e *Engine) workflowDue(id string) bool {
+	e.wfMu.Lock()
+	defer e.wfMu.Unlock()
+	now := time.Now()
+	if last, ok := e.wfWritten[id]; ok && now.Sub(last) < e.cfg.ProgressInterval {
+		return false
+	}
+	if e.wfWritten == nil || len(e.wfWritten) > 10_000 {
+		e.wfWritten = map[string]time.Time{} // forget finished workflows now and then
+	}
+	e.wfWritten[id] = now
+	return true
 }
 
 // advanceParent advances the workflow a step belongs to.
@@ -227,8 +291,13 @@ func withRef(m map[string]any, ref string) map[string]any {
 }
 
 // stepTask builds the task of step def at path, which follows pred (nil
-// for a top-level step).
-func (e *Engine) stepTask(parent *Task, def Step, path string, pred *Task, now time.Time) *Task {
+// for a top-level step). It takes from from (the workflow, or a step of it)
+// the workflow's id and what steps inherit.
+func (e *Engine) stepTask(from *Task, def Step, path string, pred *Task, now time.Time) *Task {
+	parentID := from.ID
+	if from.ParentID != "" {
+		parentID = from.ParentID
+	}
 	opts := maps.Clone(def.Options)
 	if opts == nil {
 		opts = map[string]any{}
@@ -237,15 +306,15 @@ func (e *Engine) stepTask(parent *Task, def Step, path string, pred *Task, now t
 		opts["ref"] = def.Ref
 	}
 	t := &Task{ID: e.ids.next("task_", now), Kind: def.Kind, Options: opts, Status: StatusPending,
-		CreatedBy: parent.CreatedBy, Created: now, Updated: now, ParentID: parent.ID, Step: path,
-		Steps: def.Next, WebhookURL: parent.WebhookURL, MaxAttempts: parent.MaxAttempts, URL: def.URL}
+		CreatedBy: from.CreatedBy, Created: now, Updated: now, ParentID: parentID, Step: path,
+		Steps: def.Next, WebhookURL: from.WebhookURL, MaxAttempts: from.MaxAttempts, URL: def.URL}
 	if t.MaxAttempts == 0 {
 		t.MaxAttempts = e.cfg.MaxAttempts
 	}
 	if spec, _ := e.spec(def.Kind); spec != nil && spec.Input == InputNone {
 		return t
 	}
-	in := parent.Input
+	in := from.Input
 	if pred != nil {
 		in = pred.Input
 		if f := outputFile(pred.Output); f != nil {
@@ -324,7 +393,9 @@ func (e *Engine) cancelHook(ids *[]string) func(ctx context.Context, tx Tx, t *T
 
 // liveSummaries refreshes a workflow's step summaries from its steps, so
 // that a read shows their status and progress as they are now, not as at
-// the workflow's last change.
+// the workflow's last recorded change; and, while it runs, its progress
+// and results, which a step's outcome records at most once per
+// ProgressInterval.
 func (e *Engine) liveSummaries(ctx context.Context, t *Task) {
 	if t.Kind != KindWorkflow || len(t.Steps) == 0 || t.Status == StatusPending || t.Status == StatusProcessing {
 		return
@@ -337,6 +408,7 @@ func (e *Engine) liveSummaries(ctx context.Context, t *Task) {
 	t.Workflow = p.summaries
 	if !t.Status.Terminal() {
 		t.Progress = max(t.Progress, p.progress)
+		t.Results = p.results
 	}
 }
 

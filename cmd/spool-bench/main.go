@@ -1,5 +1,5 @@
 // Command spool-bench measures spool on this machine: create, drain,
-// latency, scale, memory and events workloads, each in a child process of
+// latency, scale, memory, events and workflow workloads, each in a child process of
 // its own so that its peak RSS is its own. It prints one line per workload.
 //
 //	go run ./cmd/spool-bench                  # every workload, default sizes
@@ -56,6 +56,7 @@ var workloads = []struct {
 	{"drain-subscribe", runDrainSubscribe, "drain with a Subscribe reader"},
 	{"memory", runMemory, "drain 100,000 tasks: peak RSS"},
 	{"scale", runScale, "drain, Get and List with 1,000,000 finished tasks in the table"},
+	{"workflow", runWorkflow, "drain workflows of 10 no-op steps: steps/s against plain tasks/s"},
 	{"floor", runFloor, "SQLite alone, no spool: inserts of one row per transaction, and of 500"},
 }
 

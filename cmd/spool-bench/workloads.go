@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,4 +385,69 @@ func runScale(o options) (*result, error) {
 	return &result{N: o.N, Figures: map[string]float64{"tasks/s": full, "ratio": full / base,
 		"get_p50": g50, "get_p99": g99, "list_p50": l50, "list_p99": l99, "listfailed_p50": f50, "listfailed_p99": f99},
 		Note: fmt.Sprintf("%d finished rows, 1/32 failed; empty-table drain %.0f tasks/s; list = a page of 20 (pages 1-50) by status with total", o.ScaleRows, base)}, nil
+}
+
+// runWorkflow drains workflows of 10 parallel no-op steps against a drain
+// of as many plain no-op tasks as there are steps in all.
+func runWorkflow(o options) (*result, error) {
+	const steps = 10
+	n := o.N / steps * steps
+	base, err := drainCounted(o, "plain", n, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	store, err := spool.OpenSQLite(ctx, filepath.Join(o.Dir, "workflow.db"), &spool.SQLiteOptions{Synchronous: o.Sync})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	e, err := spool.Open(ctx, spool.Config{Store: store, Concurrency: o.Concurrency})
+	if err != nil {
+		return nil, err
+	}
+	var done atomic.Int64
+	finished := make(chan struct{})
+	e.Register("noop", spool.HandlerFunc(func(context.Context, *spool.Job) error {
+		if done.Add(1) == int64(n) {
+			close(finished)
+		}
+		return nil
+	}))
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), nil)
+	if err != nil {
+		return nil, err
+	}
+	req := spool.Request{Kind: spool.KindWorkflow, FileID: in.ID, Workflow: make([]spool.Step, steps)}
+	for i := range req.Workflow {
+		req.Workflow[i] = spool.Step{Kind: "noop"}
+	}
+	reqs := make([]spool.Request, 100)
+	for i := range reqs {
+		reqs[i] = req
+	}
+	for created := 0; created < n/steps; created += len(reqs) {
+		if _, err := e.CreateMany(ctx, reqs[:min(len(reqs), n/steps-created)]); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	if err := e.Start(ctx); err != nil {
+		return nil, err
+	}
+	<-finished
+	// Close waits for the last outcomes, whose hooks finish the workflows.
+	if err := e.Close(ctx); err != nil {
+		return nil, err
+	}
+	el := time.Since(start)
+	st, err := store.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if got := st.ByKind[spool.KindWorkflow][spool.StatusCompleted]; got != n/steps {
+		return nil, fmt.Errorf("%d of %d workflows completed", got, n/steps)
+	}
+	rate := float64(n) / el.Seconds()
+	return &result{N: n, Figures: map[string]float64{"tasks/s": rate, "ratio": rate / base},
+		Note: fmt.Sprintf("%.0f workflows of %d steps/s; steps/s against plain tasks/s (%.0f)", float64(n/steps)/el.Seconds(), steps, base)}, nil
 }
