@@ -44,4 +44,27 @@
 // Every status change and progress change writes an event (task.created,
 // task.progress, task.<status>) in the same transaction; Config.OnEvent,
 // Subscribe and Events read them in commit order.
+//
+// # Workflows
+//
+// A task of kind workflow runs a tree of Steps on its input, and every
+// engine runs it (no Register call). Steps run in parallel: the top-level
+// steps start together when the workflow starts, and a step's Next steps
+// start when it completes, on the file it produced (its output, when that
+// is a file object) or else on its own input. (The hosted API's docs say
+// both "in parallel" and "top to bottom"; spool runs in parallel, chained
+// with next.) Each step is a task of its own whose ParentID is the
+// workflow, retried and limited like any task; Task.Step says where it sits
+// (workflow[0].next[1]). A step handler reads the outputs of the steps
+// before it in its chain with Job.Upstream, by ref or by kind.
+//
+// A conditions step tests {prop, operator, value} conditions against its
+// input file (kind, width, duration, metadata.<key>, …) and the outputs of
+// earlier steps (<ref>.<field>), and starts its next steps only if every
+// one holds; values compare as numbers when both sides are numbers. The
+// workflow is waiting while its steps run, ready once one has completed,
+// and then completed, or failed or error when a step did, with Results
+// listing the steps that passed, failed and never started. Cancelling it
+// cancels its steps. A step's next steps are created in the transaction
+// that records its completion, so a crash loses none and runs none twice.
 package spool
