@@ -240,15 +240,32 @@ func roundTrip(v any) (any, error) {
 
 // typed returns t with its options in their declared types: an int option
 // int64, a number option float64, a list's or an object's items in their
-// Items type, and every other number by the rule above. It copies t only if
-// something changes, and never modifies t, which the caller may share.
+// Items type, and every other number by the rule above; so too the options
+// of a workflow's Steps. It copies t only if something changes, and never
+// modifies t, which the caller may share.
 func (e *Engine) typed(t *Task) *Task {
-	if t == nil || len(t.Options) == 0 {
+	if t == nil {
 		return t
 	}
-	spec, _ := e.spec(t.Kind)
+	opts, changed := e.typedOptions(t.Kind, t.Options)
+	steps, stepsChanged := e.typedSteps(t.Steps)
+	if !changed && !stepsChanged {
+		return t
+	}
+	c := *t
+	c.Options, c.Steps = opts, steps
+	return &c
+}
+
+// typedOptions gives a kind's options their declared types (see typed),
+// copying the map if anything changes.
+func (e *Engine) typedOptions(kind string, in map[string]any) (map[string]any, bool) {
+	if len(in) == 0 {
+		return in, false
+	}
+	spec, _ := e.spec(kind)
 	var opts map[string]any
-	for name, v := range t.Options {
+	for name, v := range in {
 		typ, items := TypeAny, OptionType("")
 		if spec != nil {
 			if o, ok := spec.Option(name); ok {
@@ -260,16 +277,35 @@ func (e *Engine) typed(t *Task) *Task {
 			continue
 		}
 		if opts == nil {
-			opts = maps.Clone(t.Options)
+			opts = maps.Clone(in)
 		}
 		opts[name] = c
 	}
 	if opts == nil {
-		return t
+		return in, false
 	}
-	c := *t
-	c.Options = opts
-	return &c
+	return opts, true
+}
+
+// typedSteps types the options of workflow steps, as typed does a task's,
+// copying what changes.
+func (e *Engine) typedSteps(in []Step) ([]Step, bool) {
+	var out []Step
+	for i, st := range in {
+		opts, changed := e.typedOptions(st.Kind, st.Options)
+		next, nextChanged := e.typedSteps(st.Next)
+		if !changed && !nextChanged {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(in)
+		}
+		out[i].Options, out[i].Next = opts, next
+	}
+	if out == nil {
+		return in, false
+	}
+	return out, true
 }
 
 // typedEvents types the tasks of events (see typed).

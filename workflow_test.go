@@ -679,3 +679,36 @@ func TestWorkflowStepDeletedOnlyWithWorkflow(t *testing.T) {
 		t.Errorf("step after its workflow's Delete: %v, want ErrNotFound", err)
 	}
 }
+
+func TestWorkflowStepOptionsTyped(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	var body spool.Request
+	if err := json.Unmarshal([]byte(`{"kind": "workflow", "file_id": "`+in.ID+`", "workflow": [
+		{"kind": "image", "width": 320, "next": [{"kind": "video", "fps": 24, "custom": 7}]}]}`), &body); err != nil {
+		t.Fatal(err)
+	}
+	e.Register("image", produce(&recorder{}, "", "", nil))
+	e.Register("video", produce(&recorder{}, "", "", nil))
+	created, err := e.Create(ctx, body)
+	if err == nil || !strings.Contains(err.Error(), "custom") {
+		t.Fatalf("Create with an unknown video option = %v, %v; want it refused", created, err)
+	}
+	body.Workflow[0].Next[0].Options = map[string]any{"fps": json.Number("24")}
+	created, err = e.Create(ctx, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Get(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range []*spool.Task{created, got} {
+		if w := task.Steps[0].Options["width"]; w != int64(320) {
+			t.Errorf("step width = %#v, want int64(320)", w)
+		}
+		if f := task.Steps[0].Next[0].Options["fps"]; f != float64(24) {
+			t.Errorf("next step fps = %#v, want float64(24)", f)
+		}
+	}
+}
