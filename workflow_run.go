@@ -12,13 +12,14 @@ import (
 
 // A workflow runs like this. Its own run fetches and probes a url input,
 // then moves the workflow to waiting and, in the same transaction, creates
-// its top-level steps (advance). Every step's final outcome runs advance
-// again in the transaction that records it: the steps that may start now
-// are created, and the workflow's status, results, step summaries and
-// progress are worked out afresh from all its steps. Since advance reads
-// the steps inside the transaction, two steps finishing in one group
-// commit both count; since it only ever creates the steps that are due and
-// missing, a crash at any point leaves nothing lost and nothing run twice.
+// its top-level steps (advance). Every step's final outcome runs stepDone
+// in the transaction that records it: the step's next steps are created,
+// and when no step is left unfinished the workflow's status, results and
+// summaries are worked out afresh from all its steps (advance again).
+// Since the count and advance read the steps inside the transaction, two
+// steps finishing in one group commit both count; since a step is only
+// ever created by the transaction that makes it due, a crash at any point
+// leaves nothing lost and nothing run twice.
 
 // workflowHandler is the workflow kind's own run: fetching the input.
 type workflowHandler struct{}
