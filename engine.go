@@ -67,11 +67,6 @@ type Engine struct {
 	// kinds) for spec, which Create and every read (typed) call.
 	builtinSpecs sync.Map
 
-	// wfWritten notes when this engine last recorded a running workflow's
-	// progress and results (see workflowDue).
-	wfMu      sync.Mutex
-	wfWritten map[string]time.Time
-
 	mu       sync.Mutex
 	handlers map[string]Handler
 	specs    map[string]*KindSpec

@@ -44,28 +44,33 @@ func scanSteps(rows *sql.Rows, parentID string) ([]*Task, error) {
 	return out, nil
 }
 
-const countUnfinished = `SELECT count(*) FROM tasks WHERE parent_id = ? AND status NOT IN ` + finishedStatuses
+const countUnfinished = `SELECT (SELECT status FROM tasks WHERE id = ?1),
+	(SELECT count(*) FROM tasks WHERE parent_id = ?1 AND status NOT IN ` + finishedStatuses + `)`
 
 // UnfinishedSteps counts through the read pool.
-func (s *sqliteStore) UnfinishedSteps(ctx context.Context, parentID string) (int, error) {
-	var n int
-	if err := s.queryRow(ctx, countUnfinished, parentID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count steps of %s: %w", parentID, err)
-	}
-	return n, nil
+func (s *sqliteStore) UnfinishedSteps(ctx context.Context, parentID string) (int, Status, error) {
+	return scanUnfinished(s.queryRow(ctx, countUnfinished, parentID), parentID)
 }
 
 // UnfinishedSteps counts inside the transaction.
-func (tx *sqlTx) UnfinishedSteps(ctx context.Context, parentID string) (int, error) {
+func (tx *sqlTx) UnfinishedSteps(ctx context.Context, parentID string) (int, Status, error) {
 	st, err := tx.stmt(ctx, countUnfinished)
 	if err != nil {
-		return 0, fmt.Errorf("count steps of %s: %w", parentID, err)
+		return 0, "", fmt.Errorf("count steps of %s: %w", parentID, err)
 	}
+	return scanUnfinished(st.QueryRowContext(ctx, parentID), parentID)
+}
+
+func scanUnfinished(row *sql.Row, parentID string) (int, Status, error) {
 	var n int
-	if err := st.QueryRowContext(ctx, parentID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count steps of %s: %w", parentID, err)
+	var status sql.NullString
+	if err := row.Scan(&status, &n); err != nil {
+		return 0, "", fmt.Errorf("count steps of %s: %w", parentID, err)
 	}
-	return n, nil
+	if !status.Valid {
+		return 0, "", fmt.Errorf("task %s: %w", parentID, ErrNotFound)
+	}
+	return n, Status(status.String), nil
 }
 
 // SetResults records a task's results in its own transaction.

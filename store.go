@@ -30,8 +30,9 @@ type Tx interface {
 	// ParentID it is), oldest first.
 	Steps(ctx context.Context, parentID string) ([]*Task, error)
 	// UnfinishedSteps counts the steps of the workflow parentID that have
-	// not finished.
-	UnfinishedSteps(ctx context.Context, parentID string) (int, error)
+	// not finished, and returns the workflow's status, or an error
+	// matching ErrNotFound if there is no such task.
+	UnfinishedSteps(ctx context.Context, parentID string) (int, Status, error)
 	// SetResults records on a task, whatever its status, its Results, and
 	// its step summaries (Task.Workflow) when steps is not nil, and raises
 	// its progress to progress: what a workflow or conditions task reports

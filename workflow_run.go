@@ -68,7 +68,6 @@ func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
 			}
 		}
 		if startSteps {
-			e.workflowDue(t.ID) // its first step's outcome need not record its progress
 			return e.advance(ctx, tx, changed)
 		}
 		if stepDone {
@@ -81,9 +80,9 @@ func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
 // stepDone is the part of a step's final outcome that concerns its
 // workflow: its next steps start, and the workflow's status follows. Most
 // outcomes need no more than that and a count; the workflow is worked out
-// afresh (advance) when its last step ends, and otherwise at most once per
-// ProgressInterval, for its progress, results and summaries, which reads
-// also work out live.
+// afresh (advance) when its last step ends. Meanwhile its progress,
+// results and summaries are worked out when it is read (liveSummaries):
+// recording them on every step's outcome cost more than the step itself.
 func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Results) error {
 	completed := step.Status == StatusCompleted
 	if completed && len(step.Steps) > 0 && (step.Kind != KindConditions || results != nil && results.Continue) {
@@ -96,38 +95,19 @@ func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Resul
 			return fmt.Errorf("create next steps of %s: %w", step.ID, err)
 		}
 	}
-	n, err := tx.UnfinishedSteps(ctx, step.ParentID)
-	if err != nil {
+	n, status, err := tx.UnfinishedSteps(ctx, step.ParentID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil // deleted meanwhile: nothing to advance
+	case err != nil:
+		return err
+	case n == 0:
+		return e.advanceParent(ctx, tx, step.ParentID)
+	case completed && status == StatusWaiting:
+		_, err := tx.Apply(ctx, &Change{ID: step.ParentID, To: StatusReady, NoResult: true})
 		return err
 	}
-	if n == 0 || e.workflowDue(step.ParentID) {
-		return e.advanceParent(ctx, tx, step.ParentID)
-	}
-	if completed {
-		// waiting becomes ready; ready stays ready.
-		_, err := tx.Apply(ctx, &Change{ID: step.ParentID, To: StatusReady, NoResult: true})
-		if err != nil && !errors.Is(err, ErrInvalidTransition) {
-			return err
-		}
-	}
 	return nil
-}
-
-// workflowDue says whether a workflow's progress and results are due to be
-// recorded (they were last more than ProgressInterval ago), and notes
-// that they will be now.
-func (e *Engine) workflowDue(id string) bool {
-	e.wfMu.Lock()
-	defer e.wfMu.Unlock()
-	now := time.Now()
-	if last, ok := e.wfWritten[id]; ok && now.Sub(last) < e.cfg.ProgressInterval {
-		return false
-	}
-	if e.wfWritten == nil || len(e.wfWritten) > 10_000 {
-		e.wfWritten = map[string]time.Time{} // forget finished workflows now and then
-	}
-	e.wfWritten[id] = now
-	return true
 }
 
 // advanceParent advances the workflow a step belongs to.
@@ -395,8 +375,7 @@ func (e *Engine) cancelHook(ids *[]string) func(ctx context.Context, tx Tx, t *T
 // liveSummaries refreshes a workflow's step summaries from its steps, so
 // that a read shows their status and progress as they are now, not as at
 // the workflow's last recorded change; and, while it runs, its progress
-// and results, which a step's outcome records at most once per
-// ProgressInterval.
+// and results, which are recorded only when its status changes.
 func (e *Engine) liveSummaries(ctx context.Context, t *Task) {
 	if t.Kind != KindWorkflow || len(t.Steps) == 0 || t.Status == StatusPending || t.Status == StatusProcessing {
 		return

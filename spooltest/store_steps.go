@@ -41,8 +41,11 @@ func testStepsAndResults(t *testing.T, s spool.Store) {
 			t.Errorf("step %d: Step %q parent %q", i, g.Step, g.ParentID)
 		}
 	}
-	if n, err := s.UnfinishedSteps(testCtx, parent.ID); err != nil || n != 3 {
-		t.Errorf("UnfinishedSteps = %d, %v; want 3", n, err)
+	if n, st, err := s.UnfinishedSteps(testCtx, parent.ID); err != nil || n != 3 || st != spool.StatusWaiting {
+		t.Errorf("UnfinishedSteps = %d, %s, %v; want 3, waiting", n, st, err)
+	}
+	if _, _, err := s.UnfinishedSteps(testCtx, newID("task_")); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("UnfinishedSteps of a missing workflow = %v, want ErrNotFound", err)
 	}
 	if none, err := s.Steps(testCtx, kids[0].ID); err != nil || len(none) != 0 {
 		t.Errorf("Steps of a task without steps = %v, %v; want none", none, err)
@@ -64,7 +67,7 @@ func testStepsAndResults(t *testing.T, s spool.Store) {
 			if len(in) != 4 || in[0].Status != spool.StatusCompleted {
 				t.Errorf("Steps in the transaction: %d steps, first %s; want 4, the first completed", len(in), in[0].Status)
 			}
-			if n, err := tx.UnfinishedSteps(ctx, parent.ID); err != nil || n != 3 {
+			if n, _, err := tx.UnfinishedSteps(ctx, parent.ID); err != nil || n != 3 {
 				t.Errorf("UnfinishedSteps in the transaction = %d, %v; want 3 (one completed, one created)", n, err)
 			}
 			return nil
