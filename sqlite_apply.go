@@ -191,9 +191,9 @@ func changeArgs(ch *Change, now time.Time) ([]any, error) {
 
 // mergeable reports whether a change can share one UPDATE with others: the
 // outcome of a held task (the drain's completions), which reads nothing
-// back and runs no hook.
+// back. Its hook, if any, runs after the shared UPDATE.
 func mergeable(ch *Change) bool {
-	return ch.Owner != "" && ch.Hook == nil && ch.NoResult && ch.Input == nil &&
+	return ch.Owner != "" && ch.NoResult && ch.Input == nil &&
 		ch.To.Valid() && ch.To != StatusProcessing && slices.Contains(TransitionSources(ch.To), StatusProcessing)
 }
 

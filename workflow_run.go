@@ -101,6 +101,8 @@ func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Resul
 		return nil // deleted meanwhile: nothing to advance
 	case err != nil:
 		return err
+	case status.Terminal():
+		return nil // cancelled, or finished by a sibling in the same batch
 	case n == 0:
 		return e.advanceParent(ctx, tx, step.ParentID)
 	case completed && status == StatusWaiting:

@@ -46,6 +46,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"CreateMissingFile", testCreateMissingFile},
 		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
 		{"StepsAndResults", testStepsAndResults},
+		{"HookNoResult", testHookNoResult},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

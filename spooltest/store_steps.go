@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/spoolrun/spool"
@@ -106,5 +107,57 @@ func testStepsAndResults(t *testing.T, s spool.Store) {
 	}
 	if err := s.SetResults(testCtx, newID("task_"), res, nil, 0); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("SetResults of a missing task = %v, want ErrNotFound", err)
+	}
+}
+
+// Outcomes with NoResult and a hook, applied concurrently (a store may
+// share one statement among them): each hook gets no task, sees its own
+// change made, and writes with it; a hook's error undoes its change and
+// only its change.
+func testHookNoResult(t *testing.T, s spool.Store) {
+	const n = 24
+	var kids []*spool.Task
+	for range n {
+		kids = append(kids, task("x"))
+	}
+	create(t, s, kids...)
+	claim(t, s, "o", spool.ClaimBatch{Kinds: []string{"x"}, Limit: n})
+	markers := make([]*spool.Task, n)
+	var wg sync.WaitGroup
+	for i, k := range kids {
+		markers[i] = task("marker")
+		wg.Go(func() {
+			_, err := s.Apply(testCtx, &spool.Change{ID: k.ID, To: spool.StatusCompleted, Owner: "o", NoResult: true,
+				Hook: func(ctx context.Context, tx spool.Tx, got *spool.Task) error {
+					if got != nil {
+						t.Errorf("hook of a NoResult change got a task")
+					}
+					if now, err := tx.GetTask(ctx, k.ID); err != nil || now.Status != spool.StatusCompleted {
+						t.Errorf("hook sees its task as %v, %v; want completed", now, err)
+					}
+					if i%5 == 3 {
+						return errors.New("refused")
+					}
+					_, err := tx.CreateTasks(ctx, []*spool.Task{markers[i]})
+					return err
+				}})
+			if (err != nil) != (i%5 == 3) {
+				t.Errorf("Apply %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i, k := range kids {
+		want := spool.StatusCompleted
+		if i%5 == 3 {
+			want = spool.StatusProcessing
+		}
+		if got := get(t, s, k.ID); got.Status != want {
+			t.Errorf("task %d is %s, want %s", i, got.Status, want)
+		}
+		_, err := s.GetTask(testCtx, markers[i].ID)
+		if (err == nil) != (i%5 != 3) {
+			t.Errorf("marker of task %d: %v", i, err)
+		}
 	}
 }
