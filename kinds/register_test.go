@@ -13,10 +13,10 @@ import (
 )
 
 // notImplemented are the built-in kinds this package leaves unregistered.
-var notImplemented = []string{"video", "image", "audio", "chapters", "subtitles", "thumbnails", "nsfw",
+var notImplemented = []string{"video", "audio", "chapters", "subtitles", "thumbnails", "nsfw",
 	"speech", "description", "outline", "prompt", "workflow", "conditions"}
 
-// TestRegisterAvailability: Register makes ingest and http available and
+// TestRegisterAvailability: Register makes ingest, http and image available and
 // leaves every kind it does not implement unregistered, which a started
 // engine refuses.
 func TestRegisterAvailability(t *testing.T) {
@@ -34,7 +34,7 @@ func TestRegisterAvailability(t *testing.T) {
 	for _, info := range e.Kinds(ctx) {
 		infos[info.Kind] = info
 	}
-	for _, k := range []string{"ingest", "http"} {
+	for _, k := range []string{"ingest", "http", "image"} {
 		if info := infos[k]; !info.Available || info.Spec == nil {
 			t.Errorf("%s: %+v, want available with its spec", k, info)
 		}
@@ -44,8 +44,8 @@ func TestRegisterAvailability(t *testing.T) {
 			t.Errorf("%s: %+v, want unavailable: no handler registered", k, info)
 		}
 	}
-	if len(infos) != len(notImplemented)+2 {
-		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+2)
+	if len(infos) != len(notImplemented)+3 {
+		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+3)
 	}
 
 	if err := kinds.Register(e, nil); !errors.Is(err, spool.ErrDuplicateKind) ||
