@@ -278,13 +278,17 @@ func planImage(job *spool.Job, o imageOptions, sw, sh int) (plan, error) {
 	if w > maxOutputSide || h > maxOutputSide {
 		return plan{}, fmt.Errorf("the output would be %d×%d, larger than %d pixels a side", w, h, maxOutputSide)
 	}
-	W, H := int(w), int(h)
-	pl := plan{win: window{0, 0, float64(sw), float64(sh)}, canvas: image.Pt(W, H), dst: image.Rect(0, 0, W, H)}
 	if !okW || !okH {
-		return pl, nil // one side given: the aspect ratio is kept, fit has nothing to do
+		return fitPlan("fill", "", sw, sh, int(w), int(h)), nil // the aspect ratio is kept: nothing to fit
 	}
-	fx, fy := positionFactors(o.position)
-	switch o.fit {
+	return fitPlan(o.fit, o.position, sw, sh, int(w), int(h)), nil
+}
+
+// fitPlan fits a source of sw×sh into W×H.
+func fitPlan(fit, position string, sw, sh, W, H int) plan {
+	pl := plan{win: window{0, 0, float64(sw), float64(sh)}, canvas: image.Pt(W, H), dst: image.Rect(0, 0, W, H)}
+	fx, fy := positionFactors(position)
+	switch fit {
 	case "contain":
 		s := math.Min(float64(W)/float64(sw), float64(H)/float64(sh))
 		cw := min(max(int(math.Round(float64(sw)*s)), 1), W)
@@ -297,7 +301,7 @@ func planImage(job *spool.Job, o imageOptions, sw, sh int) (plan, error) {
 		ww, wh := math.Min(float64(W)/s, float64(sw)), math.Min(float64(H)/s, float64(sh))
 		pl.win = window{(float64(sw) - ww) * fx, (float64(sh) - wh) * fy, ww, wh}
 	}
-	return pl, nil
+	return pl
 }
 
 // positionFactors returns where along each axis a position puts the
@@ -321,11 +325,18 @@ func positionFactors(pos string) (fx, fy float64) {
 
 // render makes the output picture from src, stored turned by orientation.
 func render(src image.Image, orientation int, pl plan, o imageOptions) *image.RGBA {
-	m := toRGBA(src)
 	win := pl.win
-	ratio := math.Min(win.w/float64(pl.dst.Dx()), win.h/float64(pl.dst.Dy()))
-	if k := int(ratio / 2); k >= 2 {
-		m = boxShrink(m, k)
+	var m *image.RGBA
+	k := shrinkFactor(math.Min(win.w/float64(pl.dst.Dx()), win.h/float64(pl.dst.Dy())))
+	switch y, ok := src.(*image.YCbCr); {
+	case k == 1:
+		m = toRGBA(src)
+	case ok && y.Rect.Min == image.Point{}:
+		m = boxShrinkYCbCr(y, k)
+	default:
+		m = boxShrink(toRGBA(src), k)
+	}
+	if k > 1 {
 		f := float64(k)
 		win = window{win.x / f, win.y / f, win.w / f, win.h / f}
 	}

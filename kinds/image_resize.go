@@ -50,6 +50,13 @@ func toRGBA(src image.Image) *image.RGBA {
 	return dst
 }
 
+// shrinkFactor is the box pre-shrink for a reduction of ratio (source
+// pixels per output pixel): the largest k that leaves the kernel at least
+// 1.5 source pixels per output pixel, or 1 for none.
+func shrinkFactor(ratio float64) int {
+	return max(int(ratio/1.5), 1)
+}
+
 // boxShrink averages k×k blocks of src; the last row and column of blocks
 // may be partial, so nothing at the edges is lost.
 func boxShrink(src *image.RGBA, k int) *image.RGBA {
@@ -81,6 +88,72 @@ func boxShrink(src *image.RGBA, k int) *image.RGBA {
 				for c := range 4 {
 					out[4*dx+c] = uint8((sums[4*dx+c] + n/2) / n)
 				}
+			}
+		}
+	})
+	return dst
+}
+
+// boxShrinkYCbCr is boxShrink reading a decoded JPEG directly, which
+// saves converting every pixel of a large input to RGBA first: averaging
+// Y, Cb and Cr and then converting gives the same colours, as the
+// conversion is affine. Chroma is averaged over the chroma samples under
+// each block. src's bounds must start at 0, 0.
+func boxShrinkYCbCr(src *image.YCbCr, k int) *image.RGBA {
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	hs, vs := 1, 1
+	switch src.SubsampleRatio {
+	case image.YCbCrSubsampleRatio422:
+		hs = 2
+	case image.YCbCrSubsampleRatio420:
+		hs, vs = 2, 2
+	case image.YCbCrSubsampleRatio440:
+		vs = 2
+	case image.YCbCrSubsampleRatio411:
+		hs = 4
+	case image.YCbCrSubsampleRatio410:
+		hs, vs = 4, 2
+	}
+	dw, dh := (sw+k-1)/k, (sh+k-1)/k
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	bands(dh, func(lo, hi int) {
+		sums := make([]uint32, 3*dw)
+		for dy := lo; dy < hi; dy++ {
+			clear(sums)
+			y0, y1 := dy*k, min(dy*k+k, sh)
+			for y := y0; y < y1; y++ {
+				row := src.Y[y*src.YStride : y*src.YStride+sw]
+				for dx := range dw {
+					s := uint32(0)
+					for _, v := range row[dx*k : min(dx*k+k, sw)] {
+						s += uint32(v)
+					}
+					sums[3*dx] += s
+				}
+			}
+			cy0, cy1 := y0/vs, (y1+vs-1)/vs
+			for cy := cy0; cy < cy1; cy++ {
+				cb := src.Cb[cy*src.CStride:]
+				cr := src.Cr[cy*src.CStride:]
+				for dx := range dw {
+					cx0, cx1 := dx*k/hs, (min(dx*k+k, sw)+hs-1)/hs
+					var b, r uint32
+					for cx := cx0; cx < cx1; cx++ {
+						b += uint32(cb[cx])
+						r += uint32(cr[cx])
+					}
+					sums[3*dx+1] += b
+					sums[3*dx+2] += r
+				}
+			}
+			out := dst.Pix[dy*dst.Stride:]
+			for dx := range dw {
+				n := uint32((min(dx*k+k, sw) - dx*k) * (y1 - y0))
+				nc := uint32(((min(dx*k+k, sw)+hs-1)/hs - dx*k/hs) * (cy1 - cy0))
+				s := sums[3*dx : 3*dx+3 : 3*dx+3]
+				r, g, b := color.YCbCrToRGB(uint8((s[0]+n/2)/n), uint8((s[1]+nc/2)/nc), uint8((s[2]+nc/2)/nc))
+				o := out[4*dx : 4*dx+4 : 4*dx+4]
+				o[0], o[1], o[2], o[3] = r, g, b, 255
 			}
 		}
 	})
@@ -203,11 +276,15 @@ func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
 		y0 = min(y0, fy.first[i])
 		y1 = max(y1, fy.first[i]+fy.count[i])
 	}
-	tmp := image.NewRGBA(image.Rect(0, 0, dw, y1-y0))
+	// The horizontal pass keeps 6 more bits than a byte, unclamped, so
+	// that the vertical pass sees the overshoot of the kernel's lobes as
+	// x/image/draw's float pass does.
+	stride := 4 * dw
+	tmp := make([]int16, stride*(y1-y0))
 	bands(y1-y0, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			in := src.Pix[(y+y0)*src.Stride:]
-			out := tmp.Pix[y*tmp.Stride:]
+			out := tmp[y*stride : (y+1)*stride]
 			for x := range dw {
 				var r, g, b, a int32
 				w := fx.w[x*fx.n : x*fx.n+fx.count[x]]
@@ -219,7 +296,11 @@ func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
 					b += int32(q[2]) * c
 					a += int32(q[3]) * c
 				}
-				put(out[4*x:4*x+4:4*x+4], r, g, b, a)
+				o := out[4*x : 4*x+4 : 4*x+4]
+				o[0] = int16((r + 1<<(tmpShift-1)) >> tmpShift)
+				o[1] = int16((g + 1<<(tmpShift-1)) >> tmpShift)
+				o[2] = int16((b + 1<<(tmpShift-1)) >> tmpShift)
+				o[3] = int16((a + 1<<(tmpShift-1)) >> tmpShift)
 			}
 		}
 	})
@@ -231,21 +312,29 @@ func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
 			out := dst.Pix[y*dst.Stride:]
 			for x := range dw {
 				var r, g, b, a int32
-				off := first*tmp.Stride + 4*x
+				off := first*stride + 4*x
 				for _, c := range w {
-					q := tmp.Pix[off : off+4 : off+4]
+					q := tmp[off : off+4 : off+4]
 					r += int32(q[0]) * c
 					g += int32(q[1]) * c
 					b += int32(q[2]) * c
 					a += int32(q[3]) * c
-					off += tmp.Stride
+					off += stride
 				}
-				put(out[4*x:4*x+4:4*x+4], r, g, b, a)
+				put(out[4*x:4*x+4:4*x+4], r>>extraBits, g>>extraBits, b>>extraBits, a>>extraBits)
 			}
 		}
 	})
 	return dst
 }
+
+// The horizontal pass's output is in 1/64ths of a byte: sums shifted by
+// tmpShift rather than weightBits. Its values, at most about 1.3 × 255 ×
+// 64 in magnitude, fit an int16, and the vertical pass's sums an int32.
+const (
+	extraBits = 6
+	tmpShift  = weightBits - extraBits
+)
 
 // put stores fixed-point premultiplied sums as a pixel.
 func put(p []uint8, r, g, b, a int32) {
