@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -40,13 +43,33 @@ func runImageFFmpeg(ctx context.Context, prog string, args []string) error {
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("run ffmpeg: %w", context.Cause(ctx))
-	case errors.Is(err, exec.ErrNotFound):
+	case errors.Is(err, exec.ErrNotFound), cmd.Process == nil && errors.Is(err, fs.ErrNotExist):
 		return spool.Permanent(errFFmpegMissing)
 	case errors.As(err, &exit) && exit.Exited():
-		return spool.Permanent(fmt.Errorf("ffmpeg: %s", stderr.reason()))
+		return spool.Permanent(fmt.Errorf("ffmpeg: %s", tidy(stderr.reason(), args)))
 	}
 	// Killed by a signal not ours (out of memory…): another attempt may do.
-	return fmt.Errorf("run ffmpeg: %w: %s", err, stderr.reason())
+	return fmt.Errorf("run ffmpeg: %w: %s", err, tidy(stderr.reason(), args))
+}
+
+// ffmpegContext matches the "[mov,mp4,m4a @ 0x55d0c0ffee00] " that starts
+// ffmpeg's messages.
+var ffmpegContext = regexp.MustCompile(`\[([^\]@]+?) @ 0x[0-9a-f]+\] `)
+
+// tidy makes ffmpeg's reason fit a task's error, which users see: without
+// the addresses of ffmpeg's structures, and with the files it names, which
+// are local paths of the engine's storage, by their base names only.
+func tidy(reason string, args []string) string {
+	reason = ffmpegContext.ReplaceAllString(reason, "$1: ")
+	for _, a := range args {
+		if p, ok := strings.CutPrefix(a, "file:"); ok && p != "" {
+			reason = strings.ReplaceAll(reason, a, filepath.Base(p))
+		}
+		if filepath.IsAbs(a) {
+			reason = strings.ReplaceAll(reason, a, filepath.Base(a))
+		}
+	}
+	return reason
 }
 
 // errFFmpegMissing says how to fix a machine without ffmpeg.

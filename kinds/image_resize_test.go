@@ -116,3 +116,35 @@ func TestImagePlanFits(t *testing.T) {
 		}
 	}
 }
+
+// TestImageBoxShrinkYCbCr: averaging a JPEG's planes before converting
+// gives what converting first and averaging gives, for each subsampling.
+func TestImageBoxShrinkYCbCr(t *testing.T) {
+	t.Parallel()
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440} {
+		src := image.NewYCbCr(image.Rect(0, 0, 37, 23), ratio)
+		r := rand.New(rand.NewPCG(3, 4))
+		// Values whose RGB needs no clamping, where the conversion is
+		// affine; smooth chroma, as in photographs, so that which samples
+		// a block averages matters little.
+		for i := range src.Y {
+			src.Y[i] = uint8(40 + r.IntN(170))
+		}
+		for i := range src.Cb {
+			src.Cb[i], src.Cr[i] = uint8(120+i%7), uint8(135-i%5)
+		}
+		for _, k := range []int{2, 3, 4} {
+			got := boxShrinkYCbCr(src, k)
+			want := boxShrink(toRGBA(src), k)
+			if got.Rect != want.Rect {
+				t.Fatalf("%v k=%d: size %v, want %v", ratio, k, got.Rect, want.Rect)
+			}
+			for i := range got.Pix {
+				if d := abs(int(got.Pix[i]) - int(want.Pix[i])); d > 4 {
+					t.Fatalf("%v k=%d: byte %d = %d, want about %d", ratio, k, i, got.Pix[i], want.Pix[i])
+				}
+			}
+		}
+	}
+}
