@@ -27,7 +27,7 @@ func (f ProberFunc) Probe(ctx context.Context, path string) (*File, error) { ret
 
 // BasicProber returns the default Prober, which needs no outside program.
 // It tells the MIME type from the content (and the name, for text formats),
-// the size, and of JPEG, PNG, GIF and WebP images the width and height (as
+// the size, and of JPEG, PNG, GIF, WebP and AVIF images the width and height (as
 // displayed), rotation (from the EXIF orientation), transparency and
 // frames, reading only their headers. The kinds package has a prober that
 // asks ffprobe for video and audio properties.
@@ -55,7 +55,8 @@ func basicProbe(_ context.Context, path string) (*File, error) {
 	}
 	typ, _, _ = strings.Cut(typ, ";")
 	out := &File{Object: "source", Type: typ, Kind: kindOfType(typ), Filesize: st.Size()}
-	if out.Kind == "image" {
+	// The sniffer knows no AVIF: an image it cannot name may still be one.
+	if out.Kind == "image" || typ == "application/octet-stream" {
 		if _, err := f.Seek(0, io.SeekStart); err == nil {
 			if info, err := imagemeta.Read(f); err == nil {
 				probeImage(out, info)
@@ -67,7 +68,14 @@ func basicProbe(_ context.Context, path string) (*File, error) {
 
 // probeImage fills an image's fields from what its headers say.
 func probeImage(out *File, info imagemeta.Info) {
+	out.Kind = "image"
+	if out.Type == "application/octet-stream" {
+		out.Type = "image/" + info.Format
+	}
 	out.Codec = info.Format
+	if info.Format == "avif" {
+		out.Codec = "av1" // as ffprobe names it
+	}
 	out.Width, out.Height = info.Width, info.Height
 	out.Rotation = exifRotation[info.Orientation]
 	if info.Orientation >= 5 { // turned a quarter: displayed the other way round

@@ -27,6 +27,8 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 	switch {
 	case err == nil && info.Format == "webp" && info.Frames > 1:
 		return nil, 0, spool.Permanent(errors.New("animated WebP input is not supported"))
+	case err == nil && info.Format == "avif":
+		// No AV1 decoder in Go: ffmpeg reads it, below.
 	case err == nil:
 		m, err := decodeFile(p, info)
 		return m, info.Orientation, err
@@ -34,7 +36,10 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 		return nil, 0, spool.Permanent(fmt.Errorf("read input image: %w", err))
 	}
 	kind := "file"
-	if in != nil && in.Kind != "" {
+	switch {
+	case err == nil:
+		kind = "image" // an AVIF, whatever its record says
+	case in != nil && in.Kind != "":
 		kind = in.Kind
 	}
 	if kind != "image" && kind != "video" {

@@ -104,7 +104,7 @@ func (b *tailBuffer) reason() string {
 	if len(lines) == 0 {
 		return "failed without saying why"
 	}
-	const keep = 3
+	const keep = 4
 	lines = lines[max(len(lines)-keep, 0):]
 	s := strings.Join(lines, "; ")
 	if len(s) > 1000 {

@@ -435,12 +435,12 @@ func TestImageCorruptForFFmpeg(t *testing.T) {
 	needFFmpeg(t)
 	t.Parallel()
 	e := newEngine(t, spool.Config{}, nil)
-	in := upload(t, e, "broken.avif", append([]byte("\x00\x00\x00\x1cftypavif"), bytes.Repeat([]byte{7}, 500)...))
+	in := upload(t, e, "broken.bmp", append([]byte("BM"), bytes.Repeat([]byte{7}, 500)...))
 	task := run(t, e, spool.Request{Kind: "image", FileID: in.ID, Options: map[string]any{"format": "png"}})
-	// As ffmpeg 5.1 says it: "ffmpeg: mov,mp4,m4a,3gp,3g2,mj2: moov atom
-	// not found; broken.avif: Invalid data found when processing input".
+	// ffmpeg 5.1 says "ffmpeg: Error while decoding stream #0:0: Invalid
+	// data found when processing input; …".
 	if task.Status != spool.StatusFailed || !strings.HasPrefix(task.Error, "ffmpeg: ") ||
-		!strings.Contains(task.Error, "broken.avif: ") || strings.Contains(task.Error, "/") || strings.Contains(task.Error, "@ 0x") {
-		t.Errorf("task %s %q, want failed with ffmpeg's reason, naming the file only by its name", task.Status, task.Error)
+		!strings.Contains(task.Error, "Invalid data") || strings.Contains(task.Error, "/") || strings.Contains(task.Error, "@ 0x") {
+		t.Errorf("task %s %q, want failed with ffmpeg's reason, without paths", task.Status, task.Error)
 	}
 }

@@ -1,6 +1,7 @@
-// Package imagemeta reads what the headers of JPEG, PNG, GIF and WebP
-// files say about their pictures without decoding any pixel: the size, the
-// EXIF orientation, whether there is transparency, and how many frames.
+// Package imagemeta reads what the headers of JPEG, PNG, GIF, WebP and
+// AVIF files say about their pictures without decoding any pixel: the
+// size, the EXIF orientation, whether there is transparency, and how many
+// frames.
 // It trusts nothing it reads: every length is checked against what is
 // left, and a file it cannot follow is an error, never a panic.
 package imagemeta
@@ -16,7 +17,7 @@ import (
 
 // Info is what Read found.
 type Info struct {
-	Format string // jpeg, png, gif or webp
+	Format string // jpeg, png, gif, webp or avif
 	// Width and Height are the stored size, before Orientation turns it.
 	Width, Height int
 	// Orientation is the EXIF orientation, 1 to 8; 1 when the file has none.
@@ -29,7 +30,7 @@ type Info struct {
 
 // ErrUnknownFormat is returned by Read for a file that is none of the
 // formats it reads.
-var ErrUnknownFormat = errors.New("imagemeta: not a JPEG, PNG, GIF or WebP file")
+var ErrUnknownFormat = errors.New("imagemeta: not a JPEG, PNG, GIF, WebP or AVIF file")
 
 // errCorrupt is returned for a file whose headers do not add up.
 var errCorrupt = errors.New("imagemeta: corrupt header")
@@ -55,6 +56,8 @@ func Read(r io.Reader) (Info, error) {
 		info, err = readGIF(br)
 	case len(head) == 12 && string(head[:4]) == "RIFF" && string(head[8:12]) == "WEBP":
 		info, err = readWebP(br)
+	case len(head) == 12 && string(head[4:8]) == "ftyp" && (string(head[8:12]) == "avif" || string(head[8:12]) == "avis"):
+		info, err = readAVIF(br)
 	default:
 		return Info{}, ErrUnknownFormat
 	}
@@ -444,4 +447,119 @@ func discard(br *bufio.Reader, n int64) error {
 	}
 	_, err := io.CopyN(io.Discard, br, n)
 	return err
+}
+
+// maxAVIFMeta bounds the meta box of an AVIF file read into memory; the
+// pixel data is in mdat, outside it.
+const maxAVIFMeta = 1 << 20
+
+// readAVIF finds the meta box among the top-level boxes and reads its
+// item properties: the first image spatial extents (ispe) is the primary
+// picture's size (encoders write the primary item's first), and an
+// auxiliary alpha item means transparency. An image sequence (avis) is
+// animated; its frame count is in the track, which this does not read.
+func readAVIF(br *bufio.Reader) (Info, error) {
+	info := Info{Format: "avif", Orientation: 1}
+	for {
+		typ, n, err := nextBox(br)
+		if err != nil {
+			return info, err
+		}
+		if typ == "ftyp" {
+			b := make([]byte, min(n, 4096))
+			if _, err := io.ReadFull(br, b); err != nil {
+				return info, err
+			}
+			if len(b) >= 4 && string(b[:4]) == "avis" {
+				info.Frames = 2 // at least: a sequence
+			}
+			if err := discard(br, n-int64(len(b))); err != nil {
+				return info, err
+			}
+			continue
+		}
+		if typ != "meta" {
+			if err := discard(br, n); err != nil {
+				return info, err
+			}
+			continue
+		}
+		if n > maxAVIFMeta || n < 4 {
+			return info, fmt.Errorf("%w: AVIF meta box of %d bytes", errCorrupt, n)
+		}
+		meta := make([]byte, n)
+		if _, err := io.ReadFull(br, meta); err != nil {
+			return info, err
+		}
+		readAVIFProps(meta[4:], &info) // after the full box's version and flags
+		return info, nil
+	}
+}
+
+// nextBox reads an ISO BMFF box header and returns the box's type and the
+// length of its body. A size of 0 (to the end of the file) is refused,
+// since the meta box this looks for is never last.
+func nextBox(br *bufio.Reader) (typ string, n int64, err error) {
+	var h [8]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return "", 0, err
+	}
+	size := int64(binary.BigEndian.Uint32(h[:4]))
+	hdr := int64(8)
+	if size == 1 {
+		var l [8]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return "", 0, err
+		}
+		size, hdr = int64(binary.BigEndian.Uint64(l[:])), 16
+	}
+	if size < hdr || size-hdr > 1<<40 {
+		return "", 0, fmt.Errorf("%w: bad AVIF box size", errCorrupt)
+	}
+	return string(h[4:8]), size - hdr, nil
+}
+
+// walkBoxes calls fn for each box in b with its body.
+func walkBoxes(b []byte, fn func(typ string, body []byte)) {
+	for len(b) >= 8 {
+		size := uint64(binary.BigEndian.Uint32(b[:4]))
+		typ := string(b[4:8])
+		hdr := uint64(8)
+		if size == 1 && len(b) >= 16 {
+			size, hdr = binary.BigEndian.Uint64(b[8:16]), 16
+		}
+		if size == 0 {
+			size = uint64(len(b))
+		}
+		if size < hdr || size > uint64(len(b)) {
+			return
+		}
+		if fn != nil {
+			fn(typ, b[hdr:size])
+		}
+		b = b[size:]
+	}
+}
+
+// readAVIFProps reads the item properties in a meta box's children.
+func readAVIFProps(meta []byte, info *Info) {
+	walkBoxes(meta, func(typ string, b []byte) {
+		if typ != "iprp" {
+			return
+		}
+		walkBoxes(b, func(typ string, b []byte) {
+			if typ != "ipco" {
+				return
+			}
+			walkBoxes(b, func(typ string, b []byte) {
+				switch {
+				case typ == "ispe" && len(b) >= 12 && info.Width == 0:
+					info.Width = int(binary.BigEndian.Uint32(b[4:8]) & 0x7fffffff)
+					info.Height = int(binary.BigEndian.Uint32(b[8:12]) & 0x7fffffff)
+				case typ == "auxC" && bytes.Contains(b, []byte("auxiliary:alpha")):
+					info.Alpha = true
+				}
+			})
+		})
+	})
 }

@@ -99,9 +99,9 @@ func TestRead(t *testing.T) {
 	}
 }
 
-// TestReadWebP reads WebP files that ffmpeg writes: lossy, lossless with
-// alpha, and animated.
-func TestReadWebP(t *testing.T) {
+// TestReadFFmpeg reads WebP files that ffmpeg writes (lossy, lossless
+// with alpha, and animated) and an AVIF.
+func TestReadFFmpeg(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("install ffmpeg")
 	}
@@ -117,9 +117,12 @@ func TestReadWebP(t *testing.T) {
 			imagemeta.Info{Format: "webp", Width: 33, Height: 17, Orientation: 1, Alpha: true, Frames: 1}},
 		{"animated", []string{"-f", "lavfi", "-i", "testsrc2=s=40x30:r=5:d=1", "-c:v", "libwebp_anim", "-loop", "0"},
 			imagemeta.Info{Format: "webp", Width: 40, Height: 30, Orientation: 1, Frames: 5}},
+		{"avif", []string{"-f", "lavfi", "-i", "testsrc2=s=96x54", "-frames:v", "1", "-c:v", "libaom-av1", "-cpu-used", "8",
+			"-still-picture", "1", "-f", "avif"},
+			imagemeta.Info{Format: "avif", Width: 96, Height: 54, Orientation: 1, Frames: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := filepath.Join(dir, tc.name+".webp")
+			out := filepath.Join(dir, tc.name+".webp") // the avif case names its muxer
 			args := append([]string{"-v", "error", "-nostdin", "-y"}, tc.args...)
 			if b, err := exec.Command("ffmpeg", append(args, out)...).CombinedOutput(); err != nil {
 				t.Fatalf("ffmpeg: %v: %s", err, b)
@@ -177,6 +180,8 @@ func FuzzRead(f *testing.F) {
 	f.Add(encode(f, func(b *bytes.Buffer) error {
 		return gif.Encode(b, image.NewPaletted(image.Rect(0, 0, 4, 3), palette.Plan9), nil)
 	}))
+	f.Add([]byte("\x00\x00\x00\x10ftypavif\x00\x00\x00\x00\x00\x00\x00\x30meta\x00\x00\x00\x00\x00\x00\x00\x24iprp" +
+		"\x00\x00\x00\x1cipco\x00\x00\x00\x14ispe\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x03"))
 	f.Add([]byte("RIFF\x20\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x12\x00\x00\x00\x03\x00\x00\x02\x00\x00ANMF\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		info, err := imagemeta.Read(bytes.NewReader(b))
