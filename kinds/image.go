@@ -135,7 +135,7 @@ func (h *imageHandler) CheckTask(ctx context.Context, t *spool.Task) error {
 		return nil
 	}
 	if h.ffmpeg == "" {
-		return &spool.ValidationError{Field: "file_id", Reason: "a frame of a video needs " + errFFmpegMissing.Error()}
+		return &spool.ValidationError{Field: "file_id", Reason: "a frame of a video needs ffmpeg: " + errFFmpegMissing.Error()}
 	}
 	start, _ := t.Options["start"].(float64)
 	if d := t.Input.Duration; d > 0 && start >= d {
@@ -152,7 +152,7 @@ func (h *imageHandler) canWrite(ctx context.Context, format string) error {
 		return nil
 	}
 	if h.ffmpeg == "" {
-		return fmt.Errorf("%s output needs %w", format, errFFmpegMissing)
+		return fmt.Errorf("%s output needs ffmpeg: %w", format, errFFmpegMissing)
 	}
 	if _, err := h.encoder(ctx, format); err != nil {
 		return err

@@ -54,7 +54,7 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 		if kind == "video" {
 			what = "a frame of a video"
 		}
-		return nil, 0, spool.Permanent(fmt.Errorf("%s needs %w", what, errFFmpegMissing))
+		return nil, 0, spool.Permanent(fmt.Errorf("%s needs ffmpeg: %w", what, errFFmpegMissing))
 	}
 	frame, err := tmp.create("frame.png")
 	if err != nil {

@@ -403,6 +403,13 @@ func TestImageWithoutFFmpeg(t *testing.T) {
 			t.Errorf("%v: output %s %v, want %s %d×%d", tc.opts, out.Type, m.Bounds(), tc.typ, tc.w, tc.h)
 		}
 	}
+	// Bytes the sniffer takes for an MP4: a video input needs ffmpeg.
+	video := upload(t, e, "clip.mp4", append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), make([]byte, 100)...))
+	_, err := e.Create(t.Context(), spool.Request{Kind: "image", FileID: video.ID, Options: map[string]any{"format": "png"}})
+	var ve *spool.ValidationError
+	if video.Kind != "video" || !errors.As(err, &ve) || ve.Field != "file_id" || !strings.Contains(err.Error(), "install ffmpeg") {
+		t.Errorf("Create from a %s input without ffmpeg = %v, want refused naming file_id", video.Kind, err)
+	}
 	for _, format := range []string{"webp", "avif"} {
 		_, err := e.Create(t.Context(), spool.Request{Kind: "image", FileID: png.ID, Options: map[string]any{"format": format}})
 		var ve *spool.ValidationError
