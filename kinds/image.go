@@ -47,10 +47,13 @@ func newImage() *imageHandler {
 	return &imageHandler{ffmpeg: p}
 }
 
-// Limits of the inputs decoded in memory, as the hosted service's.
+// Limits of the pictures decoded in memory: 64 megapixels are 256 MiB as
+// RGBA, more than a phone or camera makes (the hosted service stops at
+// 8192 pixels a side). Outputs are bounded as the spec bounds width and
+// height, and so is the side that follows from the aspect ratio.
 const (
 	maxImageSide   = 16384
-	maxImagePixels = 100 << 20
+	maxImagePixels = 64 << 20
 	maxOutputSide  = 8192
 )
 

@@ -321,7 +321,7 @@ func TestImageVideoFrame(t *testing.T) {
 	if bytes.Equal(b0, b1) {
 		t.Error("frames at 0 s and 1.5 s are the same")
 	}
-	out, b = runImage(t, e, in, map[string]any{"start": 0.5, "width": 64, "format": "webp"})
+	out, _ = runImage(t, e, in, map[string]any{"start": 0.5, "width": 64, "format": "webp"})
 	if out.Width != 64 || out.Height != 36 {
 		t.Errorf("small webp frame record %s", jsonOf(t, out))
 	}
