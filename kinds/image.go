@@ -79,14 +79,14 @@ func readImageOptions(job *spool.Job) imageOptions {
 	o.quality = int(min(max(q, 1), 100))
 	o.start, _ = job.Float("start")
 	if s, ok := job.String("background"); ok {
-		o.bg, o.hasBG = parseColour(s)
+		o.bg, o.hasBG = imageColour(s)
 	}
 	return o
 }
 
-// parseColour reads #rgb, #rrggbb or #rrggbbaa (the spec checked the form)
+// imageColour reads #rgb, #rrggbb or #rrggbbaa (the spec checked the form)
 // as a premultiplied colour.
-func parseColour(s string) (color.RGBA, bool) {
+func imageColour(s string) (color.RGBA, bool) {
 	hex := strings.TrimPrefix(s, "#")
 	if len(hex) == 3 {
 		hex = string([]byte{hex[0], hex[0], hex[1], hex[1], hex[2], hex[2]})
@@ -102,10 +102,10 @@ func parseColour(s string) (color.RGBA, bool) {
 	return color.RGBAModel.Convert(c).(color.RGBA), true
 }
 
-// outputFormat is the format a task writes: the format option, else the
+// imageFormat is the format a task writes: the format option, else the
 // input's when the option allows it, else jpeg for a video and png for
 // any other image.
-func outputFormat(format string, in *spool.File) string {
+func imageFormat(format string, in *spool.File) string {
 	if format != "" {
 		return format
 	}
@@ -131,14 +131,14 @@ func (h *imageHandler) CheckTask(ctx context.Context, t *spool.Task) error {
 	if format == "" {
 		field = "file_id" // the input's format is the output's
 	}
-	if err := h.canWrite(ctx, outputFormat(format, t.Input)); err != nil {
+	if err := h.canWrite(ctx, imageFormat(format, t.Input)); err != nil {
 		return &spool.ValidationError{Field: field, Reason: err.Error()}
 	}
 	if t.Input == nil || t.Input.Kind != "video" {
 		return nil
 	}
 	if h.ffmpeg == "" {
-		return &spool.ValidationError{Field: "file_id", Reason: "a frame of a video needs ffmpeg: " + errFFmpegMissing.Error()}
+		return &spool.ValidationError{Field: "file_id", Reason: "a frame of a video needs ffmpeg: " + errImageNoFFmpeg.Error()}
 	}
 	start, _ := t.Options["start"].(float64)
 	if d := t.Input.Duration; d > 0 && start >= d {
@@ -155,7 +155,7 @@ func (h *imageHandler) canWrite(ctx context.Context, format string) error {
 		return nil
 	}
 	if h.ffmpeg == "" {
-		return fmt.Errorf("%s output needs ffmpeg: %w", format, errFFmpegMissing)
+		return fmt.Errorf("%s output needs ffmpeg: %w", format, errImageNoFFmpeg)
 	}
 	if _, err := h.encoder(ctx, format); err != nil {
 		return err
@@ -206,11 +206,11 @@ func (h *imageHandler) Handle(ctx context.Context, job *spool.Job) error {
 		return err // already says what failed, Permanent when a retry cannot help
 	}
 	in := job.Input()
-	format := outputFormat(opts.format, in)
+	format := imageFormat(opts.format, in)
 	if err := h.canWrite(ctx, format); err != nil {
 		return spool.Permanent(err)
 	}
-	tmp := newTempFiles(job.Engine())
+	tmp := newImageTempFiles(job.Engine())
 	defer tmp.removeAll()
 
 	src, orientation, err := h.load(ctx, p, in, opts, tmp)
@@ -230,7 +230,7 @@ func (h *imageHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	img := render(src, orientation, pl, opts)
+	img := renderImage(src, orientation, pl, opts)
 	job.Progress(70)
 	if format != "png" && format != "webp" {
 		bg := color.RGBA{A: 255}
@@ -240,7 +240,7 @@ func (h *imageHandler) Handle(ctx context.Context, job *spool.Job) error {
 		}
 		flatten(img, bg)
 	}
-	out, err := tmp.create("out." + extension(format))
+	out, err := tmp.create("out." + imageExt(format))
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (h *imageHandler) Handle(ctx context.Context, job *spool.Job) error {
 		return err
 	}
 	job.Progress(95)
-	f, err := job.CreateFileFromPath(ctx, out, &spool.File{Filename: outputName(job, in, format)})
+	f, err := job.CreateFileFromPath(ctx, out, &spool.File{Filename: imageOutputName(job, in, format)})
 	if err != nil {
 		return err
 	}
@@ -256,18 +256,18 @@ func (h *imageHandler) Handle(ctx context.Context, job *spool.Job) error {
 	return job.SetOutput(f)
 }
 
-// plan says how the output is made from an upright source of sw×sh: the
-// window of the source to keep, the canvas size, and where on the canvas
+// imagePlan says how the output is made from an upright source of sw×sh: the
+// srcWindow of the source to keep, the canvas size, and where on the canvas
 // the scaled window lands.
-type plan struct {
-	win    window
+type imagePlan struct {
+	win    srcWindow
 	canvas image.Point
 	dst    image.Rectangle
 }
 
 // planImage works out the output's geometry from width, height, fit and
 // position.
-func planImage(job *spool.Job, o imageOptions, sw, sh int) (plan, error) {
+func planImage(job *spool.Job, o imageOptions, sw, sh int) (imagePlan, error) {
 	w, okW := job.IntOrPercent("width", int64(sw))
 	h, okH := job.IntOrPercent("height", int64(sh))
 	switch {
@@ -279,18 +279,18 @@ func planImage(job *spool.Job, o imageOptions, sw, sh int) (plan, error) {
 		w = max(int64(math.Round(float64(h)*float64(sw)/float64(sh))), 1)
 	}
 	if w > maxOutputSide || h > maxOutputSide {
-		return plan{}, fmt.Errorf("the output would be %d×%d, larger than %d pixels a side", w, h, maxOutputSide)
+		return imagePlan{}, fmt.Errorf("the output would be %d×%d, larger than %d pixels a side", w, h, maxOutputSide)
 	}
 	if !okW || !okH {
-		return fitPlan("fill", "", sw, sh, int(w), int(h)), nil // the aspect ratio is kept: nothing to fit
+		return imageFit("fill", "", sw, sh, int(w), int(h)), nil // the aspect ratio is kept: nothing to fit
 	}
-	return fitPlan(o.fit, o.position, sw, sh, int(w), int(h)), nil
+	return imageFit(o.fit, o.position, sw, sh, int(w), int(h)), nil
 }
 
-// fitPlan fits a source of sw×sh into W×H.
-func fitPlan(fit, position string, sw, sh, W, H int) plan {
-	pl := plan{win: window{0, 0, float64(sw), float64(sh)}, canvas: image.Pt(W, H), dst: image.Rect(0, 0, W, H)}
-	fx, fy := positionFactors(position)
+// imageFit fits a source of sw×sh into W×H.
+func imageFit(fit, position string, sw, sh, W, H int) imagePlan {
+	pl := imagePlan{win: srcWindow{0, 0, float64(sw), float64(sh)}, canvas: image.Pt(W, H), dst: image.Rect(0, 0, W, H)}
+	fx, fy := imagePosition(position)
 	switch fit {
 	case "contain":
 		s := math.Min(float64(W)/float64(sw), float64(H)/float64(sh))
@@ -302,14 +302,14 @@ func fitPlan(fit, position string, sw, sh, W, H int) plan {
 	case "cover":
 		s := math.Max(float64(W)/float64(sw), float64(H)/float64(sh))
 		ww, wh := math.Min(float64(W)/s, float64(sw)), math.Min(float64(H)/s, float64(sh))
-		pl.win = window{(float64(sw) - ww) * fx, (float64(sh) - wh) * fy, ww, wh}
+		pl.win = srcWindow{(float64(sw) - ww) * fx, (float64(sh) - wh) * fy, ww, wh}
 	}
 	return pl
 }
 
-// positionFactors returns where along each axis a position puts the
+// imagePosition returns where along each axis a position puts the
 // picture: 0 at the left or top, 1 at the right or bottom.
-func positionFactors(pos string) (fx, fy float64) {
+func imagePosition(pos string) (fx, fy float64) {
 	fx, fy = 0.5, 0.5
 	if strings.Contains(pos, "left") {
 		fx = 0
@@ -326,8 +326,8 @@ func positionFactors(pos string) (fx, fy float64) {
 	return fx, fy
 }
 
-// render makes the output picture from src, stored turned by orientation.
-func render(src image.Image, orientation int, pl plan, o imageOptions) *image.RGBA {
+// renderImage makes the output picture from src, stored turned by orientation.
+func renderImage(src image.Image, orientation int, pl imagePlan, o imageOptions) *image.RGBA {
 	win := pl.win
 	var m *image.RGBA
 	k := shrinkFactor(math.Min(win.w/float64(pl.dst.Dx()), win.h/float64(pl.dst.Dy())))
@@ -341,10 +341,10 @@ func render(src image.Image, orientation int, pl plan, o imageOptions) *image.RG
 	}
 	if k > 1 {
 		f := float64(k)
-		win = window{win.x / f, win.y / f, win.w / f, win.h / f}
+		win = srcWindow{win.x / f, win.y / f, win.w / f, win.h / f}
 	}
 	m = orient(m, orientation)
-	if win != (window{0, 0, float64(m.Rect.Dx()), float64(m.Rect.Dy())}) || pl.dst.Size() != m.Rect.Size() {
+	if win != (srcWindow{0, 0, float64(m.Rect.Dx()), float64(m.Rect.Dy())}) || pl.dst.Size() != m.Rect.Size() {
 		m = resample(m, win, pl.dst.Dx(), pl.dst.Dy())
 	}
 	if pl.dst == image.Rect(0, 0, pl.canvas.X, pl.canvas.Y) {
@@ -358,17 +358,17 @@ func render(src image.Image, orientation int, pl plan, o imageOptions) *image.RG
 	return canvas
 }
 
-// extension returns the file extension of a format.
-func extension(format string) string {
+// imageExt returns the file extension of a format.
+func imageExt(format string) string {
 	if format == "jpeg" {
 		return "jpg"
 	}
 	return format
 }
 
-// outputName is the output's filename: the request's, else the input's
+// imageOutputName is the output's filename: the request's, else the input's
 // name with the output's extension.
-func outputName(job *spool.Job, in *spool.File, format string) string {
+func imageOutputName(job *spool.Job, in *spool.File, format string) string {
 	if n := namesOf(job.Task).filename; n != "" {
 		return n
 	}
@@ -376,20 +376,22 @@ func outputName(job *spool.Job, in *spool.File, format string) string {
 	if in != nil && in.Filename != "" {
 		base = strings.TrimSuffix(in.Filename, path.Ext(in.Filename))
 	}
-	return base + "." + extension(format)
+	return base + "." + imageExt(format)
 }
 
-// tempFiles are a task's temporary files, under the engine's data
+// imageTempFiles are a task's temporary files, under the engine's data
 // directory when it has one (see tempDir), removed by removeAll.
-type tempFiles struct {
+type imageTempFiles struct {
 	dir   string
 	paths []string
 }
 
-func newTempFiles(e *spool.Engine) *tempFiles { return &tempFiles{dir: tempDir(e.Config())} }
+func newImageTempFiles(e *spool.Engine) *imageTempFiles {
+	return &imageTempFiles{dir: imageTempDir(e.Config())}
+}
 
 // create returns the path of a new empty file whose name ends in suffix.
-func (t *tempFiles) create(suffix string) (string, error) {
+func (t *imageTempFiles) create(suffix string) (string, error) {
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
 		return "", fmt.Errorf("create temporary file: %w", err)
 	}
@@ -401,18 +403,18 @@ func (t *tempFiles) create(suffix string) (string, error) {
 	return f.Name(), f.Close()
 }
 
-func (t *tempFiles) removeAll() {
+func (t *imageTempFiles) removeAll() {
 	for _, p := range t.paths {
 		os.Remove(p)
 	}
 }
 
-// tempDir is where a handler writes temporary files: the temp area of the
+// imageTempDir is where a handler writes temporary files: the temp area of the
 // engine's default storage directory (".tmp", which that storage sweeps of
 // files an hour old, so even a crash leaves nothing for long), else the
 // system's temporary directory, for an engine whose storage is its own or
 // a directory the engine made and does not name.
-func tempDir(cfg spool.Config) string {
+func imageTempDir(cfg spool.Config) string {
 	switch {
 	case cfg.Storage != nil:
 	case cfg.DataDir != "":

@@ -19,9 +19,9 @@ import (
 	"golang.org/x/image/draw"
 )
 
-// photo writes a 4000×3000 (12-megapixel) JPEG of gradients and grain,
+// imgPhoto writes a 4000×3000 (12-megapixel) JPEG of gradients and grain,
 // which compresses about as badly as a photograph, and returns its path.
-func photo(b *testing.B) string {
+func imgPhoto(b *testing.B) string {
 	b.Helper()
 	const w, h = 4000, 3000
 	m := image.NewRGBA(image.Rect(0, 0, w, h))
@@ -57,16 +57,16 @@ func photo(b *testing.B) string {
 //
 //	go test -run '^$' -bench ImageResize12MP -benchtime 10x ./kinds
 func BenchmarkImageResize12MP(b *testing.B) {
-	in := photo(b)
+	in := imgPhoto(b)
 	const dw, dh = 1280, 960
 	goPath := func(b *testing.B, scale func(image.Image) *image.RGBA) {
-		defer cpuPerOp(b, syscall.RUSAGE_SELF)()
+		defer imgCPUPerOp(b, syscall.RUSAGE_SELF)()
 		for b.Loop() {
-			info, err := readInfo(in)
+			info, err := readImageInfo(in)
 			if err != nil {
 				b.Fatal(err)
 			}
-			src, err := decodeFile(in, info)
+			src, err := decodeImageFile(in, info)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func BenchmarkImageResize12MP(b *testing.B) {
 		}
 	}
 	kind := func(src image.Image) *image.RGBA {
-		return render(src, 1, fitPlan("fill", "", 4000, 3000, dw, dh), imageOptions{})
+		return renderImage(src, 1, imageFit("fill", "", 4000, 3000, dw, dh), imageOptions{})
 	}
 	b.Run("go", func(b *testing.B) { goPath(b, kind) })
 	b.Run("go-1core", func(b *testing.B) {
@@ -96,7 +96,7 @@ func BenchmarkImageResize12MP(b *testing.B) {
 			b.Skip("install ffmpeg")
 		}
 		out := filepath.Join(b.TempDir(), "out.jpg")
-		defer cpuPerOp(b, syscall.RUSAGE_CHILDREN)()
+		defer imgCPUPerOp(b, syscall.RUSAGE_CHILDREN)()
 		for b.Loop() {
 			cmd := exec.Command(prog, "-nostdin", "-v", "error", "-y", "-i", in, "-vf", "scale=1280:960", "-q:v", "3", out)
 			if o, err := cmd.CombinedOutput(); err != nil {
@@ -106,10 +106,10 @@ func BenchmarkImageResize12MP(b *testing.B) {
 	})
 }
 
-// cpuPerOp measures the processor time of who (RUSAGE_SELF or
+// imgCPUPerOp measures the processor time of who (RUSAGE_SELF or
 // RUSAGE_CHILDREN) until the returned function runs, and reports it per
 // iteration.
-func cpuPerOp(b *testing.B, who int) func() {
+func imgCPUPerOp(b *testing.B, who int) func() {
 	used := func() time.Duration {
 		var ru syscall.Rusage
 		if err := syscall.Getrusage(who, &ru); err != nil {
@@ -119,6 +119,6 @@ func cpuPerOp(b *testing.B, who int) func() {
 	}
 	start := used()
 	return func() {
-		b.ReportMetric((used() - start).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((used()-start).Seconds()/float64(b.N), "cpu-s/op")
 	}
 }

@@ -22,15 +22,15 @@ import (
 // load decodes the task's input picture and returns it with its EXIF
 // orientation: in Go for JPEG, PNG, GIF and still WebP files, through
 // ffmpeg (as a PNG) for a video's frame at start and for other images.
-func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o imageOptions, tmp *tempFiles) (image.Image, int, error) {
-	info, err := readInfo(p)
+func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o imageOptions, tmp *imageTempFiles) (image.Image, int, error) {
+	info, err := readImageInfo(p)
 	switch {
 	case err == nil && info.Format == "webp" && info.Frames > 1:
 		return nil, 0, spool.Permanent(errors.New("animated WebP input is not supported"))
 	case err == nil && info.Format == "avif":
 		// No AV1 decoder in Go: ffmpeg reads it, below.
 	case err == nil:
-		m, err := decodeFile(p, info)
+		m, err := decodeImageFile(p, info)
 		return m, info.Orientation, err
 	case !errors.Is(err, imagemeta.ErrUnknownFormat):
 		return nil, 0, spool.Permanent(fmt.Errorf("read input image: %w", err))
@@ -54,7 +54,7 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 		if kind == "video" {
 			what = "a frame of a video"
 		}
-		return nil, 0, spool.Permanent(fmt.Errorf("%s needs ffmpeg: %w", what, errFFmpegMissing))
+		return nil, 0, spool.Permanent(fmt.Errorf("%s needs ffmpeg: %w", what, errImageNoFFmpeg))
 	}
 	frame, err := tmp.create("frame.png")
 	if err != nil {
@@ -75,15 +75,15 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 		}
 		return nil, 0, spool.Permanent(errors.New("ffmpeg found no picture in the input"))
 	}
-	info, err = readInfo(frame)
+	info, err = readImageInfo(frame)
 	if err != nil {
 		return nil, 0, spool.Permanent(fmt.Errorf("read ffmpeg's frame: %w", err))
 	}
-	m, err := decodeFile(frame, info)
+	m, err := decodeImageFile(frame, info)
 	return m, 1, err // ffmpeg turned a video upright already
 }
 
-func readInfo(p string) (imagemeta.Info, error) {
+func readImageInfo(p string) (imagemeta.Info, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return imagemeta.Info{}, fmt.Errorf("open input: %w", err)
@@ -92,9 +92,9 @@ func readInfo(p string) (imagemeta.Info, error) {
 	return imagemeta.Read(f)
 }
 
-// decodeFile decodes the image at p, which info describes, refusing one
+// decodeImageFile decodes the image at p, which info describes, refusing one
 // too large to hold in memory before decoding it.
-func decodeFile(p string, info imagemeta.Info) (image.Image, error) {
+func decodeImageFile(p string, info imagemeta.Info) (image.Image, error) {
 	if info.Width > maxImageSide || info.Height > maxImageSide || info.Width*info.Height > maxImagePixels {
 		return nil, spool.Permanent(fmt.Errorf("the input is %d×%d, larger than %d pixels a side or %d megapixels",
 			info.Width, info.Height, maxImageSide, maxImagePixels>>20))
@@ -126,10 +126,10 @@ func decodeFile(p string, info imagemeta.Info) (image.Image, error) {
 
 // encode writes m to the file out in format: JPEG, PNG and GIF in Go,
 // WebP and AVIF with ffmpeg from a PNG.
-func (h *imageHandler) encode(ctx context.Context, m *image.RGBA, format string, quality int, out string, tmp *tempFiles) error {
+func (h *imageHandler) encode(ctx context.Context, m *image.RGBA, format string, quality int, out string, tmp *imageTempFiles) error {
 	switch format {
 	case "jpeg", "png", "gif":
-		return writeFile(out, func(w io.Writer) error {
+		return writeImageFile(out, func(w io.Writer) error {
 			switch format {
 			case "jpeg":
 				return jpeg.Encode(w, m, &jpeg.Options{Quality: quality})
@@ -147,7 +147,7 @@ func (h *imageHandler) encode(ctx context.Context, m *image.RGBA, format string,
 	if err != nil {
 		return err
 	}
-	err = writeFile(src, func(w io.Writer) error {
+	err = writeImageFile(src, func(w io.Writer) error {
 		return (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, pngImage(m))
 	})
 	if err != nil {
@@ -179,15 +179,15 @@ func pngImage(m *image.RGBA) image.Image {
 		return m
 	}
 	n := image.NewNRGBA(m.Rect)
-	bands(m.Rect.Dy(), func(lo, hi int) {
+	inBands(m.Rect.Dy(), func(lo, hi int) {
 		r := image.Rect(m.Rect.Min.X, m.Rect.Min.Y+lo, m.Rect.Max.X, m.Rect.Min.Y+hi)
 		draw.Draw(n, r, m, r.Min, draw.Src)
 	})
 	return n
 }
 
-// writeFile writes the file at p with write, through a buffer.
-func writeFile(p string, write func(io.Writer) error) error {
+// writeImageFile writes the file at p with write, through a buffer.
+func writeImageFile(p string, write func(io.Writer) error) error {
 	f, err := os.Create(p)
 	if err != nil {
 		return fmt.Errorf("write output: %w", err)

@@ -30,9 +30,9 @@ import (
 func runImageFFmpeg(ctx context.Context, prog string, args []string) error {
 	full := append([]string{"-nostdin", "-hide_banner", "-y", "-v", "error"}, args...)
 	cmd := exec.CommandContext(ctx, prog, full...)
-	stderr := &tailBuffer{max: 8 << 10}
+	stderr := &imageStderr{max: 8 << 10}
 	cmd.Stderr = stderr
-	setProcessGroup(cmd)
+	setImageProcessGroup(cmd)
 	// Once ffmpeg is killed, stop waiting for its pipes after a moment even
 	// if something else still holds them.
 	cmd.WaitDelay = time.Second
@@ -44,23 +44,23 @@ func runImageFFmpeg(ctx context.Context, prog string, args []string) error {
 	case ctx.Err() != nil:
 		return fmt.Errorf("run ffmpeg: %w", context.Cause(ctx))
 	case errors.Is(err, exec.ErrNotFound), cmd.Process == nil && errors.Is(err, fs.ErrNotExist):
-		return spool.Permanent(errFFmpegMissing)
+		return spool.Permanent(errImageNoFFmpeg)
 	case errors.As(err, &exit) && exit.Exited():
-		return spool.Permanent(fmt.Errorf("ffmpeg: %s", tidy(stderr.reason(), args)))
+		return spool.Permanent(fmt.Errorf("ffmpeg: %s", tidyFFmpegReason(stderr.reason(), args)))
 	}
 	// Killed by a signal not ours (out of memory…): another attempt may do.
-	return fmt.Errorf("run ffmpeg: %w: %s", err, tidy(stderr.reason(), args))
+	return fmt.Errorf("run ffmpeg: %w: %s", err, tidyFFmpegReason(stderr.reason(), args))
 }
 
-// ffmpegContext matches the "[mov,mp4,m4a @ 0x55d0c0ffee00] " that starts
+// ffmpegMessageContext matches the "[mov,mp4,m4a @ 0x55d0c0ffee00] " that starts
 // ffmpeg's messages.
-var ffmpegContext = regexp.MustCompile(`\[([^\]@]+?) @ 0x[0-9a-f]+\] `)
+var ffmpegMessageContext = regexp.MustCompile(`\[([^\]@]+?) @ 0x[0-9a-f]+\] `)
 
-// tidy makes ffmpeg's reason fit a task's error, which users see: without
+// tidyFFmpegReason makes ffmpeg's reason fit a task's error, which users see: without
 // the addresses of ffmpeg's structures, and with the files it names, which
 // are local paths of the engine's storage, by their base names only.
-func tidy(reason string, args []string) string {
-	reason = ffmpegContext.ReplaceAllString(reason, "$1: ")
+func tidyFFmpegReason(reason string, args []string) string {
+	reason = ffmpegMessageContext.ReplaceAllString(reason, "$1: ")
 	for _, a := range args {
 		if p, ok := strings.CutPrefix(a, "file:"); ok && p != "" {
 			reason = strings.ReplaceAll(reason, a, filepath.Base(p))
@@ -72,16 +72,16 @@ func tidy(reason string, args []string) string {
 	return reason
 }
 
-// errFFmpegMissing says how to fix a machine without ffmpeg.
-var errFFmpegMissing = errors.New("ffmpeg not found in PATH: install ffmpeg")
+// errImageNoFFmpeg says how to fix a machine without ffmpeg.
+var errImageNoFFmpeg = errors.New("ffmpeg not found in PATH: install ffmpeg")
 
-// tailBuffer keeps the last max bytes (about) written to it.
-type tailBuffer struct {
+// imageStderr keeps the last max bytes (about) written to it.
+type imageStderr struct {
 	buf []byte
 	max int
 }
 
-func (b *tailBuffer) Write(p []byte) (int, error) {
+func (b *imageStderr) Write(p []byte) (int, error) {
 	b.buf = append(b.buf, p...)
 	if len(b.buf) > 2*b.max {
 		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
@@ -92,7 +92,7 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 // reason returns the last meaningful lines of ffmpeg's stderr, joined on
 // one line: encoder libraries print banners (SVT-AV1's "Svt[info]") that
 // say nothing of the failure.
-func (b *tailBuffer) reason() string {
+func (b *imageStderr) reason() string {
 	var lines []string
 	for l := range bytes.Lines(b.buf) {
 		s := strings.TrimSpace(string(l))

@@ -4,6 +4,6 @@ package kinds
 
 import "os/exec"
 
-// setProcessGroup leaves cmd as it is: without process groups,
+// setImageProcessGroup leaves cmd as it is: without process groups,
 // cancellation kills ffmpeg alone.
-func setProcessGroup(*exec.Cmd) {}
+func setImageProcessGroup(*exec.Cmd) {}

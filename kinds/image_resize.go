@@ -18,9 +18,9 @@ import (
 // boxes of k×k pixels down to about twice the target size, which costs
 // little and leaves the kernel a few taps per pixel.
 
-// bands runs fn over [0, n) cut into one band per core, each in its own
+// inBands runs fn over [0, n) cut into one band per core, each in its own
 // goroutine, and waits for them.
-func bands(n int, fn func(lo, hi int)) {
+func inBands(n int, fn func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n/16)
 	if workers <= 1 {
 		fn(0, n)
@@ -43,7 +43,7 @@ func toRGBA(src image.Image) *image.RGBA {
 		return m
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	bands(b.Dy(), func(lo, hi int) {
+	inBands(b.Dy(), func(lo, hi int) {
 		r := image.Rect(0, lo, b.Dx(), hi)
 		draw.Draw(dst, r, src, b.Min.Add(r.Min), draw.Src)
 	})
@@ -63,7 +63,7 @@ func boxShrink(src *image.RGBA, k int) *image.RGBA {
 	sw, sh := src.Rect.Dx(), src.Rect.Dy()
 	dw, dh := (sw+k-1)/k, (sh+k-1)/k
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	bands(dh, func(lo, hi int) {
+	inBands(dh, func(lo, hi int) {
 		sums := make([]uint32, 4*dw)
 		for dy := lo; dy < hi; dy++ {
 			clear(sums)
@@ -116,7 +116,7 @@ func boxShrinkYCbCr(src *image.YCbCr, k int) *image.RGBA {
 	}
 	dw, dh := (sw+k-1)/k, (sh+k-1)/k
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	bands(dh, func(lo, hi int) {
+	inBands(dh, func(lo, hi int) {
 		sums := make([]uint32, 3*dw)
 		for dy := lo; dy < hi; dy++ {
 			clear(sums)
@@ -182,7 +182,7 @@ func orient(src *image.RGBA, o int) *image.RGBA {
 		8: func(x, y int) (int, int) { return w - 1 - y, x },
 	}[o]
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	bands(dh, func(lo, hi int) {
+	inBands(dh, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			for x := range dw {
 				sx, sy := at(x, y)
@@ -193,13 +193,13 @@ func orient(src *image.RGBA, o int) *image.RGBA {
 	return dst
 }
 
-// window is a rectangle of the source with fractional edges: what cover
+// srcWindow is a rectangle of the source with fractional edges: what cover
 // keeps of it, after a box shrink.
-type window struct{ x, y, w, h float64 }
+type srcWindow struct{ x, y, w, h float64 }
 
-// filter holds the weights of one axis: output sample i reads count[i]
+// kernelWeights holds the weights of one axis: output sample i reads count[i]
 // source samples from first[i], weighted by w[i*n:], in fixed point.
-type filter struct {
+type kernelWeights struct {
 	n     int
 	first []int
 	count []int
@@ -208,15 +208,15 @@ type filter struct {
 
 const weightBits = 14
 
-// newFilter computes Catmull-Rom weights mapping the source span
+// newKernelWeights computes Catmull-Rom weights mapping the source span
 // [start, start+length) of srcN samples onto dstN samples. Taps past the
 // source's edges are dropped and the rest renormalized.
-func newFilter(dstN int, start, length float64, srcN int) filter {
+func newKernelWeights(dstN int, start, length float64, srcN int) kernelWeights {
 	scale := length / float64(dstN)
 	fscale := max(scale, 1) // widen the kernel when reducing
 	support := draw.CatmullRom.Support * fscale
 	n := int(math.Ceil(2*support)) + 1
-	f := filter{n: n, first: make([]int, dstN), count: make([]int, dstN), w: make([]int32, dstN*n)}
+	f := kernelWeights{n: n, first: make([]int, dstN), count: make([]int, dstN), w: make([]int32, dstN*n)}
 	ws := make([]float64, n)
 	for i := range dstN {
 		center := start + (float64(i)+0.5)*scale
@@ -256,7 +256,7 @@ func newFilter(dstN int, start, length float64, srcN int) filter {
 	return f
 }
 
-// clampPremul turns a fixed-point sum into a channel value: rounded, in
+// clamp8 turns a fixed-point sum into a channel value: rounded, in
 // 0..255, and for a colour no more than its alpha, as premultiplied
 // colours must be (the kernel's negative lobes can overshoot).
 func clamp8(v int32) int32 {
@@ -265,10 +265,10 @@ func clamp8(v int32) int32 {
 }
 
 // resample scales the window win of src to a dw×dh image.
-func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
+func resample(src *image.RGBA, win srcWindow, dw, dh int) *image.RGBA {
 	sw, sh := src.Rect.Dx(), src.Rect.Dy()
-	fx := newFilter(dw, win.x, win.w, sw)
-	fy := newFilter(dh, win.y, win.h, sh)
+	fx := newKernelWeights(dw, win.x, win.w, sw)
+	fy := newKernelWeights(dh, win.y, win.h, sh)
 	// Only the source rows some output row reads go through the
 	// horizontal pass.
 	y0, y1 := fy.first[0], 0
@@ -281,7 +281,7 @@ func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
 	// x/image/draw's float pass does.
 	stride := 4 * dw
 	tmp := make([]int16, stride*(y1-y0))
-	bands(y1-y0, func(lo, hi int) {
+	inBands(y1-y0, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			in := src.Pix[(y+y0)*src.Stride:]
 			out := tmp[y*stride : (y+1)*stride]
@@ -305,7 +305,7 @@ func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
 		}
 	})
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	bands(dh, func(lo, hi int) {
+	inBands(dh, func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			w := fy.w[y*fy.n : y*fy.n+fy.count[y]]
 			first := fy.first[y] - y0
@@ -321,7 +321,7 @@ func resample(src *image.RGBA, win window, dw, dh int) *image.RGBA {
 					a += int32(q[3]) * c
 					off += stride
 				}
-				put(out[4*x:4*x+4:4*x+4], r>>extraBits, g>>extraBits, b>>extraBits, a>>extraBits)
+				putPremul(out[4*x:4*x+4:4*x+4], r>>extraBits, g>>extraBits, b>>extraBits, a>>extraBits)
 			}
 		}
 	})
@@ -336,8 +336,8 @@ const (
 	tmpShift  = weightBits - extraBits
 )
 
-// put stores fixed-point premultiplied sums as a pixel.
-func put(p []uint8, r, g, b, a int32) {
+// putPremul stores fixed-point premultiplied sums as a pixel.
+func putPremul(p []uint8, r, g, b, a int32) {
 	a = clamp8(a)
 	p[0] = uint8(min(clamp8(r), a))
 	p[1] = uint8(min(clamp8(g), a))
@@ -351,7 +351,7 @@ func flatten(m *image.RGBA, bg color.RGBA) {
 	if m.Opaque() {
 		return
 	}
-	bands(m.Rect.Dy(), func(lo, hi int) {
+	inBands(m.Rect.Dy(), func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			row := m.Pix[y*m.Stride : y*m.Stride+4*m.Rect.Dx()]
 			for i := 0; i < len(row); i += 4 {

@@ -9,9 +9,9 @@ import (
 	"golang.org/x/image/draw"
 )
 
-// noise returns a w×h picture of smooth gradients with some noise and
+// imgNoise returns a w×h picture of smooth gradients with some noise and
 // some transparency, premultiplied.
-func noise(w, h int, seed uint64) *image.RGBA {
+func imgNoise(w, h int, seed uint64) *image.RGBA {
 	r := rand.New(rand.NewPCG(seed, 1))
 	m := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
@@ -32,14 +32,14 @@ func noise(w, h int, seed uint64) *image.RGBA {
 // enlarging.
 func TestImageResampleMatchesDraw(t *testing.T) {
 	t.Parallel()
-	src := noise(301, 203, 1)
+	src := imgNoise(301, 203, 1)
 	for _, size := range []image.Point{{100, 67}, {150, 150}, {37, 11}, {602, 406}, {301, 203}, {1, 1}} {
-		got := resample(src, window{0, 0, 301, 203}, size.X, size.Y)
+		got := resample(src, srcWindow{0, 0, 301, 203}, size.X, size.Y)
 		want := image.NewRGBA(image.Rect(0, 0, size.X, size.Y))
 		draw.CatmullRom.Scale(want, want.Rect, src, src.Rect, draw.Src, nil)
 		worst := 0
 		for i := range got.Pix {
-			worst = max(worst, abs(int(got.Pix[i])-int(want.Pix[i])))
+			worst = max(worst, imgAbs(int(got.Pix[i])-int(want.Pix[i])))
 		}
 		if worst > 2 {
 			t.Errorf("%v: differs from draw.CatmullRom by up to %d", size, worst)
@@ -52,7 +52,7 @@ func TestImageResampleMatchesDraw(t *testing.T) {
 	}
 }
 
-func abs(x int) int { return max(x, -x) }
+func imgAbs(x int) int { return max(x, -x) }
 
 // TestImageBoxShrink averages blocks, partial ones at the edges too.
 func TestImageBoxShrink(t *testing.T) {
@@ -101,16 +101,16 @@ func TestImagePlanFits(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		fit, pos string
-		win      window
+		win      srcWindow
 		dst      image.Rectangle
 	}{
-		{"fill", "center", window{0, 0, 400, 200}, image.Rect(0, 0, 100, 100)},
-		{"contain", "center", window{0, 0, 400, 200}, image.Rect(0, 25, 100, 75)},
-		{"contain", "bottom-right", window{0, 0, 400, 200}, image.Rect(0, 50, 100, 100)},
-		{"cover", "center", window{100, 0, 200, 200}, image.Rect(0, 0, 100, 100)},
-		{"cover", "right", window{200, 0, 200, 200}, image.Rect(0, 0, 100, 100)},
+		{"fill", "center", srcWindow{0, 0, 400, 200}, image.Rect(0, 0, 100, 100)},
+		{"contain", "center", srcWindow{0, 0, 400, 200}, image.Rect(0, 25, 100, 75)},
+		{"contain", "bottom-right", srcWindow{0, 0, 400, 200}, image.Rect(0, 50, 100, 100)},
+		{"cover", "center", srcWindow{100, 0, 200, 200}, image.Rect(0, 0, 100, 100)},
+		{"cover", "right", srcWindow{200, 0, 200, 200}, image.Rect(0, 0, 100, 100)},
 	} {
-		pl := fitPlan(tc.fit, tc.pos, 400, 200, 100, 100)
+		pl := imageFit(tc.fit, tc.pos, 400, 200, 100, 100)
 		if pl.win != tc.win || pl.dst != tc.dst || pl.canvas != image.Pt(100, 100) {
 			t.Errorf("%s %s: %+v, want window %v onto %v", tc.fit, tc.pos, pl, tc.win, tc.dst)
 		}
@@ -141,7 +141,7 @@ func TestImageBoxShrinkYCbCr(t *testing.T) {
 				t.Fatalf("%v k=%d: size %v, want %v", ratio, k, got.Rect, want.Rect)
 			}
 			for i := range got.Pix {
-				if d := abs(int(got.Pix[i]) - int(want.Pix[i])); d > 4 {
+				if d := imgAbs(int(got.Pix[i]) - int(want.Pix[i])); d > 4 {
 					t.Fatalf("%v k=%d: byte %d = %d, want about %d", ratio, k, i, got.Pix[i], want.Pix[i])
 				}
 			}

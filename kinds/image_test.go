@@ -20,25 +20,25 @@ import (
 )
 
 var (
-	red   = color.NRGBA{255, 0, 0, 255}
-	white = color.NRGBA{255, 255, 255, 255}
-	blue  = color.NRGBA{0, 0, 255, 255}
-	green = color.NRGBA{0, 255, 0, 255}
+	imgRed   = color.NRGBA{255, 0, 0, 255}
+	imgWhite = color.NRGBA{255, 255, 255, 255}
+	imgBlue  = color.NRGBA{0, 0, 255, 255}
+	imgGreen = color.NRGBA{0, 255, 0, 255}
 )
 
-// stripes returns a w×h picture: red in the left quarter, blue in the
+// imgStripes returns a w×h picture: red in the left quarter, blue in the
 // right quarter, white between, so that where each lands in an output
 // shows how it was cut and scaled.
-func stripes(w, h int) *image.NRGBA {
+func imgStripes(w, h int) *image.NRGBA {
 	m := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
 		for x := range w {
-			c := white
+			c := imgWhite
 			switch {
 			case x < w/4:
-				c = red
+				c = imgRed
 			case x >= w-w/4:
-				c = blue
+				c = imgBlue
 			}
 			m.SetNRGBA(x, y, c)
 		}
@@ -46,7 +46,7 @@ func stripes(w, h int) *image.NRGBA {
 	return m
 }
 
-func encodePNG(t *testing.T, m image.Image) []byte {
+func imgPNG(t *testing.T, m image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, m); err != nil {
@@ -55,7 +55,7 @@ func encodePNG(t *testing.T, m image.Image) []byte {
 	return b.Bytes()
 }
 
-func encodeJPEG(t *testing.T, m image.Image) []byte {
+func imgJPEG(t *testing.T, m image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 95}); err != nil {
@@ -64,8 +64,8 @@ func encodeJPEG(t *testing.T, m image.Image) []byte {
 	return b.Bytes()
 }
 
-// upload stores data as a file of e.
-func upload(t *testing.T, e *spool.Engine, name string, data []byte) *spool.File {
+// imgUpload stores data as a file of e.
+func imgUpload(t *testing.T, e *spool.Engine, name string, data []byte) *spool.File {
 	t.Helper()
 	f, err := e.CreateFile(t.Context(), bytes.NewReader(data), &spool.FileParams{Filename: name})
 	if err != nil {
@@ -92,7 +92,7 @@ func runImage(t *testing.T, e *spool.Engine, f *spool.File, opts map[string]any)
 	return out, b
 }
 
-func decode(t *testing.T, b []byte) image.Image {
+func imgDecode(t *testing.T, b []byte) image.Image {
 	t.Helper()
 	m, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -101,18 +101,18 @@ func decode(t *testing.T, b []byte) image.Image {
 	return m
 }
 
-// near reports whether c is within tol of want on every channel.
-func near(c color.Color, want color.NRGBA, tol int) bool {
+// imgNear reports whether c is within tol of want on every channel.
+func imgNear(c color.Color, want color.NRGBA, tol int) bool {
 	n := color.NRGBAModel.Convert(c).(color.NRGBA)
 	d := func(a, b uint8) bool { return int(a)-int(b) <= tol && int(b)-int(a) <= tol }
 	return d(n.R, want.R) && d(n.G, want.G) && d(n.B, want.B) && d(n.A, want.A)
 }
 
-// expectAt checks the colours of an output at points.
-func expectAt(t *testing.T, m image.Image, want map[image.Point]color.NRGBA) {
+// imgExpectAt checks the colours of an output at points.
+func imgExpectAt(t *testing.T, m image.Image, want map[image.Point]color.NRGBA) {
 	t.Helper()
 	for p, c := range want {
-		if got := m.At(p.X, p.Y); !near(got, c, 40) {
+		if got := m.At(p.X, p.Y); !imgNear(got, c, 40) {
 			t.Errorf("pixel %v = %v, want about %v", p, got, c)
 		}
 	}
@@ -123,7 +123,7 @@ func expectAt(t *testing.T, m image.Image, want map[image.Point]color.NRGBA) {
 func TestImageFit(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, spool.Config{}, nil)
-	in := upload(t, e, "stripes.png", encodePNG(t, stripes(200, 100)))
+	in := imgUpload(t, e, "stripes.png", imgPNG(t, imgStripes(200, 100)))
 	for _, tc := range []struct {
 		name string
 		opts map[string]any
@@ -131,24 +131,24 @@ func TestImageFit(t *testing.T) {
 	}{
 		// Stretched: the red quarter stays a quarter of the width.
 		{"fill", map[string]any{"fit": "fill"},
-			map[image.Point]color.NRGBA{{5, 50}: red, {50, 5}: white, {50, 95}: white, {95, 50}: blue}},
+			map[image.Point]color.NRGBA{{5, 50}: imgRed, {50, 5}: imgWhite, {50, 95}: imgWhite, {95, 50}: imgBlue}},
 		// Fitted inside: 100×50 in the middle, green bars above and below.
 		{"contain", map[string]any{"fit": "contain", "background": "#00ff00"},
-			map[image.Point]color.NRGBA{{50, 5}: green, {50, 94}: green, {5, 50}: red, {95, 50}: blue, {50, 50}: white}},
+			map[image.Point]color.NRGBA{{50, 5}: imgGreen, {50, 94}: imgGreen, {5, 50}: imgRed, {95, 50}: imgBlue, {50, 50}: imgWhite}},
 		{"contain top", map[string]any{"fit": "contain", "background": "#0f0", "position": "top"},
-			map[image.Point]color.NRGBA{{50, 5}: white, {50, 45}: white, {50, 60}: green, {50, 94}: green}},
+			map[image.Point]color.NRGBA{{50, 5}: imgWhite, {50, 45}: imgWhite, {50, 60}: imgGreen, {50, 94}: imgGreen}},
 		// Cut to the middle square: only white is left.
 		{"cover", map[string]any{"fit": "cover"},
-			map[image.Point]color.NRGBA{{3, 50}: white, {50, 50}: white, {96, 50}: white}},
+			map[image.Point]color.NRGBA{{3, 50}: imgWhite, {50, 50}: imgWhite, {96, 50}: imgWhite}},
 		// Cut to the left square: red in its left half.
 		{"cover left", map[string]any{"fit": "cover", "position": "left"},
-			map[image.Point]color.NRGBA{{10, 50}: red, {40, 50}: red, {60, 50}: white, {96, 50}: white}},
+			map[image.Point]color.NRGBA{{10, 50}: imgRed, {40, 50}: imgRed, {60, 50}: imgWhite, {96, 50}: imgWhite}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.opts["width"], tc.opts["height"], tc.opts["format"] = 100, 100, "jpeg"
 			out, b := runImage(t, e, in, tc.opts)
-			m := decode(t, b)
+			m := imgDecode(t, b)
 			if m.Bounds() != image.Rect(0, 0, 100, 100) {
 				t.Fatalf("output is %v, want 100×100", m.Bounds())
 			}
@@ -156,7 +156,7 @@ func TestImageFit(t *testing.T) {
 				out.Filename != "stripes.jpg" || out.Filesize != int64(len(b)) {
 				t.Errorf("output record = %s", jsonOf(t, out))
 			}
-			expectAt(t, m, tc.want)
+			imgExpectAt(t, m, tc.want)
 		})
 	}
 }
@@ -166,7 +166,7 @@ func TestImageFit(t *testing.T) {
 func TestImageSizes(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, spool.Config{}, nil)
-	in := upload(t, e, "in.png", encodePNG(t, stripes(300, 200)))
+	in := imgUpload(t, e, "in.png", imgPNG(t, imgStripes(300, 200)))
 	for _, tc := range []struct {
 		opts map[string]any
 		w, h int
@@ -180,7 +180,7 @@ func TestImageSizes(t *testing.T) {
 		{map[string]any{}, 300, 200},
 	} {
 		out, b := runImage(t, e, in, tc.opts)
-		m := decode(t, b)
+		m := imgDecode(t, b)
 		if m.Bounds().Dx() != tc.w || m.Bounds().Dy() != tc.h || out.Width != tc.w || out.Height != tc.h {
 			t.Errorf("%v: output %v, record %d×%d, want %d×%d", tc.opts, m.Bounds(), out.Width, out.Height, tc.w, tc.h)
 		}
@@ -201,7 +201,7 @@ func TestImageTransparency(t *testing.T) {
 			}
 		}
 	}
-	in := upload(t, e, "half.png", encodePNG(t, m))
+	in := imgUpload(t, e, "half.png", imgPNG(t, m))
 	if !in.Transparency {
 		t.Errorf("input record = %s, want transparency", jsonOf(t, in))
 	}
@@ -209,17 +209,17 @@ func TestImageTransparency(t *testing.T) {
 	if out.Type != "image/png" || !out.Transparency {
 		t.Errorf("png output = %s, want a transparent png", jsonOf(t, out))
 	}
-	expectAt(t, decode(t, b), map[image.Point]color.NRGBA{{5, 20}: {}, {25, 20}: red, {50, 20}: {}, {75, 20}: {}})
+	imgExpectAt(t, imgDecode(t, b), map[image.Point]color.NRGBA{{5, 20}: {}, {25, 20}: imgRed, {50, 20}: {}, {75, 20}: {}})
 	_, b = runImage(t, e, in, map[string]any{"format": "jpeg", "background": "#ffffff"})
-	expectAt(t, decode(t, b), map[image.Point]color.NRGBA{{5, 20}: red, {35, 20}: white})
+	imgExpectAt(t, imgDecode(t, b), map[image.Point]color.NRGBA{{5, 20}: imgRed, {35, 20}: imgWhite})
 	_, b = runImage(t, e, in, map[string]any{"format": "jpeg"})
-	expectAt(t, decode(t, b), map[image.Point]color.NRGBA{{5, 20}: red, {35, 20}: {0, 0, 0, 255}})
+	imgExpectAt(t, imgDecode(t, b), map[image.Point]color.NRGBA{{5, 20}: imgRed, {35, 20}: {0, 0, 0, 255}})
 }
 
-// exifJPEG returns a JPEG of m carrying an EXIF orientation.
-func exifJPEG(t *testing.T, m image.Image, orientation byte) []byte {
+// imgEXIFJPEG returns a JPEG of m carrying an EXIF orientation.
+func imgEXIFJPEG(t *testing.T, m image.Image, orientation byte) []byte {
 	t.Helper()
-	j := encodeJPEG(t, m)
+	j := imgJPEG(t, m)
 	app1 := []byte("\xff\xe1\x00\x22Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01" +
 		"\x01\x12\x00\x03\x00\x00\x00\x01\x00" + string(orientation) + "\x00\x00\x00\x00\x00\x00")
 	return append(append(append([]byte{}, j[:2]...), app1...), j[2:]...)
@@ -231,30 +231,30 @@ func TestImageEXIFOrientation(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, spool.Config{}, nil)
 	// Stored 80×40: red left quarter, blue right quarter.
-	stored := stripes(80, 40)
+	stored := imgStripes(80, 40)
 	for _, tc := range []struct {
 		orientation byte
 		w, h        int
 		want        map[image.Point]color.NRGBA
 	}{
-		{1, 80, 40, map[image.Point]color.NRGBA{{5, 20}: red, {75, 20}: blue}},
-		{3, 80, 40, map[image.Point]color.NRGBA{{5, 20}: blue, {75, 20}: red}},
+		{1, 80, 40, map[image.Point]color.NRGBA{{5, 20}: imgRed, {75, 20}: imgBlue}},
+		{3, 80, 40, map[image.Point]color.NRGBA{{5, 20}: imgBlue, {75, 20}: imgRed}},
 		// Turned clockwise: the stored left edge is on top.
-		{6, 40, 80, map[image.Point]color.NRGBA{{20, 5}: red, {20, 75}: blue}},
-		{8, 40, 80, map[image.Point]color.NRGBA{{20, 5}: blue, {20, 75}: red}},
-		{5, 40, 80, map[image.Point]color.NRGBA{{20, 5}: red, {20, 75}: blue}},
-		{2, 80, 40, map[image.Point]color.NRGBA{{5, 20}: blue, {75, 20}: red}},
+		{6, 40, 80, map[image.Point]color.NRGBA{{20, 5}: imgRed, {20, 75}: imgBlue}},
+		{8, 40, 80, map[image.Point]color.NRGBA{{20, 5}: imgBlue, {20, 75}: imgRed}},
+		{5, 40, 80, map[image.Point]color.NRGBA{{20, 5}: imgRed, {20, 75}: imgBlue}},
+		{2, 80, 40, map[image.Point]color.NRGBA{{5, 20}: imgBlue, {75, 20}: imgRed}},
 	} {
-		in := upload(t, e, "photo.jpg", exifJPEG(t, stored, tc.orientation))
+		in := imgUpload(t, e, "photo.jpg", imgEXIFJPEG(t, stored, tc.orientation))
 		if in.Width != tc.w || in.Height != tc.h {
 			t.Errorf("orientation %d: input record %d×%d, want %d×%d as displayed", tc.orientation, in.Width, in.Height, tc.w, tc.h)
 		}
 		out, b := runImage(t, e, in, map[string]any{"format": "png"})
-		m := decode(t, b)
+		m := imgDecode(t, b)
 		if m.Bounds().Dx() != tc.w || m.Bounds().Dy() != tc.h || out.Rotation != 0 {
 			t.Errorf("orientation %d: output %v rotation %d, want %d×%d upright", tc.orientation, m.Bounds(), out.Rotation, tc.w, tc.h)
 		}
-		expectAt(t, m, tc.want)
+		imgExpectAt(t, m, tc.want)
 	}
 }
 
@@ -264,7 +264,7 @@ func TestImageWebPAVIF(t *testing.T) {
 	needFFmpeg(t)
 	t.Parallel()
 	e := newEngine(t, spool.Config{Prober: kinds.DefaultProber()}, nil)
-	in := upload(t, e, "in.png", encodePNG(t, stripes(160, 90)))
+	in := imgUpload(t, e, "in.png", imgPNG(t, imgStripes(160, 90)))
 	out, b := runImage(t, e, in, map[string]any{"width": 81, "format": "webp", "quality": 90})
 	m, err := webp.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -273,24 +273,24 @@ func TestImageWebPAVIF(t *testing.T) {
 	if m.Bounds().Dx() != 81 || m.Bounds().Dy() != 46 || out.Type != "image/webp" || out.Width != 81 {
 		t.Errorf("webp output %v, record %s", m.Bounds(), jsonOf(t, out))
 	}
-	expectAt(t, m, map[image.Point]color.NRGBA{{5, 23}: red, {40, 23}: white, {76, 23}: blue})
+	imgExpectAt(t, m, map[image.Point]color.NRGBA{{5, 23}: imgRed, {40, 23}: imgWhite, {76, 23}: imgBlue})
 
 	// The WebP output as an input, decoded in Go, to an AVIF.
-	webpIn := upload(t, e, "in.webp", b)
+	webpIn := imgUpload(t, e, "in.webp", b)
 	for _, size := range []int{33, 120} { // libsvtav1 1.4 could not write the small one
 		out, b = runImage(t, e, webpIn, map[string]any{"width": size, "format": "avif"})
 		if out.Type != "image/avif" || out.Codec != "av1" || out.Width != size {
 			t.Errorf("avif output record %s", jsonOf(t, out))
 		}
 		// Decode it back with ffmpeg, through an image task to PNG.
-		avifIn := upload(t, e, "back.avif", b)
+		avifIn := imgUpload(t, e, "back.avif", b)
 		_, pngBytes := runImage(t, e, avifIn, map[string]any{"format": "png"})
-		back := decode(t, pngBytes)
+		back := imgDecode(t, pngBytes)
 		if back.Bounds().Dx() != size {
 			t.Errorf("avif decodes as %v, want width %d", back.Bounds(), size)
 		}
 		if size > 100 {
-			expectAt(t, back, map[image.Point]color.NRGBA{{5, back.Bounds().Dy() / 2}: red, {size - 5, back.Bounds().Dy() / 2}: blue})
+			imgExpectAt(t, back, map[image.Point]color.NRGBA{{5, back.Bounds().Dy() / 2}: imgRed, {size - 5, back.Bounds().Dy() / 2}: imgBlue})
 		}
 	}
 }
@@ -309,9 +309,9 @@ func TestImageVideoFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := upload(t, e, "clip.mp4", data)
+	in := imgUpload(t, e, "clip.mp4", data)
 	out, b := runImage(t, e, in, map[string]any{"start": 1.5})
-	m := decode(t, b)
+	m := imgDecode(t, b)
 	if m.Bounds() != image.Rect(0, 0, 320, 180) || out.Type != "image/jpeg" || out.Filename != "clip.jpg" {
 		t.Errorf("frame %v, record %s", m.Bounds(), jsonOf(t, out))
 	}
@@ -344,7 +344,7 @@ func TestImageVideoFramePastEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := upload(t, e, "clip.mp4", data)
+	in := imgUpload(t, e, "clip.mp4", data)
 	task := run(t, e, spool.Request{Kind: "image", FileID: in.ID, Options: map[string]any{"start": 30}})
 	if task.Status != spool.StatusFailed || !strings.Contains(task.Error, "no frame at 30 s") {
 		t.Errorf("task %s %q, want failed: no frame at 30 s", task.Status, task.Error)
@@ -356,7 +356,7 @@ func TestImageVideoFramePastEnd(t *testing.T) {
 func TestImageBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, spool.Config{}, nil)
-	good := encodePNG(t, stripes(50, 50))
+	good := imgPNG(t, imgStripes(50, 50))
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -365,7 +365,7 @@ func TestImageBadInput(t *testing.T) {
 		{"cut.png", good[:len(good)/2], "decode input png"},
 		{"notes.txt", []byte("hello, world"), "not an image or a video"},
 	} {
-		in := upload(t, e, tc.name, tc.data)
+		in := imgUpload(t, e, tc.name, tc.data)
 		task := run(t, e, spool.Request{Kind: "image", FileID: in.ID, Options: map[string]any{"format": "jpeg"}})
 		if task.Status != spool.StatusFailed || !strings.Contains(task.Error, tc.want) {
 			t.Errorf("%s: task %s %q, want failed: %s", tc.name, task.Status, task.Error, tc.want)
@@ -384,8 +384,8 @@ func TestImageWithoutFFmpeg(t *testing.T) {
 			t.Errorf("image kind unavailable without ffmpeg: %s", info.Reason)
 		}
 	}
-	png := upload(t, e, "in.png", encodePNG(t, stripes(64, 32)))
-	jpg := upload(t, e, "in.jpg", exifJPEG(t, stripes(64, 32), 6))
+	png := imgUpload(t, e, "in.png", imgPNG(t, imgStripes(64, 32)))
+	jpg := imgUpload(t, e, "in.jpg", imgEXIFJPEG(t, imgStripes(64, 32), 6))
 	for _, tc := range []struct {
 		in   *spool.File
 		opts map[string]any
@@ -398,13 +398,13 @@ func TestImageWithoutFFmpeg(t *testing.T) {
 		{png, map[string]any{"format": "gif"}, "image/gif", 64, 32},
 	} {
 		out, b := runImage(t, e, tc.in, tc.opts)
-		m := decode(t, b)
+		m := imgDecode(t, b)
 		if out.Type != tc.typ || m.Bounds() != image.Rect(0, 0, tc.w, tc.h) {
 			t.Errorf("%v: output %s %v, want %s %d×%d", tc.opts, out.Type, m.Bounds(), tc.typ, tc.w, tc.h)
 		}
 	}
 	// Bytes the sniffer takes for an MP4: a video input needs ffmpeg.
-	video := upload(t, e, "clip.mp4", append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), make([]byte, 100)...))
+	video := imgUpload(t, e, "clip.mp4", append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), make([]byte, 100)...))
 	_, err := e.Create(t.Context(), spool.Request{Kind: "image", FileID: video.ID, Options: map[string]any{"format": "png"}})
 	var ve *spool.ValidationError
 	if video.Kind != "video" || !errors.As(err, &ve) || ve.Field != "file_id" || !strings.Contains(err.Error(), "install ffmpeg") {
@@ -426,9 +426,9 @@ func TestImageTempFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	e := newEngine(t, spool.Config{DataDir: filepath.Join(dir, "files")}, nil)
-	in := upload(t, e, "in.png", encodePNG(t, stripes(64, 32)))
+	in := imgUpload(t, e, "in.png", imgPNG(t, imgStripes(64, 32)))
 	runImage(t, e, in, map[string]any{"width": 32, "format": "jpeg"})
-	bad := upload(t, e, "bad.png", encodePNG(t, stripes(64, 32))[:100])
+	bad := imgUpload(t, e, "bad.png", imgPNG(t, imgStripes(64, 32))[:100])
 	run(t, e, spool.Request{Kind: "image", FileID: bad.ID})
 	left, _ := filepath.Glob(filepath.Join(dir, "files", ".tmp", "image-*"))
 	if len(left) > 0 {
@@ -442,7 +442,7 @@ func TestImageCorruptForFFmpeg(t *testing.T) {
 	needFFmpeg(t)
 	t.Parallel()
 	e := newEngine(t, spool.Config{}, nil)
-	in := upload(t, e, "broken.bmp", append([]byte("BM"), bytes.Repeat([]byte{7}, 500)...))
+	in := imgUpload(t, e, "broken.bmp", append([]byte("BM"), bytes.Repeat([]byte{7}, 500)...))
 	task := run(t, e, spool.Request{Kind: "image", FileID: in.ID, Options: map[string]any{"format": "png"}})
 	// ffmpeg 5.1 says "ffmpeg: Error while decoding stream #0:0: Invalid
 	// data found when processing input; …".
