@@ -148,3 +148,33 @@ func TestImageBoxShrinkYCbCr(t *testing.T) {
 		}
 	}
 }
+
+// TestImageRenderSizes renders sources of many shapes to many sizes with
+// every fit and a few orientations: no panic, and always the canvas size.
+func TestImageRenderSizes(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 300 {
+		sw, sh := 1+r.IntN(60), 1+r.IntN(60)
+		if r.IntN(10) == 0 {
+			sw *= 20 // large reductions take the box pre-shrink
+		}
+		var src image.Image = imgNoise(sw, sh, r.Uint64())
+		if r.IntN(2) == 0 {
+			src = image.NewYCbCr(image.Rect(0, 0, sw, sh), image.YCbCrSubsampleRatio420)
+		}
+		o := []int{1, 3, 6, 8}[r.IntN(4)]
+		uw, uh := sw, sh
+		if o >= 5 {
+			uw, uh = sh, sw
+		}
+		W, H := 1+r.IntN(80), 1+r.IntN(80)
+		fit := []string{"fill", "contain", "cover"}[r.IntN(3)]
+		pos := []string{"center", "top-left", "bottom-right"}[r.IntN(3)]
+		pl := imageFit(fit, pos, uw, uh, W, H)
+		m := renderImage(src, o, pl, imageOptions{bg: color.RGBA{1, 2, 3, 255}, hasBG: true})
+		if m.Rect != image.Rect(0, 0, W, H) {
+			t.Fatalf("%d×%d orientation %d %s %s to %d×%d: got %v", sw, sh, o, fit, pos, W, H, m.Rect)
+		}
+	}
+}
