@@ -384,12 +384,10 @@ func rotation(s *ffprobeStream) int {
 }
 
 // hasAlpha reports whether a pixel format has an alpha channel: yuva420p,
-// rgba, ya8, gbrap, pal8 (a palette may have a transparent entry)…
+// rgba, ya8, gbrap… A palette's (pal8) transparent entry does not show in
+// the format; for images, the pure-Go probe's answer is used instead.
 func hasAlpha(pixFmt string) bool {
-	switch {
-	case pixFmt == "pal8":
-		return true
-	case strings.HasPrefix(pixFmt, "yuva"), strings.HasPrefix(pixFmt, "ya"), strings.HasPrefix(pixFmt, "gbrap"):
+	if strings.HasPrefix(pixFmt, "yuva") || strings.HasPrefix(pixFmt, "ya") || strings.HasPrefix(pixFmt, "gbrap") {
 		return true
 	}
 	for _, p := range []string{"rgba", "bgra", "argb", "abgr"} {
