@@ -31,6 +31,18 @@ type File struct {
 	Created     *time.Time      `json:"created,omitempty"`
 	Updated     *time.Time      `json:"updated,omitempty"`
 
+	// Rotation is how far, in degrees clockwise (0, 90, 180 or 270), the
+	// stored picture turns for display: an image's EXIF orientation, a
+	// video's rotation metadata. Width and Height are as displayed.
+	Rotation int `json:"rotation,omitempty"`
+	// Transparency reports an alpha channel or a transparent colour.
+	Transparency bool `json:"transparency,omitempty"`
+	// Animated reports an image of more than one frame (GIF, APNG, WebP).
+	Animated bool `json:"animated,omitempty"`
+	// Frames is the number of frames of an animated image, or of a video
+	// whose container says; 0 when unknown.
+	Frames int `json:"frames,omitempty"`
+
 	// Key is where the bytes are in the engine's Storage.
 	Key string `json:"-"`
 	// TaskID is the task that produced the file, if any.

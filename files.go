@@ -165,6 +165,14 @@ func merge(f, probed *File) {
 	if f.Bitrate == 0 {
 		f.Bitrate = probed.Bitrate
 	}
+	if f.Rotation == 0 {
+		f.Rotation = probed.Rotation
+	}
+	f.Transparency = f.Transparency || probed.Transparency
+	f.Animated = f.Animated || probed.Animated
+	if f.Frames == 0 {
+		f.Frames = probed.Frames
+	}
 	f.Filesize = probed.Filesize
 	if f.Metadata == nil {
 		f.Metadata = probed.Metadata

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"slices"
 )
 
@@ -10,6 +11,18 @@ import (
 // on this machine, or returns nil.
 type Checker interface {
 	Check(ctx context.Context) error
+}
+
+// TaskChecker is implemented by handlers that can run some tasks of their
+// kind on this machine but not others: the image kind without ffmpeg makes
+// PNG, JPEG and GIF files but not WebP or AVIF ones. CheckTask says why the
+// handler cannot run t, whose options are validated and in their declared
+// types and whose file_id input is resolved, or returns nil; a *ValidationError names the field
+// to blame. A started engine refuses such a task at Create, as it refuses
+// a kind whose Checker fails, unless Config.AcceptUnavailableKinds. It is
+// called on every Create of the kind, so it should be cheap.
+type TaskChecker interface {
+	CheckTask(ctx context.Context, t *Task) error
 }
 
 // KindInfo says whether an engine can run a kind, and why not.
@@ -78,4 +91,29 @@ func (e *Engine) checkAvailable(kind string) error {
 			" (Config.AcceptUnavailableKinds queues it for another process)", Err: ErrKindUnavailable}
 	}
 	return nil
+}
+
+// checkTask refuses, on a started engine, a task its handler says it
+// cannot run here (TaskChecker), unless Config.AcceptUnavailableKinds. The
+// error matches ErrKindUnavailable.
+func (e *Engine) checkTask(ctx context.Context, t *Task) error {
+	e.mu.Lock()
+	h := e.handlers[t.Kind]
+	skip := !e.started || e.cfg.AcceptUnavailableKinds
+	e.mu.Unlock()
+	c, ok := h.(TaskChecker)
+	if skip || !ok {
+		return nil
+	}
+	err := c.CheckTask(ctx, e.typed(t)) // options as handlers read them
+	if err == nil {
+		return nil
+	}
+	ve := &ValidationError{Field: "kind", Reason: err.Error()}
+	if v, ok := errors.AsType[*ValidationError](err); ok {
+		ve.Field, ve.Reason = v.Field, v.Reason
+	}
+	ve.Reason += " (Config.AcceptUnavailableKinds queues it for another process)"
+	ve.Err = ErrKindUnavailable
+	return ve
 }

@@ -3,16 +3,14 @@ package spool
 import (
 	"context"
 	"fmt"
-	"image"
-	_ "image/gif" // register decoders for DecodeConfig
-	_ "image/jpeg"
-	_ "image/png"
 	"io"
 	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spoolrun/spool/internal/imagemeta"
 )
 
 // Prober reads the media properties of a local file: its kind, MIME type,
@@ -29,8 +27,10 @@ func (f ProberFunc) Probe(ctx context.Context, path string) (*File, error) { ret
 
 // BasicProber returns the default Prober, which needs no outside program.
 // It tells the MIME type from the content (and the name, for text formats),
-// the size, and the width and height of JPEG, PNG and GIF images. The kinds
-// package has a prober that asks ffprobe for video and audio properties.
+// the size, and of JPEG, PNG, GIF, WebP and AVIF images the width and height (as
+// displayed), rotation (from the EXIF orientation), transparency and
+// frames, reading only their headers. The kinds package has a prober that
+// asks ffprobe for video and audio properties.
 func BasicProber() Prober { return ProberFunc(basicProbe) }
 
 func basicProbe(_ context.Context, path string) (*File, error) {
@@ -55,15 +55,49 @@ func basicProbe(_ context.Context, path string) (*File, error) {
 	}
 	typ, _, _ = strings.Cut(typ, ";")
 	out := &File{Object: "source", Type: typ, Kind: kindOfType(typ), Filesize: st.Size()}
-	if out.Kind == "image" {
+	// The sniffer knows no AVIF: an image it cannot name may still be one.
+	if out.Kind == "image" || typ == "application/octet-stream" {
 		if _, err := f.Seek(0, io.SeekStart); err == nil {
-			if cfg, format, err := image.DecodeConfig(f); err == nil {
-				out.Width, out.Height, out.Codec = cfg.Width, cfg.Height, format
+			if info, err := imagemeta.Read(f); err == nil {
+				probeImage(out, info)
 			}
 		}
 	}
 	return out, nil
 }
+
+// probeImage fills an image's fields from what its headers say.
+func probeImage(out *File, info imagemeta.Info) {
+	out.Kind = "image"
+	if out.Type == "application/octet-stream" {
+		out.Type = "image/" + info.Format
+	}
+	out.Codec = info.Format
+	if info.Format == "avif" {
+		out.Codec = "av1" // as ffprobe names it
+	}
+	out.Width, out.Height = info.Width, info.Height
+	out.Rotation = exifRotation[info.Orientation]
+	if info.Orientation >= 5 { // turned a quarter: displayed the other way round
+		out.Width, out.Height = out.Height, out.Width
+	}
+	switch {
+	case out.Width > out.Height:
+		out.Orientation = "landscape"
+	case out.Width < out.Height:
+		out.Orientation = "portrait"
+	default:
+		out.Orientation = "square"
+	}
+	out.Transparency = info.Alpha
+	out.Frames = info.Frames
+	out.Animated = info.Frames > 1
+}
+
+// exifRotation maps an EXIF orientation to how far the stored picture
+// turns clockwise for display; 2, 4, 5 and 7 also mirror it, which
+// File.Rotation cannot say.
+var exifRotation = [9]int{3: 180, 4: 180, 5: 270, 6: 90, 7: 90, 8: 270}
 
 // kindOfType maps a MIME type to a file kind of the hosted API.
 func kindOfType(typ string) string {

@@ -49,10 +49,11 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 		s.Description = "Makes an image from an image, or from a frame of a video."
 		s.Options = []OptionSpec{
 			optSize("width", 8192, true, "the input's"), optSize("height", 8192, true, "the input's"),
-			optFit("fill", "fill"), optPosition(), optBackground("transparent where the format allows, else black"),
-			optFormat("", "Format of the output. Defaults to the input's format (for a video input, jpeg).",
+			optFit("fill", "fill"), optPosition(),
+			optBackground("transparent in png and webp, else black; formats without transparency (jpeg, gif, avif) are drawn over it"),
+			optFormat("", "Format of the output. Defaults to the input's format when it is one of these, else png; jpeg for a video input.",
 				"jpeg", "png", "webp", "avif", "gif"),
-			optQuality(1, 80, "Defaults to 80."),
+			optQuality(1, 80, "Defaults to 80. Used by jpeg, webp and avif; png and gif ignore it."),
 			optSeconds("start", "For a video input, the time of the frame to use, in seconds. Defaults to 0."),
 		}
 	case "audio":

@@ -42,6 +42,9 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 		if err == nil {
 			err = e.resolveInput(ctx, t)
 		}
+		if err == nil {
+			err = e.checkTask(ctx, t)
+		}
 		if err != nil {
 			if many {
 				var ve *ValidationError

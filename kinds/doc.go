@@ -7,9 +7,16 @@
 //     SSRF-safe client, or a file_id) and completes with its file record as
 //     the output;
 //   - http sends an HTTP request to the task's url and completes with the
-//     response's status, headers and body.
+//     response's status, headers and body;
+//   - image makes an image from an image or from a video's frame at start:
+//     resized (width, height, fit, position, background), turned upright
+//     per its EXIF orientation, as jpeg, png, gif, webp or avif. JPEG, PNG,
+//     GIF and WebP inputs and JPEG, PNG and GIF outputs need no ffmpeg;
+//     without it, a started engine refuses at Create only the image tasks
+//     that need it (webp or avif output, a video input), naming the field.
+//     The output is the new image's file record.
 //
-// The other built-in kinds (video, image, audio, thumbnails, …) are not
+// The other built-in kinds (video, audio, thumbnails, …) are not
 // implemented yet and stay unregistered, so that Engine.Kinds reports them
 // as "no handler registered" rather than pretending to run them.
 //

@@ -169,6 +169,8 @@ type ffprobeStream struct {
 	Height       int    `json:"height"`
 	AvgFrameRate string `json:"avg_frame_rate"` // such as "30000/1001", or "0/0"
 	RFrameRate   string `json:"r_frame_rate"`
+	PixFmt       string `json:"pix_fmt"`   // such as "yuv420p" or "rgba"
+	NbFrames     string `json:"nb_frames"` // when the container says
 	Duration     string `json:"duration"`
 	BitRate      string `json:"bit_rate"`
 	Disposition  struct {
@@ -218,12 +220,25 @@ func fromFFprobe(out *ffprobeOutput, basic *spool.File, path string) *spool.File
 	f.Container = container
 	if f.Kind == "image" || f.Kind == "video" {
 		f.Width, f.Height = video.Width, video.Height
-		if r := rotation(video); r == 90 || r == 270 {
+		f.Rotation = rotation(video)
+		if f.Rotation == 90 || f.Rotation == 270 {
 			f.Width, f.Height = f.Height, f.Width
 		}
 		f.Orientation = orientation(f.Width, f.Height)
+		f.Transparency = hasAlpha(video.PixFmt)
+		if n, err := strconv.Atoi(video.NbFrames); err == nil && n > 0 {
+			f.Frames = n
+		}
 	}
 	if f.Kind == "image" {
+		if basic.Kind == "image" && basic.Width > 0 {
+			// spool.BasicProber read the headers itself, which tell what
+			// ffprobe does not: the EXIF orientation, a GIF's frames, a
+			// palette's transparent colour.
+			f.Width, f.Height, f.Orientation, f.Rotation = basic.Width, basic.Height, basic.Orientation, basic.Rotation
+			f.Transparency, f.Frames = basic.Transparency, basic.Frames
+		}
+		f.Animated = f.Frames > 1
 		return &f // an image pipe's "frame rate" and "duration" are made up
 	}
 	if video != nil {
@@ -348,8 +363,9 @@ func pick(sound bool, audio, video string) string {
 	return video
 }
 
-// rotation returns how far a video is turned for display, in degrees from
-// 0 to 359, from its display matrix or its older rotate tag.
+// rotation returns how far a video is turned clockwise for display, in
+// degrees from 0 to 359, from its display matrix (whose rotation ffprobe
+// gives counter-clockwise) or its older rotate tag (clockwise).
 func rotation(s *ffprobeStream) int {
 	deg := 0.0
 	if r, err := strconv.ParseFloat(s.Tags["rotate"], 64); err == nil {
@@ -357,7 +373,7 @@ func rotation(s *ffprobeStream) int {
 	}
 	for _, sd := range s.SideDataList {
 		if sd.SideDataType == "Display Matrix" {
-			deg = sd.Rotation
+			deg = -sd.Rotation
 		}
 	}
 	r := int(math.Round(deg)) % 360
@@ -365,6 +381,21 @@ func rotation(s *ffprobeStream) int {
 		r += 360
 	}
 	return r
+}
+
+// hasAlpha reports whether a pixel format has an alpha channel: yuva420p,
+// rgba, ya8, gbrap… A palette's (pal8) transparent entry does not show in
+// the format; for images, the pure-Go probe's answer is used instead.
+func hasAlpha(pixFmt string) bool {
+	if strings.HasPrefix(pixFmt, "yuva") || strings.HasPrefix(pixFmt, "ya") || strings.HasPrefix(pixFmt, "gbrap") {
+		return true
+	}
+	for _, p := range []string{"rgba", "bgra", "argb", "abgr"} {
+		if strings.HasPrefix(pixFmt, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func orientation(w, h int) string {

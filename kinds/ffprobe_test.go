@@ -34,20 +34,20 @@ func TestFFprobeMedia(t *testing.T) {
 		want spool.File
 	}{
 		{clip, spool.File{Kind: "video", Type: "video/mp4", Container: "mp4", Codec: codec,
-			Width: 320, Height: 240, Orientation: "landscape", FPS: 25, Duration: 1}},
+			Width: 320, Height: 240, Orientation: "landscape", FPS: 25, Duration: 1, Frames: 25}},
 		{file("tone.wav"), spool.File{Kind: "audio", Type: "audio/wav", Container: "wav", Codec: "pcm_s16le",
 			Duration: 1}},
 		{file("frame.png"), spool.File{Kind: "image", Type: "image/png", Container: "png", Codec: "png",
-			Width: 64, Height: 48, Orientation: "landscape"}},
+			Width: 64, Height: 48, Orientation: "landscape", Frames: 1}},
 		{file("frame.jpg"), spool.File{Kind: "image", Type: "image/jpeg", Container: "jpeg", Codec: "jpeg",
-			Width: 64, Height: 48, Orientation: "landscape"}},
+			Width: 64, Height: 48, Orientation: "landscape", Frames: 1}},
 		{file("clip.mov"), spool.File{Kind: "video", Type: "video/quicktime", Container: "mov", Codec: "mpeg4",
-			Width: 160, Height: 120, Orientation: "landscape", FPS: 10, Duration: 2}},
+			Width: 160, Height: 120, Orientation: "landscape", FPS: 10, Duration: 2, Frames: 20}},
 		{file("clip.mkv"), spool.File{Kind: "video", Type: "video/x-matroska", Container: "mkv", Codec: "mpeg4",
 			Width: 160, Height: 120, Orientation: "landscape", FPS: 10, Duration: 2}},
 		// No extension: ffprobe tells a PNG by its content.
 		{file("tall"), spool.File{Kind: "image", Type: "image/png", Container: "png", Codec: "png",
-			Width: 48, Height: 64, Orientation: "portrait"}},
+			Width: 48, Height: 64, Orientation: "portrait", Frames: 1}},
 	}
 	p := kinds.DefaultProber()
 	if _, ok := p.(*kinds.FFprobeProber); !ok {

@@ -43,7 +43,7 @@ func (c *Config) withDefaults() Config {
 }
 
 // Register registers on e the handlers of the built-in kinds that this
-// package implements: ingest and http. Call it before e.Start, which fixes
+// package implements: ingest, http and image. Call it before e.Start, which fixes
 // the handlers. cfg may be nil. It returns nil, or the registration
 // failures joined (a kind already registered matches
 // spool.ErrDuplicateKind); the kinds that could be registered stay
@@ -52,8 +52,11 @@ func (c *Config) withDefaults() Config {
 // A handler that needs an outside program is registered even when this
 // machine lacks it, and implements spool.Checker, so that e.Kinds says
 // why it cannot run and a started engine refuses its tasks; ingest and
-// http need none. The built-in kinds this package does not implement yet
-// are left unregistered, so that e.Kinds says they have no handler.
+// http need none. image needs ffmpeg only for some tasks (WebP and AVIF
+// outputs, video frames) and implements spool.TaskChecker instead, so that
+// a started engine refuses only those. The built-in kinds this package
+// does not implement yet are left unregistered, so that e.Kinds says they
+// have no handler.
 func Register(e *spool.Engine, cfg *Config) error {
 	handlers := []struct {
 		kind string
@@ -61,6 +64,7 @@ func Register(e *spool.Engine, cfg *Config) error {
 	}{
 		{spool.KindIngest, ingestHandler{}},
 		{spool.KindHTTP, newHTTP(e.Config(), cfg)},
+		{spool.KindImage, newImage()},
 	}
 	var errs []error
 	for _, k := range handlers {

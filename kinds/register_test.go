@@ -14,10 +14,11 @@ import (
 
 // notImplemented are the built-in kinds this package leaves unregistered.
 // (The engine runs workflow and conditions itself.)
-var notImplemented = []string{"video", "image", "audio", "chapters", "subtitles", "thumbnails", "nsfw",
+var notImplemented = []string{"video", "audio", "chapters", "subtitles", "thumbnails", "nsfw",
 	"speech", "description", "outline", "prompt"}
 
-// TestRegisterAvailability: Register makes ingest and http available and
+// TestRegisterAvailability: Register makes ingest, http and image available (the
+// engine itself runs workflow and conditions) and
 // leaves every kind it does not implement unregistered, which a started
 // engine refuses.
 func TestRegisterAvailability(t *testing.T) {
@@ -35,7 +36,7 @@ func TestRegisterAvailability(t *testing.T) {
 	for _, info := range e.Kinds(ctx) {
 		infos[info.Kind] = info
 	}
-	for _, k := range []string{"ingest", "http", "workflow", "conditions"} {
+	for _, k := range []string{"ingest", "http", "image", "workflow", "conditions"} {
 		if info := infos[k]; !info.Available || info.Spec == nil {
 			t.Errorf("%s: %+v, want available with its spec", k, info)
 		}
@@ -45,8 +46,8 @@ func TestRegisterAvailability(t *testing.T) {
 			t.Errorf("%s: %+v, want unavailable: no handler registered", k, info)
 		}
 	}
-	if len(infos) != len(notImplemented)+4 {
-		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+4)
+	if len(infos) != len(notImplemented)+5 {
+		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+5)
 	}
 
 	if err := kinds.Register(e, nil); !errors.Is(err, spool.ErrDuplicateKind) ||

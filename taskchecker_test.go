@@ -1,0 +1,95 @@
+package spool_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/spoolrun/spool"
+)
+
+// pickyHandler runs tasks whose size option is small, refuses big ones
+// (naming the field) and says plainly why it refuses mode "x".
+type pickyHandler struct{ asked *int }
+
+func (pickyHandler) Handle(context.Context, *spool.Job) error { return nil }
+
+func (h pickyHandler) CheckTask(_ context.Context, t *spool.Task) error {
+	*h.asked++
+	if t.Input == nil || t.Input.Kind != "image" {
+		return errors.New("no image input")
+	}
+	if n, ok := t.Options["size"].(int64); ok && n > 10 { // typed, not float64
+		return &spool.ValidationError{Field: "size", Reason: "too big for this machine"}
+	}
+	if m, _ := t.Options["mode"].(string); m == "x" {
+		return errors.New("mode x needs a GPU")
+	}
+	return nil
+}
+
+func (pickyHandler) Spec() *spool.KindSpec {
+	return &spool.KindSpec{Kind: "picky", Options: []spool.OptionSpec{
+		{Name: "size", Type: spool.TypeInt}, {Name: "mode", Type: spool.TypeString}}}
+}
+
+// TestTaskChecker: a started engine asks a TaskChecker about each task at
+// Create, with typed options and the file_id input resolved, and refuses
+// what it refuses as ErrKindUnavailable naming its field; an engine not
+// started, or accepting unavailable kinds, does not ask.
+func TestTaskChecker(t *testing.T) {
+	ctx := ctxT(t)
+	for _, tc := range []struct {
+		name    string
+		start   bool
+		accept  bool
+		wantAsk bool
+	}{
+		{"started", true, false, true},
+		{"not started", false, false, false},
+		{"accepting", true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := openFile(t, spool.Config{AcceptUnavailableKinds: tc.accept})
+			asked := 0
+			e.Register("picky", pickyHandler{&asked})
+			if tc.start {
+				if err := e.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := e.CreateFile(ctx, bytes.NewReader(pngBytes(t, 8, 8)), &spool.FileParams{Filename: "a.png"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			create := func(opts map[string]any) error {
+				_, err := e.Create(ctx, spool.Request{Kind: "picky", FileID: f.ID, Options: opts})
+				return err
+			}
+			if err := create(map[string]any{"size": 5.0}); err != nil {
+				t.Errorf("small: %v", err)
+			}
+			err = create(map[string]any{"size": 50.0})
+			var ve *spool.ValidationError
+			if tc.wantAsk != (err != nil) {
+				t.Fatalf("big: %v, want refused: %v", err, tc.wantAsk)
+			}
+			if !tc.wantAsk {
+				if asked != 0 {
+					t.Errorf("asked %d times, want never", asked)
+				}
+				return
+			}
+			if !errors.As(err, &ve) || ve.Field != "size" || !errors.Is(err, spool.ErrKindUnavailable) ||
+				!strings.Contains(ve.Reason, "too big for this machine") {
+				t.Errorf("big: %v, want a ValidationError for size matching ErrKindUnavailable", err)
+			}
+			err = create(map[string]any{"mode": "x"})
+			if !errors.As(err, &ve) || ve.Field != "kind" || !strings.Contains(ve.Reason, "mode x needs a GPU") {
+				t.Errorf("mode x: %v, want a ValidationError for kind", err)
+			}
+		})
+	}
+}
