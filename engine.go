@@ -58,6 +58,7 @@ type Engine struct {
 
 	httpOnce sync.Once
 	http     *safehttp.Client
+	hooks    *webhooks // nil unless Config.Webhooks.Secrets is set
 
 	storageOnce sync.Once
 	storage     Storage
@@ -127,6 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		closeDone: make(chan struct{}),
 	}
 	e.life, e.endLife = context.WithCancel(context.Background())
+	e.hooks = e.newWebhooks()
 	boot, pidNS := processSpace()
 	e.inst = Instance{ID: e.ids.next("inst_", time.Now()), Host: host, PID: os.Getpid(),
 		BootID: boot, PIDNamespace: pidNS, Started: time.Now()}
@@ -215,6 +217,10 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fail(err)
 		}
 	}
+	startHooks, err := e.startWebhooks(ctx)
+	if err != nil {
+		return fail(err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -238,6 +244,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.goLoop(func() { e.maintainLoop(loopCtx) })
 	if e.cfg.OnEvent != nil {
 		e.goLoop(func() { e.onEventLoop(loopCtx, cursor) })
+	}
+	if startHooks != nil {
+		startHooks(loopCtx)
 	}
 	return nil
 }

@@ -16,6 +16,9 @@ func (e *Engine) maintainLoop(ctx context.Context) {
 		if err := e.prune(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: prune events", "err", err)
 		}
+		if err := e.pruneDeliveries(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("spool: prune webhook deliveries", "err", err)
+		}
 		if err := e.retain(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: delete finished tasks past retention", "err", err)
 		}

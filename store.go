@@ -133,6 +133,48 @@ type Store interface {
 	// error.
 	DeleteCursor(ctx context.Context, name string) error
 
+	// AddDeliveries stores new webhook deliveries, ignoring any whose ID
+	// (an event id) is already stored, and in the same transaction moves
+	// the cursor named cursor to through, as SetCursor does, so that the
+	// events they were made from are never turned into deliveries twice
+	// nor pruned before they are. Each delivery is stored pending, due at
+	// its Next (which must be set) if its task has no pending delivery,
+	// else queued behind that task's pending ones, with no due time; or
+	// disabled, if its URL is a disabled endpoint. Deliveries must come in
+	// event order.
+	AddDeliveries(ctx context.Context, ds []*Delivery, cursor, through string) error
+	// ClaimDeliveries leases to owner, until lease after the claim commits,
+	// up to limit pending deliveries due at or before now, earliest first,
+	// and returns them without their Attempts. Only the oldest pending
+	// delivery of each task is ever due, so a task's deliveries are sent in
+	// order; a leased delivery is due again when its lease ends, so no two
+	// owners hold it at once.
+	ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
+	// RecordDelivery records a sender's attempt and the delivery's new
+	// state, if r.Owner still holds its lease (else ErrInvalidTransition).
+	// A delivery that ends (any state but pending) makes its task's next
+	// pending delivery due at once, in the same transaction. Disabling an
+	// endpoint (r.Disable) records it and disables the endpoint's other
+	// pending deliveries that no owner holds.
+	RecordDelivery(ctx context.Context, r *DeliveryRecord) error
+	// Deliveries returns a task's deliveries, oldest first, with their
+	// attempts, oldest first.
+	Deliveries(ctx context.Context, taskID string) ([]*Delivery, error)
+	// NextDelivery returns when the earliest pending delivery is due (its
+	// next attempt, or the end of a sender's lease), or the zero time if
+	// none is.
+	NextDelivery(ctx context.Context) (time.Time, error)
+	// WebhookEndpoints lists the disabled endpoints.
+	WebhookEndpoints(ctx context.Context) ([]*WebhookEndpoint, error)
+	// EnableEndpoint enables a disabled endpoint again: deliveries made
+	// from then on are sent. Enabling one that is not disabled is not an
+	// error.
+	EnableEndpoint(ctx context.Context, url string) error
+	// PruneDeliveries deletes the deliveries that ended (delivered, failed
+	// or disabled) before before, with their attempts, and returns how
+	// many it deleted. Pending deliveries are kept however old.
+	PruneDeliveries(ctx context.Context, before time.Time) (int, error)
+
 	// Close releases the store's connections.
 	Close() error
 }

@@ -1,0 +1,434 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/spoolrun/spool/internal/safehttp"
+	"github.com/spoolrun/spool/webhook"
+)
+
+// WebhookConfig configures the webhook notifications of task events: each
+// event of a task with a webhook_url (or, without one, of every task when
+// URL is set) is POSTed there, signed per the Standard Webhooks
+// specification, retried on failure, in event order per task.
+type WebhookConfig struct {
+	// Secrets sign every delivery ("whsec_" and base64, as
+	// webhook.NewSecret makes them); all of them sign, so that a secret can
+	// be rotated: add the new one, move the receivers to it, drop the old.
+	// Open refuses a malformed secret, without echoing it. Defaults to
+	// none, and then this engine sends no webhooks: a task's webhook_url is
+	// stored, for an engine that has secrets.
+	Secrets []string
+	// Schedule is the wait before each retry of a failed attempt; its
+	// length is the number of retries. Each wait varies by ±20%, so that
+	// deliveries that failed together do not retry together. Defaults
+	// (nil) to DefaultWebhookSchedule: 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h,
+	// 24h after the first attempt, which is immediate. An empty, non-nil
+	// Schedule makes one attempt only.
+	Schedule []time.Duration
+	// URL is the endpoint for the events of tasks that have no webhook_url.
+	// It needs Secrets, and obeys AllowPrivateNetworks and AllowNetworks as
+	// a webhook_url does. Defaults to none: only tasks with a webhook_url
+	// are notified.
+	URL string
+	// Timeout bounds one attempt, from connecting to reading the
+	// response. Defaults to 15s.
+	Timeout time.Duration
+	// Concurrency is the most attempts this engine makes at once. Defaults
+	// to 8.
+	Concurrency int
+	// Progress sends task.progress events too. They are coalesced: a
+	// progress event followed by a later event of its task among those
+	// read together is not sent, and Config.ProgressInterval spaces them
+	// out in the first place. Defaults to false.
+	Progress bool
+	// Bare sends the task JSON alone as the body, as the hosted service
+	// does, instead of the Standard Webhooks envelope {"type", "timestamp",
+	// "data"}. Defaults to false: the envelope.
+	Bare bool
+	// MaxRetryAfter caps how long a receiver's Retry-After header may
+	// postpone the next attempt beyond the Schedule's wait (the longer of
+	// the two is waited). Defaults to 24h.
+	MaxRetryAfter time.Duration
+	// Retention is how long a delivery that ended (delivered, failed or
+	// disabled) is kept, with its attempts, for Engine.Deliveries. Defaults
+	// to 24h. Pending deliveries are kept however old.
+	Retention time.Duration
+}
+
+// DefaultWebhookSchedule returns the default waits before the retries of a
+// webhook delivery: 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h.
+func DefaultWebhookSchedule() []time.Duration {
+	return []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
+		5 * time.Hour, 10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour}
+}
+
+func (w WebhookConfig) withDefaults() WebhookConfig {
+	w.Secrets = slices.Clone(w.Secrets)
+	if w.Schedule == nil {
+		w.Schedule = DefaultWebhookSchedule()
+	} else {
+		w.Schedule = slices.Clone(w.Schedule)
+	}
+	if w.Timeout <= 0 {
+		w.Timeout = webhook.DefaultTimeout
+	}
+	if w.Concurrency <= 0 {
+		w.Concurrency = 8
+	}
+	if w.MaxRetryAfter <= 0 {
+		w.MaxRetryAfter = 24 * time.Hour
+	}
+	if w.Retention <= 0 {
+		w.Retention = 24 * time.Hour
+	}
+	return w
+}
+
+// validate checks the secrets (an error names a secret's position, never
+// its text), the default URL against the engine's URL policy, and the
+// schedule.
+func (w *WebhookConfig) validate(c *Config) error {
+	if _, err := webhook.ParseSecrets(w.Secrets); err != nil {
+		return invalid("Config.Webhooks.Secrets", "%v", err)
+	}
+	if w.URL != "" {
+		if len(w.Secrets) == 0 {
+			return invalid("Config.Webhooks.URL", "needs Config.Webhooks.Secrets to sign deliveries with")
+		}
+		policy := urlPolicy{allowPrivate: c.AllowPrivateNetworks, allow: c.AllowNetworks}
+		if err := policy.checkURL("Config.Webhooks.URL", w.URL, false); err != nil {
+			return err
+		}
+	}
+	for i, d := range w.Schedule {
+		if d < 0 {
+			return invalid("Config.Webhooks.Schedule", "step %d is negative (%s)", i, d)
+		}
+	}
+	return nil
+}
+
+// webhookCursor names the stored cursor under which events become
+// deliveries.
+const webhookCursor = "webhooks"
+
+// webhooks is a started engine's webhook machinery.
+//
+// Why a cursor over the events table and not a trigger that writes a
+// delivery with each event: the event is already written in the change's
+// transaction and kept until every stored cursor has passed it, so it is
+// the durable record of the delivery to come, and the cursor's row is
+// moved in the transaction that stores the deliveries made from it. A
+// crash at any point loses nothing and repeats nothing (deliveries are
+// keyed by event). The hot path of an engine without webhooks pays
+// nothing, where a trigger would look up the task of every event; and the
+// engine's default URL, which a trigger cannot know, is applied here.
+type webhooks struct {
+	sender *webhook.Sender
+	wake   signal // deliveries were added, or a sender slot freed
+}
+
+// newWebhooks returns the machinery, or nil when the engine has no secrets.
+func (e *Engine) newWebhooks() *webhooks {
+	secrets, _ := webhook.ParseSecrets(e.cfg.Webhooks.Secrets) // validated by Open
+	if len(secrets) == 0 {
+		return nil
+	}
+	client := safehttp.NewClient(safehttp.Config{AllowPrivate: e.cfg.AllowPrivateNetworks,
+		Allow: e.cfg.AllowNetworks, Timeout: e.cfg.Webhooks.Timeout})
+	return &webhooks{sender: &webhook.Sender{Client: client.HTTPClient(), Secrets: secrets,
+		Timeout: e.cfg.Webhooks.Timeout}}
+}
+
+// startWebhooks prepares the cursor and returns what starts the loops, or
+// nil when this engine sends no webhooks.
+func (e *Engine) startWebhooks(ctx context.Context) (func(context.Context), error) {
+	if e.hooks == nil {
+		return nil, nil
+	}
+	cursor, err := e.store.Cursor(ctx, webhookCursor)
+	if err != nil {
+		return nil, err
+	}
+	if cursor == "" {
+		// A first start does not notify history.
+		if cursor, err = e.store.LastEventID(ctx); err != nil {
+			return nil, err
+		}
+		if cursor == "" {
+			cursor = eventID(0, time.Unix(0, 0))
+		}
+		if err := e.store.SetCursor(ctx, webhookCursor, cursor); err != nil {
+			return nil, err
+		}
+	}
+	return func(loopCtx context.Context) {
+		e.goLoop(func() { e.dispatchLoop(loopCtx, cursor) })
+		e.goLoop(func() { e.sendLoop(loopCtx) })
+	}, nil
+}
+
+// dispatchLoop turns events into deliveries, from cursor on.
+func (e *Engine) dispatchLoop(ctx context.Context, cursor string) {
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	saved, savedAt := cursor, time.Now()
+	for {
+		changed := e.changed.wait()
+		evs, err := e.store.Events(ctx, cursor, eventBatch)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("spool: read events for webhooks", "err", err)
+		}
+		if len(evs) > 0 {
+			last := evs[len(evs)-1].ID
+			ds := e.deliveriesOf(e.typedEvents(evs))
+			// Events without deliveries need not move the stored cursor at
+			// once: going over them again after a crash makes nothing twice.
+			if len(ds) > 0 || time.Since(savedAt) > time.Second {
+				if err := e.store.AddDeliveries(ctx, ds, webhookCursor, last); err != nil {
+					if ctx.Err() == nil {
+						e.log.Error("spool: add webhook deliveries", "err", err)
+					}
+				} else {
+					saved, savedAt, cursor = last, time.Now(), last
+					if len(ds) > 0 {
+						e.hooks.wake.notify()
+					}
+				}
+			} else {
+				cursor = last
+			}
+			if cursor == last && len(evs) == eventBatch {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if cursor != saved {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if err := e.store.SetCursor(sctx, webhookCursor, cursor); err != nil {
+					e.log.Error("spool: save webhook cursor", "err", err)
+				}
+				cancel()
+			}
+			return
+		case <-changed:
+		case <-poll.C:
+		}
+	}
+}
+
+// deliveriesOf returns the deliveries a batch of events makes.
+func (e *Engine) deliveriesOf(evs []*Event) []*Delivery {
+	var ds []*Delivery
+	now := time.Now()
+	for i, ev := range evs {
+		url := ev.Task.WebhookURL
+		if url == "" {
+			url = e.cfg.Webhooks.URL
+		}
+		if url == "" {
+			continue
+		}
+		if ev.Type == EventProgress {
+			if !e.cfg.Webhooks.Progress || slices.ContainsFunc(evs[i+1:], func(o *Event) bool { return o.Task.ID == ev.Task.ID }) {
+				continue
+			}
+		}
+		data, err := json.Marshal(ev.Task)
+		if err != nil {
+			e.log.Error("spool: encode webhook payload", "event", ev.ID, "err", err)
+			continue
+		}
+		ds = append(ds, &Delivery{ID: ev.ID, TaskID: ev.Task.ID, Type: ev.Type, EventTime: ev.Time,
+			URL: url, Data: data, State: DeliveryPending, Next: now})
+	}
+	return ds
+}
+
+// sendLoop claims due deliveries and sends each in a goroutine of its own,
+// at most Webhooks.Concurrency at once.
+func (e *Engine) sendLoop(ctx context.Context) {
+	conc := e.cfg.Webhooks.Concurrency
+	lease := e.cfg.Webhooks.Timeout + e.cfg.LeaseDuration
+	slots := make(chan struct{}, conc)
+	defer func() {
+		for range cap(slots) {
+			slots <- struct{}{} // every send has returned
+		}
+	}()
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		woken := e.hooks.wake.wait()
+		free := conc - len(slots)
+		var claimed []*Delivery
+		if free > 0 {
+			var err error
+			claimed, err = e.store.ClaimDeliveries(ctx, e.inst.ID, time.Now(), lease, free)
+			if err != nil && ctx.Err() == nil {
+				e.log.Error("spool: claim webhook deliveries", "err", err)
+			}
+			for _, d := range claimed {
+				slots <- struct{}{}
+				go func() {
+					defer func() {
+						<-slots
+						e.hooks.wake.notify()
+					}()
+					e.attemptDelivery(ctx, d)
+				}()
+			}
+		}
+		timer.Stop()
+		if free > 0 && len(claimed) < free {
+			next, err := e.store.NextDelivery(ctx)
+			if err != nil && ctx.Err() == nil {
+				e.log.Error("spool: next webhook delivery", "err", err)
+			}
+			if !next.IsZero() {
+				timer.Reset(max(time.Until(next), time.Millisecond))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-woken:
+		case <-timer.C:
+		case <-poll.C:
+		}
+	}
+}
+
+// attemptDelivery sends a claimed delivery once and records the attempt
+// and what follows: delivered, disabled (410), another try later, or
+// failed for good once the Schedule is used up.
+func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery) {
+	cfg := &e.cfg.Webhooks
+	res, err := e.hooks.sender.Send(ctx, webhook.Message{ID: d.ID, URL: d.URL, Body: e.webhookBody(d)})
+	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID}
+	now := time.Now()
+	if ctx.Err() != nil && (res == nil || res.StatusCode == 0) {
+		// Shutting down mid-attempt: let it go, due at once for the next
+		// engine, and count no attempt.
+		rec.State, rec.Next = DeliveryPending, now
+	} else {
+		a := &DeliveryAttempt{Time: now}
+		if err != nil {
+			a.Error = err.Error()
+		}
+		if res != nil {
+			a.Time, a.StatusCode, a.Latency = res.Timestamp, res.StatusCode, res.Latency
+			if a.Time.IsZero() {
+				a.Time = now
+			}
+		}
+		rec.Attempt = a
+		switch {
+		case res == nil:
+			rec.State = DeliveryFailed // unsendable, whatever the retries
+		case res.Outcome() == webhook.Delivered:
+			rec.State = DeliveryDelivered
+		case res.Outcome() == webhook.Gone:
+			rec.State, rec.Disable = DeliveryDisabled, "410 Gone answered to "+d.ID
+		default:
+			if err == nil {
+				a.Error = fmt.Sprintf("HTTP %d", res.StatusCode)
+				if res.StatusCode >= 300 && res.StatusCode < 400 {
+					a.Error += " (redirects are not followed)"
+				}
+				if ex := res.Excerpt; ex != "" {
+					a.Error += ": " + ex[:min(len(ex), 200)]
+				}
+			}
+			if d.Attempted >= len(cfg.Schedule) {
+				rec.State = DeliveryFailed
+				break
+			}
+			step := cfg.Schedule[d.Attempted]
+			wait := time.Duration(float64(step) * (0.8 + 0.4*rand.Float64()))
+			if ra := min(res.RetryAfter, cfg.MaxRetryAfter); ra > wait {
+				wait = ra
+			}
+			rec.State, rec.Next = DeliveryPending, now.Add(wait)
+		}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.store.RecordDelivery(rctx, rec); err != nil {
+		e.log.Error("spool: record webhook delivery", "delivery", d.ID, "err", err)
+	}
+}
+
+// webhookBody is the Standard Webhooks envelope of a delivery, or with
+// Webhooks.Bare the task JSON alone.
+func (e *Engine) webhookBody(d *Delivery) []byte {
+	if e.cfg.Webhooks.Bare {
+		return d.Data
+	}
+	b, _ := json.Marshal(struct {
+		Type      EventType       `json:"type"`
+		Timestamp string          `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}{d.Type, d.EventTime.UTC().Format(time.RFC3339Nano), d.Data})
+	return b
+}
+
+// Deliveries returns the webhook deliveries of a task's events, oldest
+// first, each with its state and every attempt recorded. A task without
+// deliveries (no webhook_url, or its deliveries pruned after
+// WebhookConfig.Retention) has none; that is not an error.
+func (e *Engine) Deliveries(ctx context.Context, taskID string) ([]*Delivery, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	ds, err := e.store.Deliveries(ctx, taskID)
+	if err != nil {
+		return nil, fmt.Errorf("spool: deliveries: %w", err)
+	}
+	return ds, nil
+}
+
+// WebhookEndpoints lists the endpoints disabled because they answered
+// 410 Gone. Their deliveries end disabled, unsent, until
+// EnableWebhookEndpoint.
+func (e *Engine) WebhookEndpoints(ctx context.Context) ([]*WebhookEndpoint, error) {
+	if err := e.usable(); err != nil {
+		return nil, err
+	}
+	eps, err := e.store.WebhookEndpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("spool: webhook endpoints: %w", err)
+	}
+	return eps, nil
+}
+
+// EnableWebhookEndpoint enables an endpoint that a 410 Gone disabled:
+// events from then on are sent to it again. Deliveries disabled meanwhile
+// stay unsent.
+func (e *Engine) EnableWebhookEndpoint(ctx context.Context, url string) error {
+	if err := e.usable(); err != nil {
+		return err
+	}
+	if err := e.store.EnableEndpoint(ctx, url); err != nil {
+		return fmt.Errorf("spool: enable webhook endpoint: %w", err)
+	}
+	return nil
+}
+
+// pruneDeliveries deletes deliveries that ended longer than
+// Webhooks.Retention ago.
+func (e *Engine) pruneDeliveries(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := e.store.PruneDeliveries(ctx, time.Now().Add(-e.cfg.Webhooks.Retention))
+	return err
+}
