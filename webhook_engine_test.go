@@ -306,3 +306,166 @@ func TestWebhookSecretsNotEchoed(t *testing.T) {
 		t.Errorf("a default URL without secrets = %v, want a ValidationError", err)
 	}
 }
+
+// TestWebhookGoneDisables is acceptance 4's 410: the endpoint is disabled,
+// recorded and listed, the task's later deliveries and new tasks' are not
+// sent, and EnableWebhookEndpoint sends again.
+func TestWebhookGoneDisables(t *testing.T) {
+	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
+		if n == 0 {
+			return http.StatusGone
+		}
+		return http.StatusOK
+	}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	e := startHooks(t, hookConfig(""))
+	ctx := ctxT(t)
+	task, err := e.Create(ctx, spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := awaitDeliveries(t, e, task.ID, "deliveries ended", allEnded(3))
+	for i, d := range ds {
+		if d.State != spool.DeliveryDisabled {
+			t.Errorf("delivery %d is %s, want disabled:\n%s", i, d.State, describeDeliveries(ds))
+		}
+	}
+	if len(ds[0].Attempts) != 1 || ds[0].Attempts[0].StatusCode != http.StatusGone || len(ds[1].Attempts) != 0 {
+		t.Errorf("want one 410 attempt, then none:\n%s", describeDeliveries(ds))
+	}
+	eps, err := e.WebhookEndpoints(ctx)
+	if err != nil || len(eps) != 1 || eps[0].URL != srv.URL || eps[0].Reason == "" {
+		t.Fatalf("WebhookEndpoints = %v, %v; want %s disabled", eps, err, srv.URL)
+	}
+	again, err := e.Create(ctx, spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds = awaitDeliveries(t, e, again.ID, "deliveries ended", allEnded(3))
+	if ds[0].State != spool.DeliveryDisabled || len(rc.snapshot()) != 1 {
+		t.Errorf("a disabled endpoint got %d requests:\n%s", len(rc.snapshot()), describeDeliveries(ds))
+	}
+	if err := e.EnableWebhookEndpoint(ctx, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if eps, _ := e.WebhookEndpoints(ctx); len(eps) != 0 {
+		t.Errorf("still disabled after EnableWebhookEndpoint: %v", eps)
+	}
+	third, err := e.Create(ctx, spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds = awaitDeliveries(t, e, third.ID, "deliveries ended", allEnded(3))
+	for _, d := range ds {
+		if d.State != spool.DeliveryDelivered {
+			t.Errorf("after enabling:\n%s", describeDeliveries(ds))
+		}
+	}
+}
+
+// TestWebhookRedirectNotFollowed is acceptance 4's 3xx: a failed attempt,
+// the redirect's target never reached.
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	hits := 0
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+	})
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cfg := hookConfig("")
+	cfg.Webhooks.Schedule = []time.Duration{10 * time.Millisecond}
+	e := startHooks(t, cfg)
+	task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL + "/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := awaitDeliveries(t, e, task.ID, "deliveries ended", allEnded(3))
+	for _, d := range ds {
+		if d.State != spool.DeliveryFailed || len(d.Attempts) != 2 || d.Attempts[0].StatusCode != http.StatusTemporaryRedirect {
+			t.Errorf("want each delivery failed after two 307 attempts:\n%s", describeDeliveries(ds))
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 {
+		t.Errorf("the redirect was followed %d times", hits)
+	}
+}
+
+// TestWebhookRetryAfter is acceptance 4's Retry-After: a 503 asking for
+// a second's wait is retried no sooner, though the schedule says 20ms.
+func TestWebhookRetryAfter(t *testing.T) {
+	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
+		if n == 0 {
+			w.Header().Set("Retry-After", "1")
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	e := startHooks(t, hookConfig(""))
+	task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := awaitDeliveries(t, e, task.ID, "deliveries ended", allEnded(3))
+	a := ds[0].Attempts
+	if ds[0].State != spool.DeliveryDelivered || len(a) != 2 || a[0].StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("want 503 then 200:\n%s", describeDeliveries(ds))
+	}
+	if gap := a[1].Time.Sub(a[0].Time); gap < 900*time.Millisecond {
+		t.Errorf("retried %s after a Retry-After of 1s", gap)
+	}
+}
+
+// TestWebhookRefusesPrivateByDefault is acceptance 5: without
+// AllowPrivateNetworks the dialer refuses loopback (by address and by a
+// name that resolves to it), a private address and the metadata address.
+// The tasks are stored directly, as another process with a laxer policy
+// could have, since Create refuses such URLs up front.
+func TestWebhookRefusesPrivateByDefault(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	cfg := hookConfig("")
+	cfg.AllowPrivateNetworks = false
+	e := startHooks(t, cfg)
+	if _, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL}); err == nil {
+		t.Error("Create took a loopback webhook_url")
+	}
+	urls := []string{srv.URL, "http://[::1]:" + port + "/", "http://localhost:" + port + "/",
+		"http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/"}
+	var tasks []*spool.Task
+	now := time.Now()
+	for i, u := range urls {
+		tasks = append(tasks, &spool.Task{ID: "task_01JDQ8Z3V2K6M9XK0D1W2Y3Z" + string(rune('A'+i)) + "0",
+			Kind: hookKind, Status: spool.StatusPending, WebhookURL: u, Created: now, Updated: now, MaxAttempts: 1})
+	}
+	if _, err := e.Store().CreateTasks(ctxT(t), tasks); err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range tasks {
+		ds := awaitDeliveries(t, e, tk.ID, "deliveries ended", allEnded(3))
+		for _, d := range ds {
+			// Refused for good at the first attempt: no retry helps.
+			if d.State != spool.DeliveryFailed || len(d.Attempts) != 1 || !strings.Contains(d.Attempts[0].Error, "refusing to connect") {
+				t.Errorf("%s:\n%s", urls[i], describeDeliveries(ds))
+				break
+			}
+		}
+	}
+	if n := len(rc.snapshot()); n != 0 {
+		t.Errorf("the loopback receiver got %d requests", n)
+	}
+}

@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -313,6 +314,7 @@ func (e *Engine) sendLoop(ctx context.Context) {
 // failed for good once the Schedule is used up.
 func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery) {
 	cfg := &e.cfg.Webhooks
+	start := time.Now()
 	res, err := e.hooks.sender.Send(ctx, webhook.Message{ID: d.ID, URL: d.URL, Body: e.webhookBody(d)})
 	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID}
 	now := time.Now()
@@ -321,20 +323,19 @@ func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery) {
 		// engine, and count no attempt.
 		rec.State, rec.Next = DeliveryPending, now
 	} else {
-		a := &DeliveryAttempt{Time: now}
+		a := &DeliveryAttempt{Time: start, Latency: now.Sub(start)}
 		if err != nil {
 			a.Error = err.Error()
 		}
 		if res != nil {
-			a.Time, a.StatusCode, a.Latency = res.Timestamp, res.StatusCode, res.Latency
-			if a.Time.IsZero() {
-				a.Time = now
-			}
+			a.StatusCode, a.Latency = res.StatusCode, res.Latency
 		}
 		rec.Attempt = a
 		switch {
-		case res == nil:
-			rec.State = DeliveryFailed // unsendable, whatever the retries
+		case res == nil, errors.Is(err, safehttp.ErrForbiddenAddress):
+			// Unsendable (the address policy refuses the endpoint): no
+			// retry would do better.
+			rec.State = DeliveryFailed
 		case res.Outcome() == webhook.Delivered:
 			rec.State = DeliveryDelivered
 		case res.Outcome() == webhook.Gone:
