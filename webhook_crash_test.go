@@ -195,14 +195,22 @@ func TestWebhookSurvivesKill(t *testing.T) {
 // events arrive in event order: no task.completed before its
 // task.processing.
 func TestWebhookOrderPerTask(t *testing.T) {
-	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
-		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
-		return http.StatusOK
-	}}
-	srv := httptest.NewServer(rc)
+	// The receiver takes a random time before it records a request, so
+	// two requests of one task in flight at once would often be recorded
+	// out of order. It refuses everything until every task has completed,
+	// so that each task's deliveries are all waiting at once, their
+	// retries due at jittered times.
+	var failing atomic.Bool
+	failing.Store(true)
+	rc := failUntil(&failing)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		rc.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	cfg := hookConfig("")
 	cfg.Concurrency = 8
+	cfg.Webhooks.Schedule = slowSchedule()
 	e := startHooks(t, cfg)
 	ctx := ctxT(t)
 	reqs := make([]spool.Request, 1000)
@@ -214,11 +222,20 @@ func TestWebhookOrderPerTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tk := range tasks {
+		if _, err := e.Wait(ctx, tk.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing.Store(false)
+	for _, tk := range tasks {
 		awaitDeliveries(t, e, tk.ID, "deliveries ended", allEnded(3))
 	}
 	ids := map[string][]string{}
 	types := map[string][]spool.EventType{}
-	for _, h := range rc.snapshot() { // in the order they arrived
+	for _, h := range rc.snapshot() { // in the order they were recorded
+		if h.status != http.StatusOK {
+			continue
+		}
 		var env envelope
 		if err := json.Unmarshal(h.body, &env); err != nil || h.err != nil {
 			t.Fatalf("request %s: %v %v", h.body, err, h.err)
