@@ -45,6 +45,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"DeleteKeepsRunningSteps", testDeleteKeepsRunningSteps},
 		{"CreateMissingFile", testCreateMissingFile},
 		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
+		{"DeliveriesAdd", testDeliveriesAdd},
+		{"DeliveriesClaim", testDeliveriesClaim},
+		{"DeliveriesDisableAndPrune", testDeliveriesDisableAndPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
