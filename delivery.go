@@ -1,9 +1,6 @@
 package spool
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // Delivery is the webhook notification of one event to one endpoint: what
 // is sent, its state and every attempt made.
@@ -16,9 +13,11 @@ type Delivery struct {
 	// EventTime is the event's time, the payload's "timestamp".
 	EventTime time.Time `json:"event_time"`
 	URL       string    `json:"url"`
-	// Data is the task JSON as of the event, the payload's "data".
-	Data  json.RawMessage `json:"data"`
-	State DeliveryState   `json:"state"`
+	// Task is the task as of the event, the payload's "data": as an
+	// Event's Task, the fields a change sets as they were at the event,
+	// the others as they are now. Nil if the task has been deleted.
+	Task  *Task         `json:"task"`
+	State DeliveryState `json:"state"`
 	// Attempted counts the attempts recorded; Attempts lists them where the
 	// call says so (Engine.Deliveries does).
 	Attempted int               `json:"attempted"`
@@ -79,6 +78,9 @@ type DeliveryRecord struct {
 	// Disable, with state DeliveryDisabled, disables the delivery's
 	// endpoint (a 410 Gone), giving this reason.
 	Disable string
+	// Lease, when set, leases the task's next delivery to Owner for this
+	// long once this one ends: see Store.RecordDelivery.
+	Lease time.Duration
 }
 
 // WebhookEndpoint is an endpoint that answered 410 Gone and is sent
@@ -87,4 +89,21 @@ type WebhookEndpoint struct {
 	URL      string    `json:"url"`
 	Disabled time.Time `json:"disabled"`
 	Reason   string    `json:"reason"`
+}
+
+// DispatchParams says how Store.DispatchDeliveries turns events into
+// deliveries.
+type DispatchParams struct {
+	// Cursor names the stored cursor the events are read after, and moved.
+	Cursor string
+	// URL is the endpoint of tasks without a webhook_url; "" makes no
+	// delivery for them.
+	URL string
+	// Progress makes deliveries of task.progress events too, except one
+	// followed by a later event of its task among those read.
+	Progress bool
+	// Limit is the most events read. Defaults to 1000.
+	Limit int
+	// Now is when a new delivery that can go at once is due.
+	Now time.Time
 }

@@ -40,8 +40,9 @@ type WebhookConfig struct {
 	// Timeout bounds one attempt, from connecting to reading the
 	// response. Defaults to 15s.
 	Timeout time.Duration
-	// Concurrency is the most attempts this engine makes at once. Defaults
-	// to 8.
+	// Concurrency is the most attempts this engine makes at once. An
+	// attempt mostly waits on the network, so this is well above the CPU
+	// count. Defaults to 32.
 	Concurrency int
 	// Progress sends task.progress events too. They are coalesced: a
 	// progress event followed by a later event of its task among those
@@ -80,7 +81,7 @@ func (w WebhookConfig) withDefaults() WebhookConfig {
 		w.Timeout = webhook.DefaultTimeout
 	}
 	if w.Concurrency <= 0 {
-		w.Concurrency = 8
+		w.Concurrency = 32
 	}
 	if w.MaxRetryAfter <= 0 {
 		w.MaxRetryAfter = 24 * time.Hour
@@ -142,7 +143,7 @@ func (e *Engine) newWebhooks() *webhooks {
 		return nil
 	}
 	client := safehttp.NewClient(safehttp.Config{AllowPrivate: e.cfg.AllowPrivateNetworks,
-		Allow: e.cfg.AllowNetworks, Timeout: e.cfg.Webhooks.Timeout})
+		Allow: e.cfg.AllowNetworks, Timeout: e.cfg.Webhooks.Timeout, MaxIdleConnsPerHost: e.cfg.Webhooks.Concurrency})
 	return &webhooks{sender: &webhook.Sender{Client: client.HTTPClient(), Secrets: secrets,
 		Timeout: e.cfg.Webhooks.Timeout}}
 }
@@ -170,88 +171,54 @@ func (e *Engine) startWebhooks(ctx context.Context) (func(context.Context), erro
 		}
 	}
 	return func(loopCtx context.Context) {
-		e.goLoop(func() { e.dispatchLoop(loopCtx, cursor) })
+		e.goLoop(func() { e.dispatchLoop(loopCtx) })
 		e.goLoop(func() { e.sendLoop(loopCtx) })
 	}, nil
 }
 
-// dispatchLoop turns events into deliveries, from cursor on.
-func (e *Engine) dispatchLoop(ctx context.Context, cursor string) {
+// dispatchLoop turns events into deliveries, whenever something was
+// committed here and every PollInterval (for other processes' events).
+func (e *Engine) dispatchLoop(ctx context.Context) {
 	poll := time.NewTicker(e.cfg.PollInterval)
 	defer poll.Stop()
-	saved, savedAt := cursor, time.Now()
+	p := &DispatchParams{Cursor: webhookCursor, URL: e.cfg.Webhooks.URL, Progress: e.cfg.Webhooks.Progress,
+		Limit: dispatchBatch}
 	for {
 		changed := e.changed.wait()
-		evs, err := e.store.Events(ctx, cursor, eventBatch)
+		p.Now = time.Now()
+		n, made, err := e.store.DispatchDeliveries(ctx, p)
 		if err != nil && ctx.Err() == nil {
-			e.log.Error("spool: read events for webhooks", "err", err)
+			e.log.Error("spool: dispatch webhook deliveries", "err", err)
 		}
-		if len(evs) > 0 {
-			last := evs[len(evs)-1].ID
-			ds := e.deliveriesOf(e.typedEvents(evs))
-			// Events without deliveries need not move the stored cursor at
-			// once: going over them again after a crash makes nothing twice.
-			if len(ds) > 0 || time.Since(savedAt) > time.Second {
-				if err := e.store.AddDeliveries(ctx, ds, webhookCursor, last); err != nil {
-					if ctx.Err() == nil {
-						e.log.Error("spool: add webhook deliveries", "err", err)
-					}
-				} else {
-					saved, savedAt, cursor = last, time.Now(), last
-					if len(ds) > 0 {
-						e.hooks.wake.notify()
-					}
-				}
-			} else {
-				cursor = last
-			}
-			if cursor == last && len(evs) == eventBatch {
-				continue
-			}
+		if made > 0 {
+			e.hooks.wake.notify()
+		}
+		if err == nil && n == dispatchBatch {
+			continue
 		}
 		select {
 		case <-ctx.Done():
-			if cursor != saved {
-				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if err := e.store.SetCursor(sctx, webhookCursor, cursor); err != nil {
-					e.log.Error("spool: save webhook cursor", "err", err)
-				}
-				cancel()
-			}
 			return
 		case <-changed:
 		case <-poll.C:
 		}
+		// Each dispatch is a write: while commits follow each other, let
+		// a few gather rather than write once per commit.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(dispatchPause):
+		}
 	}
 }
 
-// deliveriesOf returns the deliveries a batch of events makes.
-func (e *Engine) deliveriesOf(evs []*Event) []*Delivery {
-	var ds []*Delivery
-	now := time.Now()
-	for i, ev := range evs {
-		url := ev.Task.WebhookURL
-		if url == "" {
-			url = e.cfg.Webhooks.URL
-		}
-		if url == "" {
-			continue
-		}
-		if ev.Type == EventProgress {
-			if !e.cfg.Webhooks.Progress || slices.ContainsFunc(evs[i+1:], func(o *Event) bool { return o.Task.ID == ev.Task.ID }) {
-				continue
-			}
-		}
-		data, err := json.Marshal(ev.Task)
-		if err != nil {
-			e.log.Error("spool: encode webhook payload", "event", ev.ID, "err", err)
-			continue
-		}
-		ds = append(ds, &Delivery{ID: ev.ID, TaskID: ev.Task.ID, Type: ev.Type, EventTime: ev.Time,
-			URL: url, Data: data, State: DeliveryPending, Next: now})
-	}
-	return ds
-}
+// dispatchPause is the least time between two dispatches: a delivery
+// starts at most this much later than its event, and a busy engine
+// dispatches at most 100 times a second.
+const dispatchPause = 10 * time.Millisecond
+
+// dispatchBatch is the most events one dispatch reads.
+const dispatchBatch = 1000
 
 // sendLoop claims due deliveries and sends each in a goroutine of its own,
 // at most Webhooks.Concurrency at once.
@@ -285,7 +252,11 @@ func (e *Engine) sendLoop(ctx context.Context) {
 						<-slots
 						e.hooks.wake.notify()
 					}()
-					e.attemptDelivery(ctx, d)
+					// A task's next delivery follows on this goroutine, leased
+					// when this one was recorded.
+					for d != nil {
+						d = e.attemptDelivery(ctx, d, lease)
+					}
 				}()
 			}
 		}
@@ -311,14 +282,23 @@ func (e *Engine) sendLoop(ctx context.Context) {
 
 // attemptDelivery sends a claimed delivery once and records the attempt
 // and what follows: delivered, disabled (410), another try later, or
-// failed for good once the Schedule is used up.
-func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery) {
+// failed for good once the Schedule is used up. It returns the task's next
+// delivery, leased to this engine, when this one ended and one is waiting.
+func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Duration) *Delivery {
 	cfg := &e.cfg.Webhooks
-	start := time.Now()
-	res, err := e.hooks.sender.Send(ctx, webhook.Message{ID: d.ID, URL: d.URL, Body: e.webhookBody(d)})
 	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID}
+	var (
+		res *webhook.Result
+		err error
+	)
+	start := time.Now()
+	if d.Task == nil {
+		err = errors.New("task deleted before its webhook was sent")
+	} else {
+		res, err = e.hooks.sender.Send(ctx, webhook.Message{ID: d.ID, URL: d.URL, Body: e.webhookBody(d)})
+	}
 	now := time.Now()
-	if ctx.Err() != nil && (res == nil || res.StatusCode == 0) {
+	if d.Task != nil && ctx.Err() != nil && (res == nil || res.StatusCode == 0) {
 		// Shutting down mid-attempt: let it go, due at once for the next
 		// engine, and count no attempt.
 		rec.State, rec.Next = DeliveryPending, now
@@ -362,24 +342,34 @@ func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery) {
 			rec.State, rec.Next = DeliveryPending, now.Add(wait)
 		}
 	}
+	if rec.State != DeliveryPending && ctx.Err() == nil {
+		rec.Lease = lease
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := e.store.RecordDelivery(rctx, rec); err != nil {
+	next, err := e.store.RecordDelivery(rctx, rec)
+	if err != nil {
 		e.log.Error("spool: record webhook delivery", "delivery", d.ID, "err", err)
 	}
+	return next
 }
 
 // webhookBody is the Standard Webhooks envelope of a delivery, or with
 // Webhooks.Bare the task JSON alone.
 func (e *Engine) webhookBody(d *Delivery) []byte {
+	data, err := json.Marshal(e.typed(d.Task))
+	if err != nil {
+		// Task's MarshalJSON fails only on values no store returns.
+		data = []byte("null")
+	}
 	if e.cfg.Webhooks.Bare {
-		return d.Data
+		return data
 	}
 	b, _ := json.Marshal(struct {
 		Type      EventType       `json:"type"`
 		Timestamp string          `json:"timestamp"`
 		Data      json.RawMessage `json:"data"`
-	}{d.Type, d.EventTime.UTC().Format(time.RFC3339Nano), d.Data})
+	}{d.Type, d.EventTime.UTC().Format(time.RFC3339Nano), data})
 	return b
 }
 
@@ -394,6 +384,9 @@ func (e *Engine) Deliveries(ctx context.Context, taskID string) ([]*Delivery, er
 	ds, err := e.store.Deliveries(ctx, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("spool: deliveries: %w", err)
+	}
+	for _, d := range ds {
+		d.Task = e.typed(d.Task)
 	}
 	return ds, nil
 }

@@ -45,7 +45,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"DeleteKeepsRunningSteps", testDeleteKeepsRunningSteps},
 		{"CreateMissingFile", testCreateMissingFile},
 		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
-		{"DeliveriesAdd", testDeliveriesAdd},
+		{"DeliveriesDispatch", testDeliveriesDispatch},
 		{"DeliveriesClaim", testDeliveriesClaim},
 		{"DeliveriesDisableAndPrune", testDeliveriesDisableAndPrune},
 	}

@@ -8,37 +8,36 @@ import (
 	"github.com/spoolrun/spool"
 )
 
-// deliveriesFor makes a task run to completion and returns a pending
-// delivery to url for each of its events, due at now.
+// deliveriesFor makes a task with a webhook_url run to completion,
+// dispatches its events, and returns its deliveries.
 func deliveriesFor(t *testing.T, s spool.Store, url string) (*spool.Task, []*spool.Delivery) {
 	t.Helper()
 	tk := task("x")
+	tk.WebhookURL = url
 	create(t, s, tk)
 	if _, err := s.Apply(testCtx, &spool.Change{ID: tk.ID, To: spool.StatusProcessing}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply(testCtx, &spool.Change{ID: tk.ID, To: spool.StatusCompleted}); err != nil {
+	if _, err := s.Apply(testCtx, &spool.Change{ID: tk.ID, To: spool.StatusCompleted, Output: []byte(`"out"`)}); err != nil {
 		t.Fatal(err)
 	}
-	var ds []*spool.Delivery
-	now := time.Now()
-	for _, ev := range allEvents(t, s) {
-		if ev.Task.ID == tk.ID {
-			ds = append(ds, &spool.Delivery{ID: ev.ID, TaskID: tk.ID, Type: ev.Type, EventTime: ev.Time,
-				URL: url, Data: []byte(`{"id":"` + tk.ID + `"}`), State: spool.DeliveryPending, Next: now})
-		}
-	}
+	dispatch(t, s, &spool.DispatchParams{})
+	ds := deliveries(t, s, tk.ID)
 	if len(ds) != 3 {
-		t.Fatalf("task has %d events, want 3", len(ds))
+		t.Fatalf("task has %d deliveries, want 3", len(ds))
 	}
 	return tk, ds
 }
 
-func addDeliveries(t *testing.T, s spool.Store, ds []*spool.Delivery) {
+// dispatch runs DispatchDeliveries under the cursor "webhooks", now.
+func dispatch(t *testing.T, s spool.Store, p *spool.DispatchParams) (events, made int) {
 	t.Helper()
-	if err := s.AddDeliveries(testCtx, ds, "webhooks", ds[len(ds)-1].ID); err != nil {
-		t.Fatalf("AddDeliveries: %v", err)
+	p.Cursor, p.Now = "webhooks", time.Now()
+	events, made, err := s.DispatchDeliveries(testCtx, p)
+	if err != nil {
+		t.Fatalf("DispatchDeliveries: %v", err)
 	}
+	return events, made
 }
 
 func deliveries(t *testing.T, s spool.Store, taskID string) []*spool.Delivery {
@@ -59,36 +58,91 @@ func claimDeliveries(t *testing.T, s spool.Store, owner string, now time.Time, l
 	return ds
 }
 
-// AddDeliveries stores each delivery once, moves the cursor with them, and
-// makes only a task's first pending delivery due.
-func testDeliveriesAdd(t *testing.T, s spool.Store) {
+// DispatchDeliveries makes a delivery of each event of a task with a
+// webhook_url (or of every task, given a URL), once, with the task as of
+// the event, and makes only a task's first pending delivery due.
+func testDeliveriesDispatch(t *testing.T, s spool.Store) {
+	plain := task("x") // no webhook_url: no deliveries without a URL
+	create(t, s, plain)
 	tk, ds := deliveriesFor(t, s, "https://example.com/hook")
-	addDeliveries(t, s, ds)
-	addDeliveries(t, s, ds[:1]) // again: ignored, the cursor stays
-	// The cursor names the last delivery's event: nothing follows it.
-	if c, err := s.Cursor(testCtx, "webhooks"); err != nil || c == "" {
-		t.Errorf("cursor = %q, %v", c, err)
-	} else if evs, err := s.Events(testCtx, c, 10); err != nil || len(evs) != 0 {
-		t.Errorf("events after the cursor = %d, %v; want none", len(evs), err)
-	}
-	got := deliveries(t, s, tk.ID)
-	if len(got) != 3 {
-		t.Fatalf("Deliveries = %d, want 3", len(got))
-	}
-	for i, d := range got {
-		if d.ID != ds[i].ID || d.Type != ds[i].Type || d.URL != ds[i].URL || string(d.Data) != string(ds[i].Data) ||
-			d.State != spool.DeliveryPending || d.Attempted != 0 || !d.EventTime.Equal(ds[i].EventTime) {
-			t.Errorf("delivery %d = %+v, want %+v", i, d, ds[i])
+	want := []spool.EventType{spool.EventCreated, spool.EventFor(spool.StatusProcessing), spool.EventFor(spool.StatusCompleted)}
+	wantStatus := []spool.Status{spool.StatusPending, spool.StatusProcessing, spool.StatusCompleted}
+	evs := allEvents(t, s)
+	for i, d := range ds {
+		if d.Type != want[i] || d.URL != tk.WebhookURL || d.State != spool.DeliveryPending || d.Attempted != 0 ||
+			d.TaskID != tk.ID || d.Task == nil || d.Task.ID != tk.ID || d.Task.Status != wantStatus[i] {
+			t.Errorf("delivery %d = %+v", i, d)
+		}
+		if (d.Task != nil && d.Task.Output != nil) != (i == 2) {
+			t.Errorf("delivery %d shows the output: only the completion's does", i)
 		}
 		if due := !d.Next.IsZero(); due != (i == 0) {
 			t.Errorf("delivery %d due = %v: only a task's first pending delivery is due", i, due)
 		}
+		found := false
+		for _, ev := range evs {
+			if ev.ID == d.ID {
+				found = ev.Type == d.Type && ev.Time.Equal(d.EventTime)
+			}
+		}
+		if !found {
+			t.Errorf("delivery %d's id %s is not its event's", i, d.ID)
+		}
+	}
+	if got := deliveries(t, s, plain.ID); len(got) != 0 {
+		t.Errorf("a task without webhook_url got deliveries: %v", got)
+	}
+	// The cursor has passed every event: nothing more to make.
+	if n, made := dispatch(t, s, &spool.DispatchParams{}); n != 0 || made != 0 {
+		t.Errorf("dispatch again read %d events, made %d", n, made)
 	}
 	if next, err := s.NextDelivery(testCtx); err != nil || next.IsZero() || next.After(time.Now()) {
 		t.Errorf("NextDelivery = %v, %v; want the first delivery's due time", next, err)
 	}
-	if got := deliveries(t, s, "task_none"); len(got) != 0 {
-		t.Errorf("Deliveries of an unknown task = %v", got)
+	// With a URL, tasks without webhook_url are notified there.
+	if _, err := s.Apply(testCtx, &spool.Change{ID: plain.ID, To: spool.StatusProcessing}); err != nil {
+		t.Fatal(err)
+	}
+	if n, made := dispatch(t, s, &spool.DispatchParams{URL: "https://example.com/default", Limit: 10}); n != 1 || made != 1 {
+		t.Errorf("dispatch with a URL read %d events, made %d; want 1, 1", n, made)
+	}
+	if got := deliveries(t, s, plain.ID); len(got) != 1 || got[0].URL != "https://example.com/default" {
+		t.Errorf("deliveries to the default URL: %v", got)
+	}
+	// Progress: only with Progress, and not when a later event of the task
+	// follows among those read.
+	prog := task("x")
+	prog.WebhookURL = "https://example.com/hook"
+	create(t, s, prog)
+	for _, ch := range []*spool.Change{{ID: prog.ID, To: spool.StatusProcessing}, {ID: prog.ID, Progress: 10}, {ID: prog.ID, Progress: 20}} {
+		if _, err := s.Apply(testCtx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dispatch(t, s, &spool.DispatchParams{Progress: true})
+	got := deliveries(t, s, prog.ID)
+	if len(got) != 3 || got[2].Type != spool.EventProgress || got[2].Task.Progress != 20 {
+		t.Fatalf("with Progress, deliveries %v; want created, processing, the last progress (20)", got)
+	}
+	if _, err := s.Apply(testCtx, &spool.Change{ID: prog.ID, Progress: 30}); err != nil {
+		t.Fatal(err)
+	}
+	dispatch(t, s, &spool.DispatchParams{})
+	if got := deliveries(t, s, prog.ID); len(got) != 3 {
+		t.Errorf("without Progress, a progress event made a delivery")
+	}
+	// Limit bounds the events read.
+	many := task("x")
+	many.WebhookURL = "https://example.com/hook"
+	create(t, s, many)
+	if _, err := s.Apply(testCtx, &spool.Change{ID: many.ID, To: spool.StatusProcessing}); err != nil {
+		t.Fatal(err)
+	}
+	if n, made := dispatch(t, s, &spool.DispatchParams{Limit: 1}); n != 1 || made != 1 {
+		t.Errorf("dispatch with Limit 1 read %d events, made %d", n, made)
+	}
+	if n, made := dispatch(t, s, &spool.DispatchParams{Limit: 1}); n != 1 || made != 1 {
+		t.Errorf("the next dispatch read %d events, made %d", n, made)
 	}
 }
 
@@ -97,7 +151,6 @@ func testDeliveriesAdd(t *testing.T, s spool.Store) {
 // a delivery that ends lets its task's next one go.
 func testDeliveriesClaim(t *testing.T, s spool.Store) {
 	tk, ds := deliveriesFor(t, s, "https://example.com/hook")
-	addDeliveries(t, s, ds)
 	now := time.Now()
 	got := claimDeliveries(t, s, "a", now, time.Minute)
 	if len(got) != 1 || got[0].ID != ds[0].ID || got[0].TaskID != tk.ID {
@@ -107,12 +160,12 @@ func testDeliveriesClaim(t *testing.T, s spool.Store) {
 		t.Fatalf("a leased delivery, or a later one of its task, was claimed: %v", more)
 	}
 	retry := now.Add(time.Hour)
-	err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "b", State: spool.DeliveryDelivered,
+	_, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "b", State: spool.DeliveryDelivered,
 		Attempt: &spool.DeliveryAttempt{Time: now, StatusCode: 200}})
 	if !errors.Is(err, spool.ErrInvalidTransition) {
 		t.Errorf("RecordDelivery by another owner = %v, want ErrInvalidTransition", err)
 	}
-	if err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "a", State: spool.DeliveryPending,
+	if _, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "a", State: spool.DeliveryPending,
 		Next: retry, Attempt: &spool.DeliveryAttempt{Time: now, StatusCode: 500, Latency: time.Millisecond, Error: "HTTP 500"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +182,11 @@ func testDeliveriesClaim(t *testing.T, s spool.Store) {
 	if got := claimDeliveries(t, s, "b", retry, time.Minute); len(got) != 1 {
 		t.Fatalf("claim after a lease ended = %v, want the delivery", got)
 	}
-	if err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "a", State: spool.DeliveryDelivered,
+	if _, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "a", State: spool.DeliveryDelivered,
 		Attempt: &spool.DeliveryAttempt{Time: now, StatusCode: 200}}); !errors.Is(err, spool.ErrInvalidTransition) {
 		t.Errorf("RecordDelivery after the lease was taken = %v, want ErrInvalidTransition", err)
 	}
-	if err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "b", State: spool.DeliveryDelivered,
+	if _, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "b", State: spool.DeliveryDelivered,
 		Attempt: &spool.DeliveryAttempt{Time: now, StatusCode: 204, Latency: 2 * time.Millisecond}}); err != nil {
 		t.Fatal(err)
 	}
@@ -150,13 +203,30 @@ func testDeliveriesClaim(t *testing.T, s spool.Store) {
 	}
 	// Let go without an attempt (a sender shutting down): due again, no
 	// attempt counted.
-	if err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[1].ID, Owner: "a", State: spool.DeliveryPending,
+	if _, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[1].ID, Owner: "a", State: spool.DeliveryPending,
 		Next: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	got = claimDeliveries(t, s, "a", time.Now(), time.Minute)
 	if len(got) != 1 || got[0].ID != ds[1].ID || got[0].Attempted != 0 {
 		t.Fatalf("claim after letting go = %v", got)
+	}
+	// Ending it with a Lease hands the task's next delivery to the same
+	// owner, leased: no other claim gets it.
+	next, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[1].ID, Owner: "a", State: spool.DeliveryFailed,
+		Lease: time.Minute, Attempt: &spool.DeliveryAttempt{Time: time.Now(), StatusCode: 500}})
+	if err != nil || next == nil || next.ID != ds[2].ID || next.TaskID != tk.ID {
+		t.Fatalf("RecordDelivery with a Lease = %v, %v; want the task's third delivery", next, err)
+	}
+	if more := claimDeliveries(t, s, "b", time.Now(), time.Minute); len(more) != 0 {
+		t.Fatalf("a delivery handed on was claimed again: %v", more)
+	}
+	if last, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[2].ID, Owner: "a", State: spool.DeliveryDelivered,
+		Lease: time.Minute, Attempt: &spool.DeliveryAttempt{Time: time.Now(), StatusCode: 200}}); err != nil || last != nil {
+		t.Errorf("RecordDelivery of the last = %v, %v; want nothing handed on", last, err)
+	}
+	if d := deliveries(t, s, tk.ID); d[1].State != spool.DeliveryFailed || d[2].State != spool.DeliveryDelivered {
+		t.Errorf("states %s %s, want failed delivered", d[1].State, d[2].State)
 	}
 }
 
@@ -165,16 +235,13 @@ func testDeliveriesClaim(t *testing.T, s spool.Store) {
 func testDeliveriesDisableAndPrune(t *testing.T, s spool.Store) {
 	const url = "https://example.com/gone"
 	tk, ds := deliveriesFor(t, s, url)
-	addDeliveries(t, s, ds)
-	other, ods := deliveriesFor(t, s, url)
-	addDeliveries(t, s, ods)
+	other, _ := deliveriesFor(t, s, url)
 	kept, kds := deliveriesFor(t, s, "https://example.com/kept")
-	addDeliveries(t, s, kds)
 	got := claimDeliveries(t, s, "a", time.Now(), time.Minute)
 	if len(got) != 3 {
 		t.Fatalf("claimed %d, want each task's first", len(got))
 	}
-	if err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "a", State: spool.DeliveryDisabled,
+	if _, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: ds[0].ID, Owner: "a", State: spool.DeliveryDisabled,
 		Disable: "410", Attempt: &spool.DeliveryAttempt{Time: time.Now(), StatusCode: 410}}); err != nil {
 		t.Fatal(err)
 	}
@@ -193,14 +260,16 @@ func testDeliveriesDisableAndPrune(t *testing.T, s spool.Store) {
 	if od[0].State != spool.DeliveryPending || od[1].State != spool.DeliveryDisabled || od[2].State != spool.DeliveryDisabled {
 		t.Errorf("other task's deliveries: %s %s %s", od[0].State, od[1].State, od[2].State)
 	}
-	if err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: kds[0].ID, Owner: "a", State: spool.DeliveryDelivered,
+	if _, err := s.RecordDelivery(testCtx, &spool.DeliveryRecord{ID: kds[0].ID, Owner: "a", State: spool.DeliveryDelivered,
 		Attempt: &spool.DeliveryAttempt{Time: time.Now(), StatusCode: 200}}); err != nil {
 		t.Fatal(err)
 	}
 	// New deliveries to a disabled endpoint are disabled; once enabled,
 	// pending.
-	late, lds := deliveriesFor(t, s, url)
-	addDeliveries(t, s, lds[:1])
+	late := task("x")
+	late.WebhookURL = url
+	create(t, s, late)
+	dispatch(t, s, &spool.DispatchParams{})
 	if d := deliveries(t, s, late.ID); len(d) != 1 || d[0].State != spool.DeliveryDisabled {
 		t.Errorf("a new delivery to a disabled endpoint: %v", d)
 	}
@@ -213,8 +282,11 @@ func testDeliveriesDisableAndPrune(t *testing.T, s spool.Store) {
 	if eps, _ := s.WebhookEndpoints(testCtx); len(eps) != 0 {
 		t.Errorf("endpoints after enabling: %v", eps)
 	}
-	addDeliveries(t, s, lds[1:])
-	if d := deliveries(t, s, late.ID); len(d) != 3 || d[1].State != spool.DeliveryPending {
+	if _, err := s.Apply(testCtx, &spool.Change{ID: late.ID, To: spool.StatusProcessing}); err != nil {
+		t.Fatal(err)
+	}
+	dispatch(t, s, &spool.DispatchParams{})
+	if d := deliveries(t, s, late.ID); len(d) != 2 || d[1].State != spool.DeliveryPending || d[1].Next.IsZero() {
 		t.Errorf("a delivery after enabling: %v", d)
 	}
 

@@ -2,8 +2,10 @@
 -- by reading the events table under the stored cursor 'webhooks' (see
 -- webhooks.go for why not a trigger): an event is the durable record of
 -- its delivery until the cursor passes it, and PruneEvents keeps every
--- event a stored cursor has not passed. A delivery row then carries its
--- own payload, so the event may be pruned.
+-- event a stored cursor has not passed. A delivery row then keeps what
+-- the event recorded of the change (status, progress, error, attempt), so
+-- the event may be pruned; the payload is the task row with those fields,
+-- built when it is sent, as Events builds an event's task.
 --
 -- One delivery per event (seq is the event's). `due` is when a sender may
 -- next take the delivery: set only on the oldest pending delivery of each
@@ -17,7 +19,10 @@ CREATE TABLE deliveries (
     task_id     TEXT NOT NULL,
     type        TEXT NOT NULL,
     url         TEXT NOT NULL,
-    data        TEXT NOT NULL,
+    ev_status   TEXT NOT NULL,
+    ev_progress INTEGER NOT NULL,
+    ev_error    TEXT NOT NULL,
+    ev_attempt  INTEGER NOT NULL,
     state       TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     due         INTEGER,
