@@ -24,6 +24,12 @@ type WebhookConfig struct {
 	// Open refuses a malformed secret, without echoing it. Defaults to
 	// none, and then this engine sends no webhooks: a task's webhook_url is
 	// stored, for an engine that has secrets.
+	//
+	// A started engine with secrets reads events under the stored cursor
+	// "webhooks" (from the newest event, the first time), so events are
+	// not pruned before they are dispatched. If no engine will send
+	// webhooks on this database any more, remove the cursor with
+	// Store().DeleteCursor("webhooks").
 	Secrets []string
 	// Schedule is the wait before each retry of a failed attempt; its
 	// length is the number of retries. Each wait varies by ±20%, so that
