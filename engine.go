@@ -128,7 +128,14 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		closeDone: make(chan struct{}),
 	}
 	e.life, e.endLife = context.WithCancel(context.Background())
-	e.hooks = e.newWebhooks()
+	if e.hooks = e.newWebhooks(); e.hooks != nil {
+		if err := e.initWebhooks(ctx); err != nil {
+			if cfg.Store == nil {
+				store.Close()
+			}
+			return nil, fmt.Errorf("spool: open: %w", err)
+		}
+	}
 	boot, pidNS := processSpace()
 	e.inst = Instance{ID: e.ids.next("inst_", time.Now()), Host: host, PID: os.Getpid(),
 		BootID: boot, PIDNamespace: pidNS, Started: time.Now()}
@@ -217,10 +224,6 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fail(err)
 		}
 	}
-	startHooks, err := e.startWebhooks(ctx)
-	if err != nil {
-		return fail(err)
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -245,9 +248,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.cfg.OnEvent != nil {
 		e.goLoop(func() { e.onEventLoop(loopCtx, cursor) })
 	}
-	if startHooks != nil {
-		startHooks(loopCtx)
-	}
+	e.startWebhooks(loopCtx)
 	return nil
 }
 

@@ -469,3 +469,24 @@ func TestWebhookRefusesPrivateByDefault(t *testing.T) {
 		t.Errorf("the loopback receiver got %d requests", n)
 	}
 }
+
+// TestWebhookCreatedBeforeStart: a task created between Open and Start is
+// notified of its creation too (the cursor is stored at Open).
+func TestWebhookCreatedBeforeStart(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	e := openFile(t, hookConfig(""))
+	e.Register(hookKind, spool.HandlerFunc(func(ctx context.Context, j *spool.Job) error { return nil }))
+	task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ds := awaitDeliveries(t, e, task.ID, "three deliveries", allEnded(3))
+	if ds[0].Type != spool.EventCreated || ds[0].State != spool.DeliveryDelivered {
+		t.Errorf("deliveries:\n%s", describeDeliveries(ds))
+	}
+}

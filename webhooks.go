@@ -25,9 +25,10 @@ type WebhookConfig struct {
 	// none, and then this engine sends no webhooks: a task's webhook_url is
 	// stored, for an engine that has secrets.
 	//
-	// A started engine with secrets reads events under the stored cursor
-	// "webhooks" (from the newest event, the first time), so events are
-	// not pruned before they are dispatched. If no engine will send
+	// An engine with secrets reads events under the stored cursor
+	// "webhooks", which its first Open stores at the newest event (earlier
+	// events are not notified), so events are not pruned before they are
+	// dispatched. If no engine will send
 	// webhooks on this database any more, remove the cursor with
 	// Store().DeleteCursor("webhooks").
 	Secrets []string
@@ -154,32 +155,35 @@ func (e *Engine) newWebhooks() *webhooks {
 		Timeout: e.cfg.Webhooks.Timeout}}
 }
 
-// startWebhooks prepares the cursor and returns what starts the loops, or
-// nil when this engine sends no webhooks.
-func (e *Engine) startWebhooks(ctx context.Context) (func(context.Context), error) {
+// initWebhooks stores the webhook cursor at the newest event if there is
+// none, at Open rather than Start so that the tasks created before Start
+// are notified too: from then on, no event is pruned before it is
+// dispatched. History from before is not notified.
+func (e *Engine) initWebhooks(ctx context.Context) error {
 	if e.hooks == nil {
-		return nil, nil
+		return nil
 	}
 	cursor, err := e.store.Cursor(ctx, webhookCursor)
-	if err != nil {
-		return nil, err
+	if err != nil || cursor != "" {
+		return err
+	}
+	if cursor, err = e.store.LastEventID(ctx); err != nil {
+		return err
 	}
 	if cursor == "" {
-		// A first start does not notify history.
-		if cursor, err = e.store.LastEventID(ctx); err != nil {
-			return nil, err
-		}
-		if cursor == "" {
-			cursor = eventID(0, time.Unix(0, 0))
-		}
-		if err := e.store.SetCursor(ctx, webhookCursor, cursor); err != nil {
-			return nil, err
-		}
+		cursor = eventID(0, time.Unix(0, 0))
 	}
-	return func(loopCtx context.Context) {
-		e.goLoop(func() { e.dispatchLoop(loopCtx) })
-		e.goLoop(func() { e.sendLoop(loopCtx) })
-	}, nil
+	return e.store.SetCursor(ctx, webhookCursor, cursor)
+}
+
+// startWebhooks starts the dispatch and send loops, if this engine sends
+// webhooks.
+func (e *Engine) startWebhooks(loopCtx context.Context) {
+	if e.hooks == nil {
+		return
+	}
+	e.goLoop(func() { e.dispatchLoop(loopCtx) })
+	e.goLoop(func() { e.sendLoop(loopCtx) })
 }
 
 // dispatchLoop turns events into deliveries, whenever something was

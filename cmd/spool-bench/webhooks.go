@@ -47,18 +47,6 @@ func runWebhooks(o options) (*result, error) {
 	defer store.Close()
 	cfg := spool.Config{Store: store, Concurrency: o.Concurrency, AllowPrivateNetworks: true,
 		Webhooks: spool.WebhookConfig{Secrets: []string{secret.Encode()}}}
-	// A first start stores the webhook cursor, so that the tasks created
-	// before the drain's start are notified from their creation on.
-	first, err := spool.Open(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := first.Start(ctx); err != nil {
-		return nil, err
-	}
-	if err := first.Close(ctx); err != nil {
-		return nil, err
-	}
 	e, err := spool.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
