@@ -81,15 +81,22 @@ func (s *sqliteStore) DispatchDeliveries(ctx context.Context, p *DispatchParams)
 	return events, made, err
 }
 
+// claimDeliveries leases (?1, until ?2) up to ?4 deliveries due at ?3,
+// read in order from the partial index of due rows.
+const claimDeliveries = `UPDATE deliveries SET lease_owner = ?1, due = ?2
+	WHERE seq IN (SELECT seq FROM deliveries INDEXED BY deliveries_due
+		WHERE due IS NOT NULL AND due <= ?3 ORDER BY due LIMIT (SELECT ?4))
+	RETURNING ` + deliveryCols
+
+const nextDelivery = `SELECT due FROM deliveries INDEXED BY deliveries_due
+	WHERE due IS NOT NULL ORDER BY due LIMIT 1`
+
 // ClaimDeliveries leases the earliest due deliveries. A lease is kept in
 // due itself: the delivery is due again when the lease ends.
 func (s *sqliteStore) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*Delivery, error) {
 	var out []*Delivery
 	err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
-		rows, err := tx.query(ctx, `UPDATE deliveries SET lease_owner = ?1, due = ?2
-			WHERE seq IN (SELECT seq FROM deliveries INDEXED BY deliveries_due
-				WHERE due IS NOT NULL AND due <= ?3 ORDER BY due LIMIT (SELECT ?4))
-			RETURNING `+deliveryCols, owner, time.Now().Add(lease).UnixNano(), now.UnixNano(), limit)
+		rows, err := tx.query(ctx, claimDeliveries, owner, time.Now().Add(lease).UnixNano(), now.UnixNano(), limit)
 		if err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
@@ -334,8 +341,7 @@ func (s *sqliteStore) Deliveries(ctx context.Context, taskID string) ([]*Deliver
 // NextDelivery reads the earliest due time.
 func (s *sqliteStore) NextDelivery(ctx context.Context) (time.Time, error) {
 	var due int64
-	err := s.queryRow(ctx, `SELECT due FROM deliveries INDEXED BY deliveries_due
-		WHERE due IS NOT NULL ORDER BY due LIMIT 1`).Scan(&due)
+	err := s.queryRow(ctx, nextDelivery).Scan(&due)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
