@@ -231,15 +231,22 @@ const dispatchPause = 10 * time.Millisecond
 const dispatchBatch = 1000
 
 // sendLoop claims due deliveries and sends each in a goroutine of its own,
-// at most Webhooks.Concurrency at once.
+// at most Webhooks.Concurrency at once. It claims up to Concurrency more
+// than it can start, held in a queue, so that a freed slot starts the
+// next delivery at once rather than after a claim's commit: a claim is a
+// write, and waiting for one per delivery made the writer's latency the
+// sender's. A held delivery waits at most one round of attempts, well
+// within its lease.
 func (e *Engine) sendLoop(ctx context.Context) {
 	conc := e.cfg.Webhooks.Concurrency
 	lease := e.cfg.Webhooks.Timeout + e.cfg.LeaseDuration
 	slots := make(chan struct{}, conc)
+	var queue []*Delivery
 	defer func() {
 		for range cap(slots) {
 			slots <- struct{}{} // every send has returned
 		}
+		e.releaseDeliveries(ctx, queue)
 	}()
 	poll := time.NewTicker(e.cfg.PollInterval)
 	defer poll.Stop()
@@ -247,31 +254,33 @@ func (e *Engine) sendLoop(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		woken := e.hooks.wake.wait()
-		free := conc - len(slots)
-		var claimed []*Delivery
-		if free > 0 {
-			var err error
-			claimed, err = e.store.ClaimDeliveries(ctx, e.inst.ID, time.Now(), lease, free)
+		short := false
+		if want := 2*conc - len(slots) - len(queue); want > conc/2 || len(queue) == 0 && want > 0 {
+			claimed, err := e.store.ClaimDeliveries(ctx, e.inst.ID, time.Now(), lease, want)
 			if err != nil && ctx.Err() == nil {
 				e.log.Error("spool: claim webhook deliveries", "err", err)
 			}
-			for _, d := range claimed {
-				slots <- struct{}{}
-				go func() {
-					defer func() {
-						<-slots
-						e.hooks.wake.notify()
-					}()
-					// A task's next delivery follows on this goroutine, leased
-					// when this one was recorded.
-					for d != nil {
-						d = e.attemptDelivery(ctx, d, lease)
-					}
+			queue = append(queue, claimed...)
+			short = len(claimed) < want
+		}
+		for len(queue) > 0 && len(slots) < conc {
+			d := queue[0]
+			queue = queue[1:]
+			slots <- struct{}{}
+			go func() {
+				defer func() {
+					<-slots
+					e.hooks.wake.notify()
 				}()
-			}
+				// A task's next delivery follows on this goroutine, leased
+				// when this one was recorded.
+				for d != nil {
+					d = e.attemptDelivery(ctx, d, lease)
+				}
+			}()
 		}
 		timer.Stop()
-		if free > 0 && len(claimed) < free {
+		if short {
 			next, err := e.store.NextDelivery(ctx)
 			if err != nil && ctx.Err() == nil {
 				e.log.Error("spool: next webhook delivery", "err", err)
@@ -286,6 +295,19 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		case <-woken:
 		case <-timer.C:
 		case <-poll.C:
+		}
+	}
+}
+
+// releaseDeliveries lets go of claimed deliveries that were never tried
+// (the engine is closing), due at once for whichever engine runs next.
+func (e *Engine) releaseDeliveries(ctx context.Context, ds []*Delivery) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, d := range ds {
+		if _, err := e.store.RecordDelivery(rctx, &DeliveryRecord{ID: d.ID, Owner: e.inst.ID,
+			State: DeliveryPending, Next: time.Now()}); err != nil {
+			e.log.Error("spool: let go of webhook delivery", "delivery", d.ID, "err", err)
 		}
 	}
 }
