@@ -150,12 +150,20 @@ func withTasks(ctx context.Context, query func(context.Context, string, ...any) 
 	if len(ds) == 0 {
 		return nil
 	}
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.TaskID
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if len(ds) == 1 { // a sender going on with a task: the plain lookup is cheaper
+		rows, err = query(ctx, selectTask, ds[0].TaskID)
+	} else {
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.TaskID
+		}
+		list, _ := json.Marshal(ids)
+		rows, err = query(ctx, `SELECT `+taskCols+` FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, string(list))
 	}
-	list, _ := json.Marshal(ids)
-	rows, err := query(ctx, `SELECT `+taskCols+` FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, string(list))
 	if err != nil {
 		return err
 	}

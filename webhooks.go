@@ -397,12 +397,17 @@ func (e *Engine) webhookBody(d *Delivery) []byte {
 	if e.cfg.Webhooks.Bare {
 		return data
 	}
-	b, _ := json.Marshal(struct {
-		Type      EventType       `json:"type"`
-		Timestamp string          `json:"timestamp"`
-		Data      json.RawMessage `json:"data"`
-	}{d.Type, d.EventTime.UTC().Format(time.RFC3339Nano), data})
-	return b
+	// Built by hand: marshalling data again as a json.RawMessage would
+	// validate and compact it a second time.
+	typ, _ := json.Marshal(d.Type)
+	b := make([]byte, 0, len(data)+96)
+	b = append(b, `{"type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"timestamp":"`...)
+	b = d.EventTime.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	b = append(b, data...)
+	return append(b, '}')
 }
 
 // Deliveries returns the webhook deliveries of a task's events, oldest
