@@ -250,3 +250,96 @@ func TestWebhookOrderPerTask(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookTwoEngines: two engines on one database, both sending, never
+// attempt one delivery twice: each is tried once and received once.
+func TestWebhookTwoEngines(t *testing.T) {
+	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
+		time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
+		return http.StatusOK
+	}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	path := filepath.Join(t.TempDir(), "spool.db")
+	a, b := startHooks(t, hookConfig(path)), startHooks(t, hookConfig(path))
+	ctx := ctxT(t)
+	var ids []string
+	for i := range 200 {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		task, err := e.Create(ctx, spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, task.ID)
+	}
+	for _, id := range ids {
+		ds := awaitDeliveries(t, a, id, "deliveries ended", allEnded(3))
+		for _, d := range ds {
+			if d.State != spool.DeliveryDelivered || len(d.Attempts) != 1 {
+				t.Fatalf("task %s:\n%s", id, describeDeliveries(ds))
+			}
+		}
+	}
+	seen := map[string]int{}
+	for _, h := range rc.snapshot() {
+		seen[h.id]++
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("delivery %s received %d times", id, n)
+		}
+	}
+	if len(seen) != 3*len(ids) {
+		t.Errorf("received %d deliveries, want %d", len(seen), 3*len(ids))
+	}
+}
+
+// TestWebhookProgress: progress events are sent only with
+// WebhookConfig.Progress.
+func TestWebhookProgress(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		rc := &receiver{}
+		srv := httptest.NewServer(rc)
+		t.Cleanup(srv.Close)
+		cfg := hookConfig("")
+		cfg.Webhooks.Progress = on
+		cfg.ProgressInterval = time.Millisecond
+		e := openFile(t, cfg)
+		step := make(chan struct{})
+		e.Register(hookKind, spool.HandlerFunc(func(ctx context.Context, j *spool.Job) error {
+			j.Progress(50)
+			<-step // the progress event is dispatched before the completion
+			return nil
+		}))
+		if err := e.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2 // created, processing
+		if on {
+			want = 3
+		}
+		awaitDeliveries(t, e, task.ID, "deliveries before completion", allEnded(want))
+		time.Sleep(50 * time.Millisecond) // time for a progress event to be dispatched, if it were
+		close(step)
+		ds := awaitDeliveries(t, e, task.ID, "deliveries ended", allEnded(want+1))
+		progress := 0
+		for _, d := range ds {
+			if d.Type == spool.EventProgress {
+				progress++
+				if d.Task.Progress != 50 {
+					t.Errorf("progress delivery shows %d%%", d.Task.Progress)
+				}
+			}
+		}
+		if len(ds) != want+1 || progress != want-2 {
+			t.Errorf("Progress=%v:\n%s", on, describeDeliveries(ds))
+		}
+	}
+}
