@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/spoolrun/spool/internal/safehttp"
@@ -140,7 +141,8 @@ const webhookCursor = "webhooks"
 // engine's default URL, which a trigger cannot know, is applied here.
 type webhooks struct {
 	sender *webhook.Sender
-	wake   signal // deliveries were added, or a sender slot freed
+	wake   signal   // deliveries were added, or a sender slot freed
+	gone   sync.Map // URL -> when it answered 410 here
 }
 
 // newWebhooks returns the machinery, or nil when the engine has no secrets.
@@ -266,6 +268,12 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		for len(queue) > 0 && len(slots) < conc {
 			d := queue[0]
 			queue = queue[1:]
+			if time.Until(d.Next) < e.cfg.Webhooks.Timeout+time.Second {
+				// Held too long (slots busy with slow endpoints): its lease
+				// could end mid-attempt and another engine take it. Let the
+				// lease run out; it is claimed again then.
+				continue
+			}
 			slots <- struct{}{}
 			go func() {
 				defer func() {
@@ -324,6 +332,12 @@ func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Du
 		err error
 	)
 	start := time.Now()
+	if at, ok := e.hooks.gone.Load(d.URL); ok && d.Next.Add(-lease).Before(at.(time.Time)) {
+		// The endpoint answered 410 after this delivery was claimed (the
+		// store disabled the others): send it nothing more.
+		rec.State = DeliveryDisabled
+		return e.recordDelivery(ctx, d, rec)
+	}
 	if d.Task == nil {
 		err = errors.New("task deleted before its webhook was sent")
 	} else {
@@ -352,6 +366,7 @@ func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Du
 			rec.State = DeliveryDelivered
 		case res.Outcome() == webhook.Gone:
 			rec.State, rec.Disable = DeliveryDisabled, "410 Gone answered to "+d.ID
+			e.hooks.gone.Store(d.URL, now)
 		default:
 			if err == nil {
 				a.Error = fmt.Sprintf("HTTP %d", res.StatusCode)
@@ -377,6 +392,12 @@ func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Du
 	if rec.State != DeliveryPending && ctx.Err() == nil {
 		rec.Lease = lease
 	}
+	return e.recordDelivery(ctx, d, rec)
+}
+
+// recordDelivery records rec and returns the task's next delivery, if
+// handed on.
+func (e *Engine) recordDelivery(ctx context.Context, d *Delivery, rec *DeliveryRecord) *Delivery {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	next, err := e.store.RecordDelivery(rctx, rec)
