@@ -237,8 +237,8 @@ const dispatchBatch = 1000
 // than it can start, held in a queue, so that a freed slot starts the
 // next delivery at once rather than after a claim's commit: a claim is a
 // write, and waiting for one per delivery made the writer's latency the
-// sender's. A held delivery waits at most one round of attempts, well
-// within its lease.
+// sender's. A held delivery waits about one round of attempts, well
+// within its lease; one held too near its lease's end is let go unsent.
 func (e *Engine) sendLoop(ctx context.Context) {
 	conc := e.cfg.Webhooks.Concurrency
 	lease := e.cfg.Webhooks.Timeout + e.cfg.LeaseDuration
