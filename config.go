@@ -120,6 +120,11 @@ type Config struct {
 	// Store().DeleteCursor.
 	EventCursor string
 
+	// Webhooks configures the webhook notifications of task events, sent to
+	// each task's webhook_url (or Webhooks.URL). Defaults to none sent: an
+	// engine sends webhooks only once Webhooks.Secrets is set.
+	Webhooks WebhookConfig
+
 	// AllowLocalFiles lets requests name file:// URLs as inputs. Defaults to
 	// false.
 	AllowLocalFiles bool
@@ -170,6 +175,7 @@ func (c Config) withDefaults() Config {
 	c.KindTimeout = maps.Clone(c.KindTimeout)
 	c.AllowNetworks = slices.Clone(c.AllowNetworks)
 	c.Retention = maps.Clone(c.Retention)
+	c.Webhooks = c.Webhooks.withDefaults()
 	if c.Path == "" {
 		c.Path = "spool.db"
 	}
@@ -221,6 +227,9 @@ func (c *Config) validate() error {
 		if age < 0 {
 			return invalid("Config.Retention", "%s is negative for %s", age, st)
 		}
+	}
+	if err := c.Webhooks.validate(c); err != nil {
+		return err
 	}
 	return nil
 }

@@ -43,7 +43,11 @@
 //
 // Every status change and progress change writes an event (task.created,
 // task.progress, task.<status>) in the same transaction; Config.OnEvent,
-// Subscribe and Events read them in commit order.
+// Subscribe and Events read them in commit order. With
+// Config.Webhooks.Secrets set, the events of tasks with a webhook_url are
+// also POSTed there, signed per Standard Webhooks, retried and in order per
+// task (see WebhookConfig and Engine.Deliveries); package webhook verifies
+// them on the receiving side.
 //
 // # Workflows
 //

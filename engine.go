@@ -58,6 +58,7 @@ type Engine struct {
 
 	httpOnce sync.Once
 	http     *safehttp.Client
+	hooks    *webhooks // nil unless Config.Webhooks.Secrets is set
 
 	storageOnce sync.Once
 	storage     Storage
@@ -128,6 +129,14 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		closeDone: make(chan struct{}),
 	}
 	e.life, e.endLife = context.WithCancel(context.Background())
+	if e.hooks = e.newWebhooks(); e.hooks != nil {
+		if err := e.initWebhooks(ctx); err != nil {
+			if cfg.Store == nil {
+				store.Close()
+			}
+			return nil, fmt.Errorf("spool: open: %w", err)
+		}
+	}
 	boot, pidNS := processSpace()
 	e.inst = Instance{ID: e.ids.next("inst_", time.Now()), Host: host, PID: os.Getpid(),
 		BootID: boot, PIDNamespace: pidNS, Started: time.Now()}
@@ -240,6 +249,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.cfg.OnEvent != nil {
 		e.goLoop(func() { e.onEventLoop(loopCtx, cursor) })
 	}
+	e.startWebhooks(loopCtx)
 	return nil
 }
 

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// maintainLoop prunes events that are old and delivered, advances the
+// maintainLoop prunes events that are old and delivered and webhook
+// deliveries past their retention, advances the
 // workflows whose last step ended without advancing them, deletes finished
 // tasks past their Retention, and sweeps up file bytes that no record owns.
 func (e *Engine) maintainLoop(ctx context.Context) {
@@ -19,6 +20,9 @@ func (e *Engine) maintainLoop(ctx context.Context) {
 		}
 		if err := e.repairWorkflows(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: advance stalled workflows", "err", err)
+		}
+		if err := e.pruneDeliveries(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("spool: prune webhook deliveries", "err", err)
 		}
 		if err := e.retain(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("spool: delete finished tasks past retention", "err", err)

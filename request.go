@@ -25,7 +25,7 @@ type Request struct {
 	Filename   string // name of the output file
 	Folder     string // folder of the output file
 	Ref        string // a label for the output, at most 128 characters
-	WebhookURL string // POSTed the task when it finishes
+	WebhookURL string // POSTed each event of the task (Config.Webhooks)
 	Workflow   []Step // the steps of a workflow task
 	Options    map[string]any
 

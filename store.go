@@ -147,6 +147,53 @@ type Store interface {
 	// error.
 	DeleteCursor(ctx context.Context, name string) error
 
+	// DispatchDeliveries turns the events after the cursor p.Cursor (from
+	// the first if none is stored), up to p.Limit of them, into webhook
+	// deliveries and moves the cursor past them, in one transaction: an
+	// event is never turned into deliveries twice, nor pruned before it
+	// is. An event makes a delivery, keyed by its id, if its task has a
+	// webhook_url (or p.URL is set), it is not task.progress (unless
+	// p.Progress, and then not one followed by a later event of its task
+	// among those read), and its task still exists. A delivery is stored
+	// pending, due at p.Now if its task has no earlier pending delivery,
+	// else queued behind it with no due time; or disabled, if its URL is a
+	// disabled endpoint. It returns how many events it read and how many
+	// deliveries it made.
+	DispatchDeliveries(ctx context.Context, p *DispatchParams) (events, made int, err error)
+	// ClaimDeliveries leases to owner, until lease after the claim commits,
+	// up to limit pending deliveries due at or before now, earliest first,
+	// and returns them with their Task, without their Attempts. Only the oldest pending
+	// delivery of each task is ever due, so a task's deliveries are sent in
+	// order; a leased delivery is due again when its lease ends, so no two
+	// owners hold it at once.
+	ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
+	// RecordDelivery records a sender's attempt and the delivery's new
+	// state, if r.Owner still holds its lease (else ErrInvalidTransition).
+	// A delivery that ends (any state but pending) makes its task's next
+	// pending delivery due at once, in the same transaction; with r.Lease
+	// set, it leases that delivery to r.Owner instead and returns it (nil
+	// if there is none), so that the sender goes on with the task without
+	// a claim. Disabling an endpoint (r.Disable) records it and disables
+	// the endpoint's other pending deliveries that no owner holds.
+	RecordDelivery(ctx context.Context, r *DeliveryRecord) (*Delivery, error)
+	// Deliveries returns a task's deliveries, oldest first, with their
+	// Task and their attempts, oldest first.
+	Deliveries(ctx context.Context, taskID string) ([]*Delivery, error)
+	// NextDelivery returns when the earliest pending delivery is due (its
+	// next attempt, or the end of a sender's lease), or the zero time if
+	// none is.
+	NextDelivery(ctx context.Context) (time.Time, error)
+	// WebhookEndpoints lists the disabled endpoints.
+	WebhookEndpoints(ctx context.Context) ([]*WebhookEndpoint, error)
+	// EnableEndpoint enables a disabled endpoint again: deliveries made
+	// from then on are sent. Enabling one that is not disabled is not an
+	// error.
+	EnableEndpoint(ctx context.Context, url string) error
+	// PruneDeliveries deletes the deliveries that ended (delivered, failed
+	// or disabled) before before, with their attempts, and returns how
+	// many it deleted. Pending deliveries are kept however old.
+	PruneDeliveries(ctx context.Context, before time.Time) (int, error)
+
 	// Close releases the store's connections.
 	Close() error
 }

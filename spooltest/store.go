@@ -47,6 +47,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
 		{"StepsAndResults", testStepsAndResults},
 		{"HookNoResult", testHookNoResult},
+		{"DeliveriesDispatch", testDeliveriesDispatch},
+		{"DeliveriesClaim", testDeliveriesClaim},
+		{"DeliveriesDisableAndPrune", testDeliveriesDisableAndPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,6 +54,7 @@ var workloads = []struct {
 	{"latency", runLatency, "Create → handler start on an idle engine"},
 	{"drain-onevent", runDrainOnEvent, "drain with an OnEvent callback"},
 	{"drain-subscribe", runDrainSubscribe, "drain with a Subscribe reader"},
+	{"webhooks", runWebhooks, "drain with a webhook_url on every task, to a local receiver"},
 	{"memory", runMemory, "drain 100,000 tasks: peak RSS"},
 	{"scale", runScale, "drain, Get and List with 1,000,000 finished tasks in the table"},
 	{"workflow", runWorkflow, "drain workflows of 10 no-op steps: steps/s against plain tasks/s"},

@@ -79,6 +79,11 @@ type Config struct {
 	// UserAgent is sent with requests that set no User-Agent header.
 	// Defaults to net/http's own.
 	UserAgent string
+	// MaxIdleConnsPerHost is how many idle connections to one host are
+	// kept for reuse: a webhook sender making several attempts at once to
+	// one endpoint needs as many, or it dials anew for most of them.
+	// Defaults to net/http's 2.
+	MaxIdleConnsPerHost int
 }
 
 // DownloadConfig returns the Config for fetching task inputs: defaults
@@ -116,6 +121,7 @@ func NewClient(cfg Config) *Client {
 		ExpectContinueTimeout: time.Second,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
 	}
 	maxRedirects := max(cfg.MaxRedirects, 0)
 	maxBody := cfg.MaxBodySize
