@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -711,4 +712,59 @@ func TestWorkflowStepOptionsTyped(t *testing.T) {
 			t.Errorf("next step fps = %#v, want float64(24)", f)
 		}
 	}
+}
+
+// TestWorkflowStepsNotifyWebhook: steps inherit their workflow's
+// webhook_url, so the receiver hears of every step too.
+func TestWorkflowStepsNotifyWebhook(t *testing.T) {
+	ctx := ctxT(t)
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	cfg := hookConfig(filepath.Join(t.TempDir(), "spool.db"))
+	cfg.Prober = spool.ProberFunc(mediaProber)
+	e := openFile(t, cfg)
+	e.Register("a", produce(&recorder{}, "", "", nil))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in, err := e.CreateFile(ctx, strings.NewReader("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, WebhookURL: srv.URL + "/hook",
+		Workflow: []spool.Step{{Kind: "a", Next: []spool.Step{{Kind: "a"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Wait(ctx, wf.ID); err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.List(ctx, &spool.ListParams{ParentID: wf.ID})
+	if err != nil || page.Total != 2 {
+		t.Fatalf("steps: %v %v", page, err)
+	}
+	for _, id := range append(ids(page.Tasks), wf.ID) {
+		awaitDeliveries(t, e, id, "the completion delivered", func(ds []*spool.Delivery) bool {
+			for _, d := range ds {
+				if d.Type == spool.EventFor(spool.StatusCompleted) && d.State == spool.DeliveryDelivered {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	for _, h := range rc.snapshot() {
+		if h.err != nil {
+			t.Errorf("a delivery did not verify: %v", h.err)
+		}
+	}
+}
+
+func ids(ts []*spool.Task) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.ID
+	}
+	return out
 }
