@@ -125,8 +125,8 @@ func (e *Engine) advanceParent(ctx context.Context, tx Tx, parentID string) erro
 }
 
 // advance creates the workflow's steps that may start and are missing,
-// and records its status, results, summaries and progress, inside tx. A
-// finished workflow is left as it is.
+// and, when its status changes, records it with its results, summaries and
+// progress, inside tx. A finished workflow is left as it is.
 func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
 	if parent.Status.Terminal() || parent.Status == StatusPending || parent.Status == StatusProcessing {
 		return nil
@@ -141,11 +141,12 @@ func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
 			return fmt.Errorf("create steps of %s: %w", parent.ID, err)
 		}
 	}
-	if st.status != parent.Status {
-		ch := &Change{ID: parent.ID, To: st.status, Error: st.errMsg, Progress: st.progress}
-		if _, err := tx.Apply(ctx, ch); err != nil {
-			return fmt.Errorf("advance workflow %s: %w", parent.ID, err)
-		}
+	if st.status == parent.Status {
+		return nil // reads work the rest out (liveSummaries)
+	}
+	ch := &Change{ID: parent.ID, To: st.status, Error: st.errMsg, Progress: st.progress}
+	if _, err := tx.Apply(ctx, ch); err != nil {
+		return fmt.Errorf("advance workflow %s: %w", parent.ID, err)
 	}
 	return tx.SetResults(ctx, parent.ID, st.results, st.summaries, st.progress)
 }
