@@ -31,10 +31,12 @@ func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Ta
 // row was most of CreateMany's cost (binding, and the statement journal
 // SQLite keeps for each statement that fires triggers).
 func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error) {
+	checked := map[string]bool{} // a workflow's steps share one input
 	for _, t := range tasks {
-		if t.FileID == "" {
+		if t.FileID == "" || checked[t.FileID] {
 			continue
 		}
+		checked[t.FileID] = true
 		// In the transaction: a Delete that removed the file since the
 		// caller looked it up must not leave a task without its input.
 		st, err := tx.stmt(ctx, `SELECT 1 FROM files WHERE id = ?`)
@@ -88,7 +90,7 @@ func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error
 
 // insertSizes are the row counts of the multi-row INSERTs, largest first: a
 // batch is cut into these so that few statements are ever prepared.
-var insertSizes = [...]int{64, 16, 4, 1}
+var insertSizes = [...]int{64, 16, 8, 4, 2, 1}
 
 // rowShape is one form of the tasks INSERT: its columns, its statements
 // for 1 to 64 rows, and how a task becomes a row's values.
