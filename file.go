@@ -31,6 +31,14 @@ type File struct {
 	Created     *time.Time      `json:"created,omitempty"`
 	Updated     *time.Time      `json:"updated,omitempty"`
 
+	// Format, Count and Sprite describe a thumbnails track (Object
+	// "track", Kind "thumbnails"): the sprite's image format (jpeg or
+	// png), the number of thumbnails, and the sprite image that the
+	// track's cues point into. Width and Height are then one thumbnail's.
+	Format string `json:"format,omitempty"`
+	Count  int    `json:"count,omitempty"`
+	Sprite *File  `json:"sprite,omitempty"`
+
 	// Key is where the bytes are in the engine's Storage.
 	Key string `json:"-"`
 	// TaskID is the task that produced the file, if any.
