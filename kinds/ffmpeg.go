@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,10 +73,27 @@ func runFFmpeg(ctx context.Context, job *spool.Job, args []string, produce time.
 	case errors.Is(err, exec.ErrNotFound):
 		return spool.Permanent(errFFmpegMissing)
 	case errors.As(err, &exit) && exit.Exited():
-		return spool.Permanent(fmt.Errorf("ffmpeg: %s", lastLines(stderr.String(), 3)))
+		return spool.Permanent(fmt.Errorf("ffmpeg: %s", lastLines(scrub(stderr.String(), args), 3)))
 	}
-	return fmt.Errorf("run ffmpeg: %w: %s", err, lastLines(stderr.String(), 3))
+	return fmt.Errorf("run ffmpeg: %w: %s", err, lastLines(scrub(stderr.String(), args), 3))
 }
+
+// scrub makes ffmpeg's messages readable for users: an input's local path
+// becomes "input", an output's its base name, and the addresses of
+// ffmpeg's contexts ("[mov,mp4 @ 0x55d…] ") go.
+func scrub(msg string, args []string) string {
+	for _, a := range args {
+		switch {
+		case strings.HasPrefix(a, "file:/"):
+			msg = strings.ReplaceAll(msg, a, "input")
+		case filepath.IsAbs(a):
+			msg = strings.ReplaceAll(msg, a, filepath.Base(a))
+		}
+	}
+	return ffContext.ReplaceAllString(msg, "")
+}
+
+var ffContext = regexp.MustCompile(`\[[^\]\n]* @ 0x[0-9a-f]+\] `)
 
 // maxStderr bounds what is kept of ffmpeg's stderr: its last bytes, where
 // the reason of a failure is.

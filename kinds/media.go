@@ -30,7 +30,7 @@ func probeMedia(ctx context.Context, p string) (*mediaInfo, error) {
 	switch {
 	case errors.Is(err, errNotMedia):
 		return nil, spool.Permanent(fmt.Errorf("read input: not a media file ffmpeg can read (%s)",
-			lastLines(strings.TrimPrefix(err.Error(), errNotMedia.Error()+": "), 2)))
+			lastLines(scrub(strings.TrimPrefix(err.Error(), errNotMedia.Error()+": "), ffInput(p)), 2)))
 	case err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "not found"):
 		return nil, spool.Permanent(err) // ffprobe missing
 	case err != nil:

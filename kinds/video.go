@@ -181,11 +181,11 @@ func videoFilters(job *spool.Job, info *mediaInfo) ([]string, error) {
 
 // geometry is how the input's frames become the output's.
 type geometry struct {
-	inW, inH     int
-	w, h         int    // output size, even
-	fit          string // contain, cover or fill; "" when only scaling
-	position     string
-	background   string // ffmpeg colour
+	inW, inH   int
+	w, h       int    // output size, even
+	fit        string // contain, cover or fill; "" when only scaling
+	position   string
+	background string // ffmpeg colour
 }
 
 // geometryOf works out the output size from width, height (pixels or a
