@@ -100,9 +100,5 @@ func (h *audioHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	if err := job.SetOutput(f); err != nil {
-		return err
-	}
-	job.Progress(100)
-	return nil
+	return job.SetOutput(f)
 }

@@ -31,7 +31,8 @@ var errFFmpegMissing = errors.New("ffmpeg not found in PATH: install ffmpeg")
 //
 // produce is the duration of media the command writes; the progress
 // ffmpeg reports (out_time) against it is passed to job.Progress, up to
-// 99: the caller reports 100 once it has stored the output. With produce
+// 99: the task's completion, once the caller has stored the output, makes
+// it 100. With produce
 // 0, or a nil job, no progress is reported.
 //
 // ffmpeg runs in its own process group, which is killed whole when ctx

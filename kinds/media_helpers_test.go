@@ -76,12 +76,13 @@ func silentClip(t *testing.T) string {
 		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
 }
 
-// noiseAudio is 6 s of stereo noise and tone as wav: hard enough to encode
-// that every encoder reaches its target bitrate.
+// noiseAudio is 6 s of stereo pink noise, each channel its own, as wav:
+// hard enough to encode that every encoder reaches its target bitrate.
 func noiseAudio(t *testing.T) string {
-	return sharedInput(t, "noise.wav", "-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.3:duration=6:sample_rate=48000",
-		"-f", "lavfi", "-i", "sine=frequency=440:duration=6:sample_rate=48000",
-		"-filter_complex", "[0][1]amix=inputs=2,aformat=channel_layouts=stereo", "-c:a", "pcm_s16le")
+	return sharedInput(t, "noise.wav",
+		"-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.3:duration=6:sample_rate=48000:seed=1",
+		"-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.3:duration=6:sample_rate=48000:seed=2",
+		"-filter_complex", "[0][1]amerge=inputs=2", "-c:a", "pcm_s16le")
 }
 
 // upload stores a local file in e and returns its id.

@@ -73,11 +73,12 @@ func (h *thumbnailsHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	// One decode: frames at the middle of each part, scaled, split into
-	// the tiled sprite and a null output whose progress counts them.
+	// One decode: the first frame at or after the middle of each part
+	// (selected_n counts the frames taken so far), scaled, split into the
+	// tiled sprite and a null output whose progress counts them.
 	step := info.duration / float64(count)
-	graph := fmt.Sprintf("[0:v]fps=fps=%s:start_time=%s:round=near,trim=end_frame=%d,%s,split=2[s][p];[s]tile=%dx%d[t]",
-		rateOf(count, info.duration), seconds(step/2), count, scale, cols, rows)
+	graph := fmt.Sprintf("[0:v]select='gte(t,(selected_n+0.5)*%s)',trim=end_frame=%d,%s,split=2[s][p];[s]tile=%dx%d[t]",
+		seconds(step), count, scale, cols, rows)
 	args := append(ffInput(p), "-filter_complex", graph,
 		"-map", "[t]", "-frames:v", "1", "-c:v", map[string]string{"jpeg": "mjpeg", "png": "png"}[format])
 	if format == "jpeg" {
@@ -107,17 +108,7 @@ func (h *thumbnailsHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	if err := job.SetOutput(track); err != nil {
-		return err
-	}
-	job.Progress(100)
-	return nil
-}
-
-// rateOf is the frame rate that takes count frames from duration seconds,
-// as an exact ratio for ffmpeg.
-func rateOf(count int, duration float64) string {
-	return fmt.Sprintf("%d/%s", count, seconds(duration))
+	return job.SetOutput(track)
 }
 
 // thumbSize returns one thumbnail's size and the filter that makes it.

@@ -132,11 +132,7 @@ func (h *videoHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	if err := job.SetOutput(f); err != nil {
-		return err
-	}
-	job.Progress(100)
-	return nil
+	return job.SetOutput(f)
 }
 
 // videoCodecDefault is the codec of a format without one.
