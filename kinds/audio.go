@@ -63,7 +63,7 @@ func (h *audioHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	info, err := probeMedia(ctx, p)
+	info, err := inputInfo(ctx, job, p, true)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,23 @@ type mediaInfo struct {
 	video, audio  bool    // has a video (not cover art) or an audio stream
 }
 
+// inputInfo returns what the input's record says when it says enough (an
+// input the engine probed with ffprobe: a video's size and duration, an
+// audio's duration), else what probeMedia reads: starting ffprobe costs a
+// good part of a second on a busy machine. needAudio asks to know whether
+// a video has sound, which its record does not tell.
+func inputInfo(ctx context.Context, job *spool.Job, p string, needAudio bool) (*mediaInfo, error) {
+	if in := job.Input(); in != nil && in.Duration > 0 {
+		switch {
+		case in.Kind == "video" && in.Width > 0 && in.Height > 0 && !needAudio:
+			return &mediaInfo{width: in.Width, height: in.Height, duration: in.Duration, video: true}, nil
+		case in.Kind == "audio":
+			return &mediaInfo{duration: in.Duration, audio: true}, nil
+		}
+	}
+	return probeMedia(ctx, p)
+}
+
 // probeMedia reads the input's streams with ffprobe. An input that ffprobe
 // cannot read fails the task (Permanent) with ffprobe's reason.
 func probeMedia(ctx context.Context, p string) (*mediaInfo, error) {

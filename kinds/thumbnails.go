@@ -56,7 +56,7 @@ func (h *thumbnailsHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	info, err := probeMedia(ctx, p)
+	info, err := inputInfo(ctx, job, p, false)
 	switch {
 	case err != nil:
 		return err

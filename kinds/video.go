@@ -96,7 +96,7 @@ func (h *videoHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	info, err := probeMedia(ctx, p)
+	info, err := inputInfo(ctx, job, p, false)
 	if err != nil {
 		return err
 	}
