@@ -37,7 +37,8 @@ var errFFmpegMissing = errors.New("ffmpeg not found in PATH: install ffmpeg")
 //
 // ffmpeg runs in its own process group, which is killed whole when ctx
 // ends (a cancel, a timeout, a shutdown); runFFmpeg then returns an error
-// wrapping context.Cause(ctx), and no process is left. A failing ffmpeg
+// wrapping context.Cause(ctx), and no process is left. An ffmpeg silent
+// for stallAfter is killed too, and the error (errStalled) is retried. A failing ffmpeg
 // returns a spool.Permanent error carrying the last meaningful lines of its
 // stderr ("ffmpeg: …: Invalid data found when processing input"): a bad
 // input or an option the encoder refuses, which a retry would repeat. A
@@ -50,14 +51,17 @@ func runFFmpeg(ctx context.Context, job *spool.Job, args []string, produce time.
 	}
 	full := append([]string{"-nostdin", "-hide_banner", "-y", "-nostats", "-loglevel", "error",
 		"-progress", "pipe:1"}, args...)
-	cmd := exec.CommandContext(ctx, prog, full...)
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cmd := exec.CommandContext(runCtx, prog, full...)
 	// SVT-AV1 logs its banner to stderr whatever ffmpeg's log level; 1 is
 	// errors only.
 	cmd.Env = append(os.Environ(), "SVT_LOG=1")
-	progress := &progressWriter{produce: produce}
+	progress := &progressWriter{produce: produce, last: time.Now()}
 	if job != nil {
 		progress.report = job.Progress
 	}
+	go watchStall(runCtx, progress, stop)
 	stderr := &tailBuffer{max: maxStderr}
 	cmd.Stdout, cmd.Stderr = progress, stderr
 	ownGroup(cmd)
@@ -69,6 +73,8 @@ func runFFmpeg(ctx context.Context, job *spool.Job, args []string, produce time.
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("run ffmpeg: %w", context.Cause(ctx))
+	case errors.Is(context.Cause(runCtx), errStalled):
+		return fmt.Errorf("run ffmpeg: %w", errStalled)
 	case err == nil:
 		return nil
 	case errors.Is(err, exec.ErrNotFound):
@@ -95,6 +101,33 @@ func scrub(msg string, args []string) string {
 }
 
 var ffContext = regexp.MustCompile(`\[[^\]\n]* @ 0x[0-9a-f]+\] `)
+
+// errStalled is the failure of an ffmpeg that stopped reporting progress:
+// ffmpeg writes a progress block twice a second while it works, and an
+// encoder that deadlocks (SVT-AV1 did, muxing into mov) writes nothing
+// more and never exits.
+var errStalled = fmt.Errorf("ffmpeg reported no progress for %s: killed", stallAfter)
+
+// stallAfter is how long ffmpeg may go without reporting progress.
+const stallAfter = 5 * time.Minute
+
+// watchStall kills ffmpeg (through stop) once its progress output has
+// been silent for stallAfter, until ctx ends.
+func watchStall(ctx context.Context, w *progressWriter, stop context.CancelCauseFunc) {
+	tick := time.NewTicker(stallAfter / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if w.silentFor() > stallAfter {
+				stop(errStalled)
+				return
+			}
+		}
+	}
+}
 
 // maxStderr bounds what is kept of ffmpeg's stderr: its last bytes, where
 // the reason of a failure is.
@@ -150,10 +183,23 @@ type progressWriter struct {
 	produce time.Duration
 	report  func(pct int)
 	partial []byte
-	done    time.Duration // latest out_time, for tests
+	done    time.Duration // latest out_time
+
+	mu   sync.Mutex
+	last time.Time // of the latest write, for watchStall
+}
+
+// silentFor is how long since ffmpeg last wrote progress.
+func (w *progressWriter) silentFor() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Since(w.last)
 }
 
 func (w *progressWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.last = time.Now()
+	w.mu.Unlock()
 	w.partial = append(w.partial, p...)
 	for {
 		i := bytes.IndexByte(w.partial, '\n')
