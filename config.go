@@ -31,7 +31,8 @@ type Config struct {
 	// own, to a temporary directory removed by Close.
 	DataDir string
 	// Prober reads the media properties of input and output files.
-	// Defaults to BasicProber(); the kinds package has one that uses ffprobe.
+	// Defaults to the prober a registered handler supplies (kinds.Register
+	// supplies kinds.DefaultProber, which uses ffprobe), else BasicProber().
 	Prober Prober
 	// OrphanFileAge is how old stored bytes without a file record must be
 	// before they are deleted: the bytes of an output whose task will never

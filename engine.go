@@ -64,6 +64,10 @@ type Engine struct {
 	storage     Storage
 	storageErr  error
 	tempDir     string // the default storage's directory when temporary
+	// userProber is whether Config.Prober was set; if not, a handler may
+	// supply the prober (see TryRegister), kept in handlerProber under mu.
+	userProber    bool
+	handlerProber Prober
 	// builtinSpecs caches, by kind, BuiltinSpec's answer (nil for other
 	// kinds) for spec, which Create and every read (typed) call.
 	builtinSpecs sync.Map
@@ -100,6 +104,7 @@ type Engine struct {
 // needed) and returns an engine that can create and read tasks. Call Start
 // to run them too.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	userProber := cfg.Prober != nil
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -128,6 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		wake:      make(chan struct{}, 1),
 		closeDone: make(chan struct{}),
 	}
+	e.userProber = userProber
 	e.life, e.endLife = context.WithCancel(context.Background())
 	if e.hooks = e.newWebhooks(); e.hooks != nil {
 		if err := e.initWebhooks(ctx); err != nil {
@@ -149,12 +155,20 @@ func (e *Engine) Store() Store { return e.store }
 // Config returns a copy of the engine's configuration, with the defaults filled in,
 // so that handlers can follow the same policies (AllowPrivateNetworks,
 // AllowNetworks) as the engine.
-func (e *Engine) Config() Config { return e.cfg.withDefaults() }
+func (e *Engine) Config() Config {
+	c := e.cfg.withDefaults()
+	c.Prober = e.prober()
+	return c
+}
 
 // Register sets the handler for a kind: a built-in kind or a custom one.
 // It panics if the kind already has a handler or the engine is started; use
 // TryRegister to get an error instead. A handler that also implements
-// interface{ Spec() *KindSpec } declares its kind's options.
+// interface{ Spec() *KindSpec } declares its kind's options. One that
+// implements interface{ Prober() Prober } supplies the engine's prober
+// when Config.Prober was left nil (the first such handler registered
+// wins), so that registering media kinds is enough for uploads and
+// outputs to be probed fully.
 func (e *Engine) Register(kind string, h Handler) {
 	if err := e.TryRegister(kind, h); err != nil {
 		panic(err)
@@ -179,6 +193,9 @@ func (e *Engine) TryRegister(kind string, h Handler) error {
 		if spec := s.Spec(); spec != nil {
 			e.specs[kind] = spec
 		}
+	}
+	if p, ok := h.(interface{ Prober() Prober }); ok && !e.userProber && e.handlerProber == nil {
+		e.handlerProber = p.Prober()
 	}
 	return nil
 }

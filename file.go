@@ -42,6 +42,13 @@ type File struct {
 	// Frames is the number of frames of an animated image, or of a video
 	// whose container says; 0 when unknown.
 	Frames int `json:"frames,omitempty"`
+	// Format, Count and Sprite describe a thumbnails track (Object
+	// "track", Kind "thumbnails"): the sprite's image format (jpeg or
+	// png), the number of thumbnails, and the sprite image that the
+	// track's cues point into. Width and Height are then one thumbnail's.
+	Format string `json:"format,omitempty"`
+	Count  int    `json:"count,omitempty"`
+	Sprite *File  `json:"sprite,omitempty"`
 
 	// Key is where the bytes are in the engine's Storage.
 	Key string `json:"-"`

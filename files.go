@@ -132,7 +132,7 @@ func (e *Engine) probeInto(ctx context.Context, st Storage, f *File) error {
 		return err
 	}
 	defer cleanup()
-	got, err := e.cfg.Prober.Probe(ctx, p)
+	got, err := e.prober().Probe(ctx, p)
 	if err != nil {
 		return Permanent(fmt.Errorf("probe %s: %w", f.Filename, err))
 	}

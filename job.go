@@ -35,6 +35,7 @@ type Job struct {
 	fetched  *File    // a url input, downloaded and probed
 	outputs  []*File  // files created by the handler
 	cleanups []func()
+	tempDir  string // made by TempDir, removed with the cleanups
 }
 
 // newJob builds the Job for a claimed task, its options in their declared

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/spoolrun/spool/internal/dirstore"
 	"github.com/spoolrun/spool/internal/safehttp"
 )
 
@@ -128,6 +129,43 @@ func (e *Engine) httpClient() *safehttp.Client {
 		e.http = safehttp.NewClient(cfg)
 	})
 	return e.http
+}
+
+// TempDir returns a directory for the work files of this attempt, such as
+// the file a program writes before CreateFileFromPath stores it. It is
+// created on the first call, in the engine's data directory when the
+// storage is the default local one (so that the work stays on the disk the
+// files go to), else in the system's temporary directory; later calls
+// return the same directory. It is removed, with everything in it, when
+// the handler returns, whatever the outcome.
+func (j *Job) TempDir() (string, error) {
+	j.mu.Lock()
+	dir := j.tempDir
+	j.mu.Unlock()
+	if dir != "" {
+		return dir, nil
+	}
+	st, err := j.e.openStorage()
+	if err != nil {
+		return "", err
+	}
+	if d, ok := st.(*dirstore.Dir); ok {
+		dir, err = d.TempDir("job-")
+	} else {
+		dir, err = os.MkdirTemp("", "spool-job-")
+	}
+	if err != nil {
+		return "", fmt.Errorf("spool: make temp dir: %w", err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.tempDir != "" { // a concurrent call won
+		os.Remove(dir)
+		return j.tempDir, nil
+	}
+	j.tempDir = dir
+	j.cleanups = append(j.cleanups, func() { os.RemoveAll(dir) })
+	return dir, nil
 }
 
 // CreateFile writes an output file of the task from r, probes it, and

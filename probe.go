@@ -25,6 +25,17 @@ type ProberFunc func(ctx context.Context, path string) (*File, error)
 // Probe calls f.
 func (f ProberFunc) Probe(ctx context.Context, path string) (*File, error) { return f(ctx, path) }
 
+// prober returns the prober the engine uses: Config.Prober, else the one
+// a registered handler supplies, else BasicProber.
+func (e *Engine) prober() Prober {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.handlerProber != nil {
+		return e.handlerProber
+	}
+	return e.cfg.Prober
+}
+
 // BasicProber returns the default Prober, which needs no outside program.
 // It tells the MIME type from the content (and the name, for text formats),
 // the size, and of JPEG, PNG, GIF, WebP and AVIF images the width and height (as

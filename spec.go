@@ -128,6 +128,11 @@ type KindSpec struct {
 	Description string       `json:"description"`
 	Input       InputRule    `json:"input"`
 	Options     []OptionSpec `json:"options"`
+	// Check, if set, runs last in Validate, on the valid options with
+	// their defaults filled, for rules that tie options together (no h264
+	// in webm). It returns a *ValidationError naming the option to blame;
+	// any other error is reported against "options".
+	Check func(opts map[string]any) error `json:"-"`
 }
 
 // MarshalJSON writes a kind without options as "options": [] rather than
@@ -191,6 +196,15 @@ func (s *KindSpec) Validate(opts map[string]any) (map[string]any, error) {
 			return nil, invalid(o.Name, "bad default %v in kind %s: %s", o.Default, s.Kind, err)
 		}
 		out[o.Name] = v
+	}
+	if s.Check != nil {
+		if err := s.Check(out); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				return nil, ve
+			}
+			return nil, invalid("options", "%s", err)
+		}
 	}
 	return out, nil
 }

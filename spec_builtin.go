@@ -37,14 +37,17 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 				Description: "Frame rate of the output. Defaults to the input's."},
 			optFormat("mp4", "Container of the output.", "mp4", "webm", "mov"),
 			{Name: "codec", Type: TypeEnum, Enum: []string{"h264", "h265", "vp9", "av1"},
-				Description: "Video codec. Defaults to h264 in mp4 and mov, vp9 in webm. Audio is aac in mp4 and mov, opus in webm."},
+				Description: "Video codec. Defaults to h264 in mp4 and mov, vp9 in webm. mp4 holds any of them, " +
+					"mov h264 and h265, webm vp9 and av1. Audio is aac in mp4 and mov, opus in webm."},
 			optQuality(0, nil, "Defaults to the encoder's choice."),
-			optBitrate("300k", "60M", "2500k", "Target video bitrate"),
+			optBitrate("300k", "60M", "2500k", "Target video bitrate; when given, quality is not used"),
 			optSeconds("start", "Where the output starts, in seconds into the input. Defaults to 0."),
 			optSeconds("end", "Where the output ends, in seconds into the input. Defaults to the input's end."),
 			{Name: "layers", Type: TypeList, Items: TypeObject,
-				Description: "Image and text overlays drawn over the video, bottom first. The video handler defines their fields."},
+				Description: "Image and text overlays drawn over the video, bottom first. The video handler defines their fields " +
+					"(the kinds package's does not implement them yet, and refuses them)."},
 		}
+		s.Check = checkVideo
 	case "image":
 		s.Description = "Makes an image from an image, or from a frame of a video."
 		s.Options = []OptionSpec{
@@ -61,10 +64,11 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 		s.Options = []OptionSpec{
 			optFormat("mp3", "Format of the output.", "mp3", "aac", "ogg", "opus", "wav", "flac"),
 			optQuality(0, nil, "Defaults to the encoder's choice."),
-			optBitrate("32k", "320k", "128k", "Target bitrate"),
+			optBitrate("32k", "320k", "128k", "Target bitrate, for the lossy formats; when given, quality is not used"),
 			optSeconds("start", "Where the output starts, in seconds into the input. Defaults to 0."),
 			optSeconds("end", "Where the output ends, in seconds into the input. Defaults to the input's end."),
 		}
+		s.Check = checkAudio
 	case "chapters":
 		s.Description = "Splits a video or audio into titled chapters."
 		s.Options = []OptionSpec{
@@ -228,6 +232,51 @@ func parseBitrate(s string) (float64, bool) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	return f * mult, err == nil
+}
+
+// videoCodecs lists the codecs each video format can hold, the default
+// first. mov is left h264 and h265, which players expect in it (ffmpeg's
+// mov muxer refuses vp9, and av1 in mov has stalled its encoder).
+var videoCodecs = map[string][]string{
+	"mp4":  {"h264", "h265", "vp9", "av1"},
+	"mov":  {"h264", "h265"},
+	"webm": {"vp9", "av1"},
+}
+
+// checkVideo refuses a codec the format cannot hold and an empty trim.
+func checkVideo(opts map[string]any) error {
+	format, _ := opts["format"].(string)
+	if codec, ok := opts["codec"].(string); ok && !slices.Contains(videoCodecs[format], codec) {
+		return invalid("codec", "%s cannot be stored in %s: use one of %s, or another format",
+			codec, format, strings.Join(videoCodecs[format], ", "))
+	}
+	return checkTrim(opts)
+}
+
+// checkAudio refuses a bitrate or quality for a lossless format, which
+// would be ignored, and an empty trim.
+func checkAudio(opts map[string]any) error {
+	if format, _ := opts["format"].(string); format == "wav" || format == "flac" {
+		for _, name := range []string{"bitrate", "quality"} {
+			if _, ok := opts[name]; ok {
+				return invalid(name, "does not apply to %s, which is lossless", format)
+			}
+		}
+	}
+	return checkTrim(opts)
+}
+
+// checkTrim refuses an end that is not after start.
+func checkTrim(opts map[string]any) error {
+	end, ok := opts["end"].(float64)
+	if !ok {
+		return nil
+	}
+	start, _ := opts["start"].(float64)
+	if end <= start {
+		return invalid("end", "must be after start (%g s), not %g s", start, end)
+	}
+	return nil
 }
 
 // The checks below run on values Validate has already typed; they still

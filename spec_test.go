@@ -235,7 +235,12 @@ func TestValidateBuiltin(t *testing.T) {
 		{name: "unknown", kind: "image", opts: map[string]any{"codec": "h264"}, field: "codec", reason: "unknown option for kind image"},
 
 		{name: "defaults", kind: "audio", opts: nil, want: map[string]any{"format": "mp3"}},
-		{name: "bitrate", kind: "audio", opts: map[string]any{"bitrate": "128k", "format": "flac"}, want: map[string]any{"format": "flac", "bitrate": "128k"}},
+		{name: "bitrate", kind: "audio", opts: map[string]any{"bitrate": "128k", "format": "ogg"}, want: map[string]any{"format": "ogg", "bitrate": "128k"}},
+		{name: "bitrate lossless", kind: "audio", opts: map[string]any{"bitrate": "128k", "format": "flac"}, field: "bitrate", reason: "does not apply to flac, which is lossless"},
+		{name: "end before start", kind: "audio", opts: map[string]any{"start": 5, "end": 2}, field: "end", reason: "must be after start (5 s), not 2 s"},
+		{name: "h264 in webm", kind: "video", opts: map[string]any{"codec": "h264", "format": "webm"}, field: "codec", reason: "h264 cannot be stored in webm: use one of vp9, av1, or another format"},
+		{name: "vp9 in mov", kind: "video", opts: map[string]any{"codec": "vp9", "format": "mov"}, field: "codec", reason: "vp9 cannot be stored in mov: use one of h264, h265, or another format"},
+		{name: "vp9 in default mp4", kind: "video", opts: map[string]any{"codec": "vp9"}, want: map[string]any{"codec": "vp9", "format": "mp4", "fit": "contain", "position": "center"}},
 		{name: "bitrate high", kind: "audio", opts: map[string]any{"bitrate": "400k"}, field: "bitrate", reason: "must be a bitrate from 32k to 320k"},
 		{name: "quality fraction", kind: "audio", opts: map[string]any{"quality": 3.5}, field: "quality", reason: "must be an integer between 0 and 100"},
 		{name: "format enum", kind: "audio", opts: map[string]any{"format": "m4a"}, field: "format", reason: "must be one of mp3, aac, ogg, opus, wav, flac"},

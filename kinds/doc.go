@@ -15,19 +15,37 @@
 //     without it, a started engine refuses at Create only the image tasks
 //     that need it (webp or avif output, a video input), naming the field.
 //     The output is the new image's file record.
+//   - video transcodes, resizes and trims a video into mp4, webm or mov
+//     (h264, h265, vp9, av1), and completes with the output File;
+//   - audio extracts or transcodes audio into mp3, aac, ogg, opus, wav or
+//     flac, and completes with the output File;
+//   - thumbnails packs evenly spaced frames into one sprite image and a
+//     WebVTT track pointing into it, and completes with the track's File
+//     (object "track", kind "thumbnails") whose Sprite is the image's.
 //
-// The other built-in kinds (video, audio, thumbnails, …) are not
+// The media kinds run ffmpeg and ffprobe from PATH (Debian's ffmpeg
+// package has every encoder they use). Without them the kinds are
+// registered but unavailable: Engine.Kinds says "ffmpeg not found in PATH:
+// install ffmpeg" and a started engine refuses their tasks. ffmpeg gets
+// argument lists, never a shell; it reads inputs only from local files,
+// so that a playlist cannot make it fetch anything; it runs in its own
+// process group, killed whole when a task is cancelled, times out or the
+// engine shuts down; its work files live in the engine's data directory
+// and are removed on every path. Progress comes from ffmpeg's own
+// -progress output. A corrupt or unsupported input fails the task (status
+// failed, not error) with ffmpeg's reason. The video kind's layers
+// option is not implemented, and refused at Create.
+//
+// The other built-in kinds (chapters, subtitles, speech, …) are not
 // implemented yet and stay unregistered, so that Engine.Kinds reports them
 // as "no handler registered" rather than pretending to run them.
 //
-// The engine's Prober is fixed when it is opened, so Register cannot
-// change it: pass DefaultProber in the Config to get durations, frame
-// rates and codecs of video and audio inputs when ffprobe is installed.
+// With the media kinds registered, an engine whose Config.Prober is nil
+// probes uploads and outputs with DefaultProber (ffprobe if in PATH, else
+// spool.BasicProber), so that an uploaded mp4 gets its codec, size and
+// duration without any setting.
 //
-//	engine, err := spool.Open(ctx, spool.Config{
-//		Path:   "spool.db",
-//		Prober: kinds.DefaultProber(), // ffprobe if in PATH, else spool.BasicProber
-//	})
+//	engine, err := spool.Open(ctx, spool.Config{Path: "spool.db"})
 //	if err != nil {
 //		return err
 //	}
@@ -38,7 +56,8 @@
 //	if err := engine.Start(ctx); err != nil {
 //		return err
 //	}
-//	task, err := engine.Create(ctx, spool.Request{Kind: "ingest", URL: "https://example.com/clip.mp4"})
+//	task, err := engine.Create(ctx, spool.Request{Kind: "video", URL: "https://example.com/clip.mov",
+//		Options: map[string]any{"width": 1280, "format": "mp4"}})
 //
 // The http kind follows the engine's network policy
 // (spool.Config.AllowPrivateNetworks and AllowNetworks), checking every

@@ -10,10 +10,11 @@ import (
 )
 
 // ExampleRegister registers the kinds this package implements and shows
-// which kinds the engine can run.
+// which kinds the engine can run. (video, audio and thumbnails are
+// available where ffmpeg is installed.)
 func ExampleRegister() {
 	ctx := context.Background()
-	engine, err := spool.Open(ctx, spool.Config{Path: ":memory:", Prober: kinds.DefaultProber()})
+	engine, err := spool.Open(ctx, spool.Config{Path: ":memory:"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func ExampleRegister() {
 	}
 	for _, info := range engine.Kinds(ctx) {
 		switch {
-		case info.Kind != "ingest" && info.Kind != "http" && info.Kind != "video":
+		case info.Kind != "ingest" && info.Kind != "http" && info.Kind != "speech":
 		case info.Available:
 			fmt.Printf("%s: available\n", info.Kind)
 		default:
@@ -32,6 +33,6 @@ func ExampleRegister() {
 	}
 	// Output:
 	// ingest: available
-	// video: unavailable: no handler registered for kind video in this engine
+	// speech: unavailable: no handler registered for kind speech in this engine
 	// http: available
 }

@@ -28,6 +28,11 @@ import (
 // ffprobe may read only local files (-protocol_whitelist file), so that a
 // playlist cannot make it fetch its segments from the network.
 //
+// An MP4 or QuickTime file whose boxes say all of that in the usual way
+// (what ffmpeg writes, what cameras and phones write) is read without
+// starting ffprobe, which costs more than a short transcode's own
+// overhead on a busy machine; anything unusual goes to ffprobe.
+//
 // Width and height are as displayed: a video whose rotation metadata turns
 // it by 90° reports them swapped. Orientation is "landscape", "portrait"
 // or "square", from those displayed sizes.
@@ -81,6 +86,9 @@ func (p *FFprobeProber) Probe(ctx context.Context, path string) (*spool.File, er
 	basic, err := spool.BasicProber().Probe(ctx, path)
 	if err != nil {
 		return nil, err
+	}
+	if f, ok := probeMP4(path, basic); ok {
+		return f, nil
 	}
 	out, err := p.run(ctx, path)
 	switch {

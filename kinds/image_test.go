@@ -338,7 +338,7 @@ func TestImageVideoFrame(t *testing.T) {
 func TestImageVideoFramePastEnd(t *testing.T) {
 	needFFmpeg(t)
 	t.Parallel()
-	e := newEngine(t, spool.Config{}, nil) // BasicProber: no duration
+	e := newEngine(t, spool.Config{Prober: spool.BasicProber()}, nil) // no duration
 	clip, _ := makeVideo(t)
 	data, err := os.ReadFile(clip)
 	if err != nil {

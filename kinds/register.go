@@ -43,21 +43,26 @@ func (c *Config) withDefaults() Config {
 }
 
 // Register registers on e the handlers of the built-in kinds that this
-// package implements: ingest, http and image. Call it before e.Start, which fixes
-// the handlers. cfg may be nil. It returns nil, or the registration
+// package implements: ingest, http, image, video, audio and thumbnails.
+// Call it before e.Start, which fixes the handlers. cfg may be nil. It
+// returns nil, or the registration
 // failures joined (a kind already registered matches
 // spool.ErrDuplicateKind); the kinds that could be registered stay
 // registered.
 //
 // A handler that needs an outside program is registered even when this
 // machine lacks it, and implements spool.Checker, so that e.Kinds says
-// why it cannot run and a started engine refuses its tasks; ingest and
-// http need none. image needs ffmpeg only for some tasks (WebP and AVIF
-// outputs, video frames) and implements spool.TaskChecker instead, so that
-// a started engine refuses only those. The built-in kinds this package
-// does not implement yet are left unregistered, so that e.Kinds says they
-// have no handler.
+// why it cannot run and a started engine refuses its tasks: video, audio
+// and thumbnails need ffmpeg and ffprobe; ingest and http need nothing.
+// image needs ffmpeg only for some tasks (WebP and AVIF outputs, video
+// frames) and implements spool.TaskChecker instead, so that a started
+// engine refuses only those. When e's Config.Prober was nil, the media
+// kinds make DefaultProber the engine's prober, so that uploads and
+// outputs are probed with ffprobe. The built-in kinds this package does
+// not implement yet are left unregistered, so that e.Kinds says they have
+// no handler.
 func Register(e *spool.Engine, cfg *Config) error {
+	enc := &encoders{} // the media kinds ask ffmpeg for its encoders once
 	handlers := []struct {
 		kind string
 		h    spool.Handler
@@ -65,6 +70,9 @@ func Register(e *spool.Engine, cfg *Config) error {
 		{spool.KindIngest, ingestHandler{}},
 		{spool.KindHTTP, newHTTP(e.Config(), cfg)},
 		{spool.KindImage, newImage()},
+		{spool.KindVideo, newVideo(enc)},
+		{spool.KindAudio, newAudio(enc)},
+		{spool.KindThumbnails, newThumbnails(enc)},
 	}
 	var errs []error
 	for _, k := range handlers {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,13 +15,17 @@ import (
 
 // notImplemented are the built-in kinds this package leaves unregistered.
 // (The engine runs workflow and conditions itself.)
-var notImplemented = []string{"video", "audio", "chapters", "subtitles", "thumbnails", "nsfw",
+var notImplemented = []string{"chapters", "subtitles", "nsfw",
 	"speech", "description", "outline", "prompt"}
 
-// TestRegisterAvailability: Register makes ingest, http and image available (the
-// engine itself runs workflow and conditions) and
-// leaves every kind it does not implement unregistered, which a started
-// engine refuses.
+// mediaKinds are the kinds Register registers that need ffmpeg.
+var mediaKinds = []string{"video", "audio", "thumbnails"}
+
+// TestRegisterAvailability: Register makes ingest, http and image available
+// (the engine itself runs workflow and conditions), the media kinds
+// available where ffmpeg is (else unavailable, saying how to install it),
+// and leaves every kind it does not implement unregistered, which a
+// started engine refuses.
 func TestRegisterAvailability(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -41,13 +46,20 @@ func TestRegisterAvailability(t *testing.T) {
 			t.Errorf("%s: %+v, want available with its spec", k, info)
 		}
 	}
+	_, ffErr := exec.LookPath("ffmpeg")
+	for _, k := range mediaKinds {
+		info := infos[k]
+		if info.Spec == nil || (ffErr == nil) != info.Available || !info.Available && !strings.Contains(info.Reason, "install ffmpeg") {
+			t.Errorf("%s: %+v, want available exactly when ffmpeg is installed, else saying to install it", k, info)
+		}
+	}
 	for _, k := range notImplemented {
 		if info := infos[k]; info.Available || !strings.Contains(info.Reason, "no handler registered") {
 			t.Errorf("%s: %+v, want unavailable: no handler registered", k, info)
 		}
 	}
-	if len(infos) != len(notImplemented)+5 {
-		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+5)
+	if len(infos) != len(notImplemented)+len(mediaKinds)+5 {
+		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+len(mediaKinds)+5)
 	}
 
 	if err := kinds.Register(e, nil); !errors.Is(err, spool.ErrDuplicateKind) ||
@@ -60,9 +72,9 @@ func TestRegisterAvailability(t *testing.T) {
 	if err := kinds.Register(e, nil); err == nil || !strings.Contains(err.Error(), "already started") {
 		t.Errorf("Register after Start = %v, want an error: engine already started", err)
 	}
-	_, err = e.Create(ctx, spool.Request{Kind: "video", URL: "https://example.com/a.mp4"})
+	_, err = e.Create(ctx, spool.Request{Kind: "speech", URL: "https://example.com/a.mp4"})
 	if !errors.Is(err, spool.ErrKindUnavailable) {
-		t.Errorf("Create(video) = %v, want ErrKindUnavailable", err)
+		t.Errorf("Create(speech) = %v, want ErrKindUnavailable", err)
 	}
 }
 

@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/spool-bench                  # every workload, default sizes
 //	go run ./cmd/spool-bench -w drain -n 100000
+//	go run ./cmd/spool-bench -w video,video-hd   # needs ffmpeg
 package main
 
 import (
@@ -31,6 +32,7 @@ type options struct {
 	Sync        string // SQLite synchronous setting
 	CPUProfile  string // file prefix for CPU profiles
 	Payload     int    // bytes of options each task carries
+	MediaReps   int    // runs of each side in the video workloads
 }
 
 // result is what a workload child reports to the parent.
@@ -59,7 +61,14 @@ var workloads = []struct {
 	{"scale", runScale, "drain, Get and List with 1,000,000 finished tasks in the table"},
 	{"workflow", runWorkflow, "drain workflows of 10 no-op steps: steps/s against plain tasks/s"},
 	{"floor", runFloor, "SQLite alone, no spool: inserts of one row per transaction, and of 500"},
+	// The media workloads need ffmpeg and minutes: they run only when -w
+	// names them.
+	{"video", runVideo, "video tasks against ffmpeg alone, 2 s 640x360 clip (only with -w)"},
+	{"video-hd", runVideoHD, "video tasks against ffmpeg alone, 60 s 1080p clip (only with -w)"},
 }
+
+// optIn lists the workloads that run only when -w names them.
+var optIn = []string{"video", "video-hd"}
 
 func main() {
 	var o options
@@ -74,6 +83,7 @@ func main() {
 	flag.StringVar(&child, "child", "", "run one workload and print its result as JSON (internal)")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload to this file prefix")
 	flag.IntVar(&o.Payload, "payload", 0, "bytes of options each task carries (a media task's row is often 0.5-2 KB)")
+	flag.IntVar(&o.MediaReps, "media-reps", 5, "runs of each side in the video workload (video-hd: a third)")
 	flag.Parse()
 
 	if child != "" {
@@ -113,7 +123,7 @@ func main() {
 	}
 	fmt.Printf("spool-bench: n=%d concurrency=%d synchronous=%s payload=%d GOMAXPROCS=%s\n", o.N, o.Concurrency, o.Sync, o.Payload, gomaxprocs())
 	for _, w := range workloads {
-		if which != "" && !contains(strings.Split(which, ","), w.name) {
+		if which == "" && contains(optIn, w.name) || which != "" && !contains(strings.Split(which, ","), w.name) {
 			continue
 		}
 		r, err := runChild(o, w.name)
@@ -133,7 +143,7 @@ func runChild(o options, name string) (*result, error) {
 	defer os.RemoveAll(dir)
 	cmd := exec.Command(os.Args[0], "-child", name, "-n", fmt.Sprint(o.N), "-concurrency", fmt.Sprint(o.Concurrency),
 		"-dir", dir, "-scale-rows", fmt.Sprint(o.ScaleRows), "-latency-n", fmt.Sprint(o.LatencyN), "-sync", o.Sync,
-		"-cpuprofile", o.CPUProfile, "-payload", fmt.Sprint(o.Payload))
+		"-cpuprofile", o.CPUProfile, "-payload", fmt.Sprint(o.Payload), "-media-reps", fmt.Sprint(o.MediaReps))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {

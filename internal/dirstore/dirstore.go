@@ -197,18 +197,57 @@ func (d *Dir) Walk(ctx context.Context, fn func(key string, modTime time.Time) e
 }
 
 // SweepTemp removes temp files not modified for olderThan, which a crash
-// during Put leaves behind. It returns an error if any could not be removed.
+// during Put leaves behind, and the work directories of TempDir in which
+// nothing was modified for as long. It returns an error if any could not be
+// removed.
 func (d *Dir) SweepTemp(olderThan time.Duration) error {
 	entries, err := fs.ReadDir(d.root.FS(), tmpDir)
 	for _, e := range entries {
 		name := filepath.Join(tmpDir, e.Name())
-		if info, ierr := d.root.Lstat(name); ierr == nil && time.Since(info.ModTime()) > olderThan {
-			if rerr := ignoreNotExist(d.root.Remove(name)); rerr != nil {
-				err = rerr
-			}
+		if !d.stale(name, olderThan) {
+			continue
+		}
+		if rerr := ignoreNotExist(d.root.RemoveAll(name)); rerr != nil {
+			err = rerr
 		}
 	}
 	return err
+}
+
+// stale reports whether name, and everything in it if it is a directory,
+// was last modified more than olderThan ago: a program writing into a work
+// directory updates its files, not the directory.
+func (d *Dir) stale(name string, olderThan time.Duration) bool {
+	info, err := d.root.Lstat(name)
+	if err != nil || time.Since(info.ModTime()) <= olderThan {
+		return false
+	}
+	if !info.IsDir() {
+		return true
+	}
+	fresh := false
+	_ = fs.WalkDir(d.root.FS(), name, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if i, err := e.Info(); err == nil && time.Since(i.ModTime()) <= olderThan {
+			fresh = true
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return !fresh
+}
+
+// TempDir creates a new directory in the temp area, for work files of a
+// program such as ffmpeg, and returns its absolute path. The caller removes
+// it; SweepTemp removes it once nothing in it changed for its age.
+func (d *Dir) TempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp(filepath.Join(d.abs, tmpDir), prefix)
+	if err != nil {
+		return "", fmt.Errorf("dirstore: %w", err)
+	}
+	return dir, nil
 }
 
 // LocalPath returns the absolute path of key's file, for tools such as ffmpeg

@@ -285,3 +285,41 @@ func TestNew(t *testing.T) {
 		t.Fatal(`New("") succeeded`)
 	}
 }
+
+// TestTempDirSwept: a work directory from TempDir is swept once nothing in
+// it changed for the age, not while a program still writes in it.
+func TestTempDirSwept(t *testing.T) {
+	d, root := newDir(t)
+	stale, err := d.TempDir("job-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := d.TempDir("job-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(stale) != filepath.Join(root, ".tmp") {
+		t.Fatalf("TempDir made %s, want it in %s/.tmp", stale, root)
+	}
+	old := time.Now().Add(-2 * dirstore.StaleTemp)
+	for _, p := range []string{filepath.Join(stale, "out.mp4"), filepath.Join(busy, "out.mp4")} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// busy's directory is old, but its file is being written.
+	for _, p := range []string{filepath.Join(stale, "out.mp4"), stale, busy} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.SweepTemp(dirstore.StaleTemp); err != nil {
+		t.Fatal(err)
+	}
+	if got := files(t, root); !slices.Equal(got, []string{".tmp/" + filepath.Base(busy) + "/out.mp4"}) {
+		t.Errorf("after the sweep, files on disk: %q, want only the busy work file", got)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale work dir: %v, want it removed", err)
+	}
+}
