@@ -138,7 +138,7 @@ func (h *imageHandler) CheckTask(ctx context.Context, t *spool.Task) error {
 		return nil
 	}
 	if h.ffmpeg == "" {
-		return &spool.ValidationError{Field: "file_id", Reason: "a frame of a video needs ffmpeg: " + errImageNoFFmpeg.Error()}
+		return &spool.ValidationError{Field: "file_id", Reason: "a frame of a video needs ffmpeg: " + errFFmpegMissing.Error()}
 	}
 	start, _ := t.Options["start"].(float64)
 	if d := t.Input.Duration; d > 0 && start >= d {
@@ -155,7 +155,7 @@ func (h *imageHandler) canWrite(ctx context.Context, format string) error {
 		return nil
 	}
 	if h.ffmpeg == "" {
-		return fmt.Errorf("%s output needs ffmpeg: %w", format, errImageNoFFmpeg)
+		return fmt.Errorf("%s output needs ffmpeg: %w", format, errFFmpegMissing)
 	}
 	if _, err := h.encoder(ctx, format); err != nil {
 		return err

@@ -54,7 +54,7 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 		if kind == "video" {
 			what = "a frame of a video"
 		}
-		return nil, 0, spool.Permanent(fmt.Errorf("%s needs ffmpeg: %w", what, errImageNoFFmpeg))
+		return nil, 0, spool.Permanent(fmt.Errorf("%s needs ffmpeg: %w", what, errFFmpegMissing))
 	}
 	frame, err := tmp.create("frame.png")
 	if err != nil {
@@ -66,7 +66,7 @@ func (h *imageHandler) load(ctx context.Context, p string, in *spool.File, o ima
 	}
 	args = append(args, ffInput(p)...)
 	args = append(args, "-map", "0:v:0", "-frames:v", "1", "-c:v", "png", "-f", "image2", "-update", "1", frame)
-	if err := runImageFFmpeg(ctx, h.ffmpeg, args); err != nil {
+	if err := runFFmpeg(ctx, nil, args, 0); err != nil {
 		return nil, 0, err
 	}
 	if st, err := os.Stat(frame); err != nil || st.Size() == 0 {
@@ -163,7 +163,7 @@ func (h *imageHandler) encode(ctx context.Context, m *image.RGBA, format string,
 		args = append(args, "-preset", "10", "-crf", strconv.Itoa(avifCRF(quality)), "-pix_fmt", "yuv420p")
 	}
 	args = append(args, "-f", format, out)
-	return runImageFFmpeg(ctx, h.ffmpeg, args)
+	return runFFmpeg(ctx, nil, args, 0)
 }
 
 // avifCRF maps quality 1 to 100 onto the AV1 encoders' crf, 62 to 13:
