@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,8 +209,7 @@ func (h *imageHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err := h.canWrite(ctx, format); err != nil {
 		return spool.Permanent(err)
 	}
-	tmp := newImageTempFiles(job.Engine())
-	defer tmp.removeAll()
+	tmp := &imageTempFiles{job: job}
 
 	src, orientation, err := h.load(ctx, p, in, opts, tmp)
 	if err != nil {
@@ -379,48 +377,22 @@ func imageOutputName(job *spool.Job, in *spool.File, format string) string {
 	return base + "." + imageExt(format)
 }
 
-// imageTempFiles are a task's temporary files, under the engine's data
-// directory when it has one (see tempDir), removed by removeAll.
+// imageTempFiles are a task's temporary files, in the job's work
+// directory (Job.TempDir), which the engine removes when the handler
+// returns.
 type imageTempFiles struct {
-	dir   string
-	paths []string
-}
-
-func newImageTempFiles(e *spool.Engine) *imageTempFiles {
-	return &imageTempFiles{dir: imageTempDir(e.Config())}
+	job *spool.Job
 }
 
 // create returns the path of a new empty file whose name ends in suffix.
 func (t *imageTempFiles) create(suffix string) (string, error) {
-	if err := os.MkdirAll(t.dir, 0o755); err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
-	}
-	f, err := os.CreateTemp(t.dir, "image-*-"+suffix)
+	dir, err := t.job.TempDir()
 	if err != nil {
 		return "", fmt.Errorf("create temporary file: %w", err)
 	}
-	t.paths = append(t.paths, f.Name())
+	f, err := os.CreateTemp(dir, "image-*-"+suffix)
+	if err != nil {
+		return "", fmt.Errorf("create temporary file: %w", err)
+	}
 	return f.Name(), f.Close()
-}
-
-func (t *imageTempFiles) removeAll() {
-	for _, p := range t.paths {
-		os.Remove(p)
-	}
-}
-
-// imageTempDir is where a handler writes temporary files: the temp area of the
-// engine's default storage directory (".tmp", which that storage sweeps of
-// files an hour old, so even a crash leaves nothing for long), else the
-// system's temporary directory, for an engine whose storage is its own or
-// a directory the engine made and does not name.
-func imageTempDir(cfg spool.Config) string {
-	switch {
-	case cfg.Storage != nil:
-	case cfg.DataDir != "":
-		return filepath.Join(cfg.DataDir, ".tmp")
-	case cfg.Store == nil && cfg.Path != ":memory:" && cfg.Path != "":
-		return filepath.Join(cfg.Path+".files", ".tmp")
-	}
-	return os.TempDir()
 }
