@@ -1,7 +1,6 @@
 // Command media runs the media kinds on a video: it transcodes it
-// (video), extracts its sound (audio), makes a thumbnails track and,
-// where the kinds package registers it, a still image, and prints each
-// output File as JSON. It needs ffmpeg and ffprobe in PATH.
+// (video), extracts its sound (audio), makes a thumbnails track and a
+// still image, and prints each output File as JSON. It needs ffmpeg and ffprobe in PATH.
 //
 //	go run ./examples/media              # makes a 5 s test clip with ffmpeg
 //	go run ./examples/media clip.mov     # or uses your file
@@ -73,14 +72,10 @@ func main() {
 		{Kind: "video", Options: map[string]any{"height": 240, "start": 1, "end": 3}},
 		{Kind: "audio", Options: map[string]any{"format": "opus", "bitrate": "64k"}},
 		{Kind: "thumbnails", Options: map[string]any{"count": 9, "width": 160}},
-		// The image kind, where the kinds package has it: a frame at 2 s.
+		// A frame at 2 s, as a WebP image.
 		{Kind: "image", Options: map[string]any{"start": 2, "width": 320, "format": "webp"}},
 	}
 	for _, req := range requests {
-		if !registered(ctx, engine, req.Kind) {
-			fmt.Printf("\n%s: not in this version of the kinds package, skipped\n", req.Kind)
-			continue
-		}
 		req.FileID = in.ID
 		start := time.Now()
 		task, err := engine.Create(ctx, req)
@@ -117,15 +112,6 @@ func makeClip(ctx context.Context, path string) error {
 	return nil
 }
 
-// registered reports whether the engine has a handler for kind.
-func registered(ctx context.Context, e *spool.Engine, kind string) bool {
-	for _, k := range e.Kinds(ctx) {
-		if k.Kind == kind {
-			return k.Available
-		}
-	}
-	return false
-}
 
 func show(label string, f *spool.File) {
 	b, err := json.MarshalIndent(f, "", "  ")
