@@ -112,7 +112,6 @@ func makeClip(ctx context.Context, path string) error {
 	return nil
 }
 
-
 func show(label string, f *spool.File) {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
