@@ -15,7 +15,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,4 +321,79 @@ func storageOf(t *testing.T, e *spool.Engine) spool.Storage {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestDownloadProgress: a url input's download is the first tenth of the
+// task's progress, reported as the bytes arrive, and the handler's own
+// progress counts from there.
+func TestDownloadProgress(t *testing.T) {
+	ctx := ctxT(t)
+	const chunks, chunk = 20, 64 << 10
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(chunks*chunk))
+		for range chunks {
+			w.Write(make([]byte, chunk))
+			w.(http.Flusher).Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	var seen []int
+	e := openFile(t, spool.Config{AllowPrivateNetworks: true, ProgressInterval: time.Millisecond,
+		OnEvent: func(ev spool.Event) {
+			if ev.Type == spool.EventProgress {
+				mu.Lock()
+				seen = append(seen, ev.Task.Progress)
+				mu.Unlock()
+			}
+		}})
+	release := make(chan struct{})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the engine's Close, which waits for the handler
+	e.Register("fetch", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		if _, err := job.InputPath(ctx); err != nil {
+			return err
+		}
+		job.Progress(50)
+		<-release
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	task, err := e.Create(ctx, spool.Request{Kind: "fetch", URL: srv.URL + "/in.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := e.Get(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Progress == 55 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("progress %d, want 55 (10 for the download, then half of the rest)", got.Progress)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	letGo()
+	if _, err := e.Wait(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	during := 0
+	for _, p := range seen {
+		if p > 0 && p < 10 {
+			during++
+		}
+	}
+	if during < 2 {
+		t.Errorf("progress events %v: want at least 2 between 0 and 10 while downloading", seen)
+	}
 }

@@ -32,6 +32,7 @@ type Job struct {
 	stopped  bool
 
 	results  *Results // a conditions task's verdict
+	base     int      // progress taken by a download, which Progress counts from
 	fetched  *File    // a url input, downloaded and probed
 	outputs  []*File  // files created by the handler
 	cleanups []func()
@@ -75,7 +76,18 @@ func (j *Job) SetOutput(v any) error {
 // Progress reports how far the task is, from 0 to 100. Values are clamped
 // to that range, never go backwards, and are written at most once per
 // Config.ProgressInterval, so a handler may call Progress in a tight loop.
+// When InputPath has downloaded a url input in this attempt, the download
+// was the first 10 percent, and pct counts the rest: Progress(50) is 55.
 func (j *Job) Progress(pct int) {
+	pct = min(max(pct, 0), 100)
+	j.mu.Lock()
+	base := j.base
+	j.mu.Unlock()
+	j.report(base + pct*(100-base)/100)
+}
+
+// report records progress pct of the whole task.
+func (j *Job) report(pct int) {
 	pct = min(max(pct, 0), 100)
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -91,7 +91,7 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 	} else {
 		pr, pw := io.Pipe()
 		go func() {
-			_, _, err := j.e.httpClient().Download(ctx, raw, pw)
+			_, _, err := j.e.httpClient().Download(ctx, raw, &downloadProgress{w: pw, job: j})
 			pw.CloseWithError(err)
 		}()
 		defer pr.Close()
@@ -103,8 +103,35 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 	}
 	j.mu.Lock()
 	j.fetched = f
+	j.base = downloadShare
 	j.mu.Unlock()
+	j.report(downloadShare)
 	return f, nil
+}
+
+// downloadShare is the part of a task's progress that the download of its
+// url input takes: the handler's own Progress(p) then counts from there
+// (downloadShare + p × (100 - downloadShare) / 100).
+const downloadShare = 10
+
+// downloadProgress passes a download on to w and reports its progress,
+// when the response says how big the body is, as the first downloadShare
+// percent of the task's.
+type downloadProgress struct {
+	w          io.Writer
+	job        *Job
+	size, done int64
+}
+
+func (d *downloadProgress) ExpectSize(n int64) { d.size = n }
+
+func (d *downloadProgress) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	d.done += int64(n)
+	if d.size > 0 {
+		d.job.report(int(int64(downloadShare) * min(d.done, d.size) / d.size))
+	}
+	return n, err
 }
 
 // downloadError marks the download failures that retrying cannot fix.

@@ -185,8 +185,16 @@ func (c *Client) HTTPClient() *http.Client { return c.hc }
 // response body, and should bound how much of it it reads.
 func (c *Client) Do(req *http.Request) (*http.Response, error) { return c.hc.Do(req) }
 
+// Sizer is a writer that Download tells how many bytes the body has, when
+// the response says (Content-Length), before it writes them: a download's
+// progress.
+type Sizer interface {
+	ExpectSize(n int64)
+}
+
 // Download GETs url and copies its body to w. It returns the number of bytes
-// written and the response headers (when a response arrived).
+// written and the response headers (when a response arrived). A w that is
+// a Sizer learns the body's size first, when the response gives it.
 //
 // A status other than 2xx, including a redirect not followed, fails with a
 // *StatusError without reading the body. A body larger than MaxBodySize fails with ErrTooLarge: up front when
@@ -207,6 +215,9 @@ func (c *Client) Download(ctx context.Context, url string, w io.Writer) (n int64
 	}
 	if resp.ContentLength > c.maxBody {
 		return 0, resp.Header, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrTooLarge, resp.ContentLength, c.maxBody)
+	}
+	if s, ok := w.(Sizer); ok && resp.ContentLength >= 0 {
+		s.ExpectSize(resp.ContentLength)
 	}
 	n, err = io.Copy(w, io.LimitReader(resp.Body, c.maxBody))
 	if err != nil {
