@@ -120,17 +120,6 @@ func (o *writeOp) call(tx *sqlTx) (err error) {
 	return o.fn(context.WithoutCancel(o.ctx), tx)
 }
 
-// hook runs the hook of o's change, merged with others (so with no task
-// read back), turning a panic into an error as call does.
-func (o *writeOp) hook(tx *sqlTx) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("spool: write panicked: %v", r)
-		}
-	}()
-	return o.change.Hook(context.WithoutCancel(o.ctx), tx, nil)
-}
-
 // claim takes the op for the transaction being built, and reports whether
 // to run it: not if its caller has withdrawn it, nor if its context has
 // ended (it is then answered with the context's error).
@@ -484,7 +473,7 @@ func (w *sqlWriter) insertMerged(ctx context.Context, tx *sqlTx, run []*writeOp)
 	if err == nil || txLost(err) {
 		return err
 	}
-	return oneByOne(ctx, tx, run)
+	return oneByOne(tx, run)
 }
 
 // shared runs a statement shared by a run of ops, turning a panic (in
@@ -500,85 +489,35 @@ func shared(f func() error) (err error) {
 	return f()
 }
 
-// oneByOne runs a run's ops one at a time, after their shared statement
-// failed (and SQLite undid it) for a reason of one op's own, or a hook of
-// one of them failed. An op with a hook runs in a savepoint, which undoes
-// its change if the hook fails; the others are one statement each.
-func oneByOne(ctx context.Context, tx *sqlTx, run []*writeOp) error {
+// oneByOne runs a run's ops one statement each, after their shared
+// statement failed (and SQLite undid it) for a reason of one op's own.
+func oneByOne(tx *sqlTx, run []*writeOp) error {
 	for _, o := range run {
-		savepoint := o.change != nil && o.change.Hook != nil
-		if savepoint {
-			if _, err := tx.exec(ctx, "SAVEPOINT op"); err != nil {
-				return err
-			}
-		}
 		if o.err = o.call(tx); txLost(o.err) {
 			return o.err
-		}
-		if savepoint {
-			if o.err != nil {
-				if _, err := tx.exec(ctx, "ROLLBACK TO op"); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
 }
 
-// applyMerged applies a run of mergeable changes with one statement, then
-// runs their hooks (each seeing the whole run applied) in a savepoint of
-// the run. If the statement fails for a reason of the changes' own, or a
-// hook fails, the run is undone and its changes are applied one by one,
+// applyMerged applies a run of mergeable changes with one statement. If
+// that fails for a reason of the changes' own, they are applied one by one,
 // so that each gets its own answer.
 func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) error {
 	chs := make([]*Change, len(run))
-	hooked := false
 	for i, o := range run {
 		chs[i] = o.change
-		hooked = hooked || o.change.Hook != nil
-	}
-	if hooked {
-		if _, err := tx.exec(ctx, "SAVEPOINT run"); err != nil {
-			return err
-		}
 	}
 	var errs []error
 	err := shared(func() (err error) {
 		errs, err = tx.applyMerged(ctx, chs)
 		return err
 	})
-	if err == nil && hooked {
-		for i, o := range run {
-			if errs[i] != nil || o.change.Hook == nil {
-				continue
-			}
-			if err = o.hook(tx); err != nil {
-				break
-			}
-		}
-	}
 	switch {
 	case txLost(err):
 		return err
 	case err != nil:
-		if hooked {
-			if _, err := tx.exec(ctx, "ROLLBACK TO run"); err != nil {
-				return err
-			}
-			if _, err := tx.exec(ctx, "RELEASE run"); err != nil {
-				return err
-			}
-		}
-		return oneByOne(ctx, tx, run)
-	}
-	if hooked {
-		if _, err := tx.exec(ctx, "RELEASE run"); err != nil {
-			return err
-		}
+		return oneByOne(tx, run)
 	}
 	for i, o := range run {
 		o.err = errs[i]

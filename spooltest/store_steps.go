@@ -110,10 +110,10 @@ func testStepsAndResults(t *testing.T, s spool.Store) {
 	}
 }
 
-// Outcomes with NoResult and a hook, applied concurrently (a store may
-// share one statement among them): each hook gets no task, sees its own
-// change made, and writes with it; a hook's error undoes its change and
-// only its change.
+// Outcomes with NoResult and a hook, applied concurrently: each hook gets
+// no task, runs right after its own change (it never sees another change
+// made whose hook has not run), and writes with it; a hook's error undoes
+// its change and only its change.
 func testHookNoResult(t *testing.T, s spool.Store) {
 	const n = 24
 	var kids []*spool.Task
@@ -123,9 +123,11 @@ func testHookNoResult(t *testing.T, s spool.Store) {
 	create(t, s, kids...)
 	claim(t, s, "o", spool.ClaimBatch{Kinds: []string{"x"}, Limit: n})
 	markers := make([]*spool.Task, n)
+	for i := range markers {
+		markers[i] = task("marker")
+	}
 	var wg sync.WaitGroup
 	for i, k := range kids {
-		markers[i] = task("marker")
 		wg.Go(func() {
 			_, err := s.Apply(testCtx, &spool.Change{ID: k.ID, To: spool.StatusCompleted, Owner: "o", NoResult: true,
 				Hook: func(ctx context.Context, tx spool.Tx, got *spool.Task) error {
@@ -134,6 +136,20 @@ func testHookNoResult(t *testing.T, s spool.Store) {
 					}
 					if now, err := tx.GetTask(ctx, k.ID); err != nil || now.Status != spool.StatusCompleted {
 						t.Errorf("hook sees its task as %v, %v; want completed", now, err)
+					}
+					// A hook runs right after its own change: every other
+					// change it sees made has had its hook run too.
+					for j, sib := range kids {
+						if j == i {
+							continue
+						}
+						got, err := tx.GetTask(ctx, sib.ID)
+						if err != nil {
+							return err
+						}
+						if _, err := tx.GetTask(ctx, markers[j].ID); got.Status == spool.StatusCompleted && err != nil {
+							t.Errorf("hook of task %d sees task %d completed before its hook ran", i, j)
+						}
 					}
 					if i%5 == 3 {
 						return errors.New("refused")
