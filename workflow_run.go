@@ -449,7 +449,20 @@ var errPlanChanged = errors.New("workflow changed meanwhile")
 // transaction, so this finds nothing then.
 func (e *Engine) repairWorkflows(ctx context.Context) error {
 	for _, status := range []Status{StatusWaiting, StatusReady} {
-		page, err := e.store.ListTasks(ctx, &ListParams{Kind: KindWorkflow, Status: status, Limit: 100, Oldest: true})
+		if err := e.repairPages(ctx, status); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// repairPages repairs the stalled workflows of a status, a page at a time:
+// the oldest waiting ones may wait for good on steps no engine runs, and
+// must not hide the newer ones.
+func (e *Engine) repairPages(ctx context.Context, status Status) error {
+	lp := &ListParams{Kind: KindWorkflow, Status: status, Limit: 100, Oldest: true}
+	for {
+		page, err := e.store.ListTasks(ctx, lp)
 		if err != nil {
 			return err
 		}
@@ -497,6 +510,9 @@ func (e *Engine) repairWorkflows(ctx context.Context) error {
 				e.poke()
 			}
 		}
+		if page.Next == "" {
+			return nil
+		}
+		lp.After = page.Next
 	}
-	return nil
 }

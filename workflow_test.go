@@ -768,3 +768,45 @@ func ids(ts []*spool.Task) []string {
 	}
 	return out
 }
+
+// A stalled workflow is repaired however many workflows wait before it
+// (found in review: the maintenance loop looked at the 100 oldest waiting
+// workflows only, so a newer stalled one waited for good).
+func TestWorkflowRepairBeyondFirstPage(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{MaxAttempts: 1, AcceptUnavailableKinds: true,
+		EventRetention: 10 * time.Second, LeaseDuration: time.Second, HeartbeatInterval: 50 * time.Millisecond})
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 100 workflows wait for good on a step no engine runs here.
+	for range 100 {
+		if _, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: []spool.Step{{Kind: "nsfw"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		page, _ := e.List(ctx, &spool.ListParams{Kind: "workflow", Status: spool.StatusWaiting, Limit: 1})
+		return page != nil && page.Total == 100
+	})
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: []spool.Step{{Kind: "speech"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		claimed, err := e.Store().ClaimTasks(ctx, &spool.ClaimParams{Owner: "inst_gone", Now: time.Now(),
+			Lease: time.Millisecond, Batches: []spool.ClaimBatch{{Kinds: []string{"speech"}, Limit: 1}}})
+		return err == nil && len(claimed) == 1
+	})
+	// The step's lease runs out on its last attempt: it ends in error with
+	// no hook, and the maintenance loop must advance its workflow.
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	done, err := e.Wait(wctx, wf.ID)
+	if err != nil {
+		t.Fatalf("the stalled workflow did not end: %v", err)
+	}
+	if done.Status != spool.StatusError {
+		t.Fatalf("workflow %s %q, want error", done.Status, done.Error)
+	}
+}
