@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,9 +165,9 @@ func scalarString(v any) (string, bool) {
 // compare orders a and b as numbers when both parse as numbers, else as
 // strings.
 func compare(a, b string) int {
-	x, errA := strconv.ParseFloat(strings.TrimSpace(a), 64)
-	y, errB := strconv.ParseFloat(strings.TrimSpace(b), 64)
-	if errA == nil && errB == nil {
+	x, okA := asNumber(a)
+	y, okB := asNumber(b)
+	if okA && okB {
 		switch {
 		case x < y:
 			return -1
@@ -176,6 +177,18 @@ func compare(a, b string) int {
 		return 0
 	}
 	return strings.Compare(a, b)
+}
+
+// asNumber parses s as a finite decimal number. ParseFloat also takes
+// "NaN" and "Inf", which would make "nan" equal to every number, and Go's
+// hex and underscore forms, which are no numbers in JSON or the hosted API.
+func asNumber(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, "_xX") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // holds evaluates the condition against the value found for its prop

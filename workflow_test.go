@@ -312,6 +312,10 @@ func TestConditionOperators(t *testing.T) {
 		{"absent prop fails eq", map[string]any{"prop": "language", "value": "en"}, false},
 		{"absent prop fails ne", map[string]any{"prop": "language", "operator": "ne", "value": "en"}, false},
 		{"absent metadata key", map[string]any{"prop": "metadata.nope", "operator": "ne", "value": "x"}, false},
+		// Found in review: ParseFloat's "NaN" equalled every number, and Go's
+		// number forms counted.
+		{"NaN is no number", map[string]any{"prop": "duration", "value": "NaN"}, false},
+		{"underscores are no number", map[string]any{"prop": "width", "value": "1_280"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
