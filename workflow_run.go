@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -388,7 +389,11 @@ func (e *Engine) liveSummaries(ctx context.Context, t *Task) {
 		return // the stored summaries will do
 	}
 	p := e.plan(t, steps, time.Now())
-	t.Workflow = p.summaries
+	// A step plan would create is one deleted from a finished workflow,
+	// not one that exists.
+	t.Workflow = slices.DeleteFunc(p.summaries, func(s TaskSummary) bool {
+		return slices.ContainsFunc(p.create, func(c *Task) bool { return c.ID == s.ID })
+	})
 	if !t.Status.Terminal() {
 		t.Progress = max(t.Progress, p.progress)
 		t.Results = p.results
