@@ -90,7 +90,8 @@ func (r *Request) UnmarshalJSON(b []byte) error {
 	if raw, ok := fields["workflow"]; ok {
 		delete(fields, "workflow")
 		if string(raw) != "null" {
-			if err := json.Unmarshal(raw, &out.Workflow); err != nil {
+			var err error
+			if out.Workflow, err = decodeSteps(raw); err != nil {
 				return asValidation("workflow", err)
 			}
 		}

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -53,7 +54,8 @@ func (s *Step) UnmarshalJSON(b []byte) error {
 	if raw, ok := fields["next"]; ok {
 		delete(fields, "next")
 		if string(raw) != "null" {
-			if err := json.Unmarshal(raw, &out.Next); err != nil {
+			var err error
+			if out.Next, err = decodeSteps(raw); err != nil {
 				return asValidation("next", err)
 			}
 		}
@@ -70,6 +72,26 @@ func (s *Step) UnmarshalJSON(b []byte) error {
 	}
 	*s = out
 	return nil
+}
+
+// decodeSteps decodes a list of steps; an error names the step by its
+// index ("[1].kind"), as validation does.
+func decodeSteps(raw []byte) ([]Step, error) {
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, errors.New("must be a list of steps")
+	}
+	out := make([]Step, len(list))
+	for i, b := range list {
+		if err := out[i].UnmarshalJSON(b); err != nil {
+			at := fmt.Sprintf("[%d]", i)
+			if ve, ok := err.(*ValidationError); ok && ve.Field == "step" { // not an object
+				return nil, &ValidationError{Field: at, Reason: ve.Reason, Err: ve.Err}
+			}
+			return nil, asValidation(at, err)
+		}
+	}
+	return out, nil
 }
 
 // MarshalJSON encodes the step flat, options at the top level.

@@ -850,3 +850,24 @@ func TestWorkflowSummariesAfterStepDeleted(t *testing.T) {
 		}
 	}
 }
+
+// A step decoded from JSON is named by its index in errors, as validation
+// names it (found in review: "workflow.next.kind" for the second step's
+// second next step).
+func TestWorkflowDecodeErrorPaths(t *testing.T) {
+	tests := []struct{ workflow, field string }{
+		{`[{"kind": "a"}, {"kind": "a", "next": [{"kind": "a"}, {"kind": 5}]}]`, "workflow[1].next[1].kind"},
+		{`[{"kind": "a", "next": [{"ref": 5}]}]`, "workflow[0].next[0].ref"},
+		{`[{"kind": "a"}, 7]`, "workflow[1]"},
+		{`[{"kind": "a", "next": {"kind": "a"}}]`, "workflow[0].next"},
+		{`{"kind": "a"}`, "workflow"},
+	}
+	for _, tt := range tests {
+		var req spool.Request
+		err := json.Unmarshal([]byte(`{"kind": "workflow", "workflow": `+tt.workflow+`}`), &req)
+		var ve *spool.ValidationError
+		if !errors.As(err, &ve) || ve.Field != tt.field {
+			t.Errorf("decode %s = %v; want a ValidationError naming %s", tt.workflow, err, tt.field)
+		}
+	}
+}
