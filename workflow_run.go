@@ -92,7 +92,7 @@ func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Resul
 		for i, def := range step.Steps {
 			next[i] = e.stepTask(step, def, fmt.Sprintf("%s.next[%d]", step.Step, i), step, now)
 		}
-		if _, err := tx.CreateTasks(ctx, next); err != nil {
+		if err := createSteps(ctx, tx, next); err != nil {
 			return fmt.Errorf("create next steps of %s: %w", step.ID, err)
 		}
 	}
@@ -138,7 +138,7 @@ func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
 	}
 	st := e.plan(parent, steps, time.Now().UTC())
 	if len(st.create) > 0 {
-		if _, err := tx.CreateTasks(ctx, st.create); err != nil {
+		if err := createSteps(ctx, tx, st.create); err != nil {
 			return fmt.Errorf("create steps of %s: %w", parent.ID, err)
 		}
 	}
@@ -150,6 +150,27 @@ func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
 		return fmt.Errorf("advance workflow %s: %w", parent.ID, err)
 	}
 	return tx.SetResults(ctx, parent.ID, st.results, st.summaries, st.progress)
+}
+
+// createSteps creates steps inside tx. A step whose input file was
+// deleted meanwhile is created all the same, without file_id, and fails on
+// its missing input as any task does: failing the outcome that creates it
+// would run that outcome's task again, for good.
+func createSteps(ctx context.Context, tx Tx, steps []*Task) error {
+	_, err := tx.CreateTasks(ctx, steps)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	for _, t := range steps { // CreateTasks checks before it inserts: none is stored
+		if _, err = tx.CreateTasks(ctx, []*Task{t}); errors.Is(err, ErrNotFound) {
+			t.FileID = ""
+			_, err = tx.CreateTasks(ctx, []*Task{t})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // workflowPlan is a workflow's state worked out from its steps.

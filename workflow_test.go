@@ -871,3 +871,45 @@ func TestWorkflowDecodeErrorPaths(t *testing.T) {
 		}
 	}
 }
+
+// A step that completes after the file its next steps take as input was
+// deleted still completes, once: its next steps start and fail on their
+// missing input (found in review: creating them failed the completion's
+// transaction, so the step ran again and again until its lease ran out on
+// its last attempt).
+func TestWorkflowInputDeletedMidway(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{MaxAttempts: 3, LeaseDuration: time.Second,
+		HeartbeatInterval: 50 * time.Millisecond})
+	var runs atomic.Int32
+	e.Register("a", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		runs.Add(1)
+		// The user deletes the upload while the step runs.
+		if err := e.DeleteFile(ctx, in.ID); err != nil && !errors.Is(err, spool.ErrNotFound) {
+			return err
+		}
+		return nil // no output file: the next step takes this step's input
+	}))
+	e.Register("b", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		_, err := job.InputPath(ctx)
+		return err
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID,
+		Workflow: []spool.Step{{Kind: "a", Next: []spool.Step{{Kind: "b"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("step a ran %d times, want once", n)
+	}
+	if done.Status == spool.StatusCompleted || !strings.Contains(done.Error, "workflow[0].next[0] (b)") {
+		t.Errorf("workflow %s %q: want it to fail on step b's missing input", done.Status, done.Error)
+	}
+}
