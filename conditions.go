@@ -46,7 +46,7 @@ func parseCondition(i int, v any) (condition, error) {
 	if c.Prop, ok = m["prop"].(string); !ok || c.Prop == "" {
 		return condition{}, invalid(at+".prop", "is required: a non-empty string")
 	}
-	if op, has := m["operator"]; has && op != nil {
+	if op, has := m["operator"]; has && op != nil && op != "" {
 		if c.Operator, ok = op.(string); !ok || !slices.Contains(conditionOperators, c.Operator) {
 			return condition{}, invalid(at+".operator", "must be one of %s", strings.Join(conditionOperators, ", "))
 		}
@@ -330,6 +330,18 @@ func (conditionsHandler) Handle(ctx context.Context, job *Job) error {
 func conditionValue(ctx context.Context, job *Job, file any, prop string) (any, bool, error) {
 	if slices.Contains(fileProps, prop) || strings.HasPrefix(prop, "metadata.") {
 		v, ok := lookupPath(file, prop)
+		if !ok && file != nil {
+			// The file object leaves out false and zero; for these, a
+			// probed file's silence means false or 0.
+			switch prop {
+			case "animated", "transparency":
+				return false, true, nil
+			case "rotation":
+				if kind, _ := lookupPath(file, "kind"); kind == "image" || kind == "video" {
+					return json.Number("0"), true, nil
+				}
+			}
+		}
 		return v, ok, nil
 	}
 	head, rest, _ := strings.Cut(prop, ".")

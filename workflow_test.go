@@ -312,6 +312,10 @@ func TestConditionOperators(t *testing.T) {
 		{"absent prop fails eq", map[string]any{"prop": "language", "value": "en"}, false},
 		{"absent prop fails ne", map[string]any{"prop": "language", "operator": "ne", "value": "en"}, false},
 		{"absent metadata key", map[string]any{"prop": "metadata.nope", "operator": "ne", "value": "x"}, false},
+		{"false is not absent", map[string]any{"prop": "animated", "value": false}, true},
+		{"false as a string", map[string]any{"prop": "transparency", "value": "false"}, true},
+		{"rotation 0 of a video", map[string]any{"prop": "rotation", "operator": "lt", "value": "90"}, true},
+		{"empty operator is eq", map[string]any{"prop": "kind", "operator": "", "value": "video"}, true},
 		// Found in review: ParseFloat's "NaN" equalled every number, and Go's
 		// number forms counted.
 		{"NaN is no number", map[string]any{"prop": "duration", "value": "NaN"}, false},
