@@ -145,7 +145,7 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 		return nil, invalid("workflow", "only a workflow task has steps")
 	case r.Kind == KindWorkflow:
 		c := &stepCheck{policy: policy}
-		if steps, err = e.validateSteps("workflow", r.Workflow, 1, nil, c); err != nil {
+		if steps, err = e.validateSteps("workflow", r.Workflow, 1, "", nil, c); err != nil {
 			return nil, err
 		}
 	case r.Kind == KindConditions:

@@ -123,9 +123,10 @@ type stepCheck struct {
 
 // validateSteps checks every step's kind and options, depth first, and
 // returns the steps with their options normalized. Field names locate the
-// step: workflow[1].next[0].width. chain holds the refs and kinds of the
-// steps before these in their chain, which conditions may name.
-func (e *Engine) validateSteps(field string, steps []Step, depth int, chain []string, c *stepCheck) ([]Step, error) {
+// step: workflow[1].next[0].width. pred is the kind of the step these
+// follow ("" at the top), and chain holds the refs and kinds of the steps
+// before these in their chain, which conditions may name.
+func (e *Engine) validateSteps(field string, steps []Step, depth int, pred string, chain []string, c *stepCheck) ([]Step, error) {
 	if depth > maxStepDepth {
 		return nil, invalid(field, "nested deeper than %d levels", maxStepDepth)
 	}
@@ -202,6 +203,10 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, chain []st
 			}
 		case st.URL != "":
 			return nil, invalid(f+".url", "a %s step takes its input from the workflow or the step before it: give the workflow the url", st.Kind)
+		case input == InputRequired && pred == KindHTTP:
+			// An http step has no input to pass on and makes no file.
+			return nil, invalid(f+".kind", "kind %s needs an input file, and the http step before it makes none: "+
+				"make it a top-level step, or put it after a step that makes a file", st.Kind)
 		}
 		opts, err := validateOptions(spec, opts)
 		if err != nil {
@@ -226,7 +231,7 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, chain []st
 			if st.Ref != "" {
 				next = append(next, st.Ref)
 			}
-			if st.Next, err = e.validateSteps(f+".next", st.Next, depth+1, next, c); err != nil {
+			if st.Next, err = e.validateSteps(f+".next", st.Next, depth+1, st.Kind, next, c); err != nil {
 				return nil, err
 			}
 		}

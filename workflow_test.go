@@ -514,6 +514,7 @@ func TestWorkflowInvalidTrees(t *testing.T) {
 	e, in := openWorkflowEngine(t, spool.Config{})
 	e.Register("a", produce(&recorder{}, "", "", nil))
 	e.Register("http", produce(&recorder{}, "", "", nil))
+	e.Register("ingest", produce(&recorder{}, "", "", nil))
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -540,6 +541,7 @@ func TestWorkflowInvalidTrees(t *testing.T) {
 		{"workflow field on a step", `[{"kind": "a", "webhook_url": "https://example.com/h"}]`, "workflow[0].webhook_url", "field of the workflow request", false},
 		{"bad filename", `[{"kind": "a", "filename": "a/b"}]`, "workflow[0].filename", "must be a name without slashes", false},
 		{"no input", `[{"kind": "a"}]`, "url", "kind workflow needs an input", true},
+		{"input after http", `[{"kind": "http", "url": "https://example.com/x", "next": [{"kind": "ingest"}]}]`, "workflow[0].next[0].kind", "the http step before it makes none", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
