@@ -103,7 +103,7 @@ func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Resul
 	case err != nil:
 		return err
 	case status.Terminal():
-		return nil // cancelled, or finished by a sibling in the same batch
+		return nil // the workflow was cancelled: its steps start no more
 	case n == 0:
 		return e.advanceParent(ctx, tx, step.ParentID)
 	case completed && status == StatusWaiting:
