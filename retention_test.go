@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,10 +95,18 @@ func TestDeleteDeletesOutputFiles(t *testing.T) {
 // than their age, with their unused output files, and nothing else.
 func TestRetention(t *testing.T) {
 	ctx := ctxT(t)
-	e := spooltest.New(t, &spool.Config{Retention: map[spool.Status]time.Duration{
-		spool.StatusCompleted: time.Millisecond,
-		spool.StatusCancelled: time.Hour,
-	}}, outputHandlers())
+	// The tasks are made by an engine without Retention, and the test reads
+	// what it needs, before an engine with it opens the same database: with
+	// Retention in force from the start, a completed task could go before
+	// the test has read it.
+	path := filepath.Join(t.TempDir(), "spool.db")
+	e := openFile(t, spool.Config{Path: path})
+	for kind, h := range outputHandlers() {
+		e.Register(kind, h)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	done := spooltest.CreateAndWait(t, e, spool.Request{Kind: "make"})
 	shared := spooltest.CreateAndWait(t, e, spool.Request{Kind: "make"})
 	failed := spooltest.CreateAndWait(t, e, spool.Request{Kind: "fail"})
@@ -114,6 +123,19 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.Cancel(ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e = openFile(t, spool.Config{Path: path, Retention: map[spool.Status]time.Duration{
+		spool.StatusCompleted: time.Millisecond,
+		spool.StatusCancelled: time.Hour,
+	}})
+	for kind, h := range outputHandlers() {
+		e.Register(kind, h)
+	}
+	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The bytes go after the commit that deletes the records: wait for both.
