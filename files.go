@@ -66,16 +66,8 @@ func (e *Engine) CreateFile(ctx context.Context, r io.Reader, p *FileParams) (*F
 	if p != nil {
 		fp = *p
 	}
-	for _, c := range []struct {
-		field, v string
-		max      int
-	}{{"filename", fp.Filename, maxNameLen}, {"folder", fp.Folder, maxFolderLen}} {
-		if err := checkPath(c.field, c.v, c.max); err != nil {
-			return nil, err
-		}
-	}
-	if strings.Contains(fp.Filename, "/") {
-		return nil, invalid("filename", "must be a name without slashes")
+	if err := checkNames("", fp.Filename, fp.Folder); err != nil {
+		return nil, err
 	}
 	// In characters, as for a task's ref.
 	if utf8.RuneCountInString(fp.Ref) > maxRefLen {

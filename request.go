@@ -231,6 +231,18 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	return nil
 }
 
+// checkNames checks an output's filename (a name, without slashes) and
+// folder; prefix locates them in the request ("" or "workflow[0].").
+func checkNames(prefix, filename, folder string) error {
+	if err := checkPath(prefix+"filename", filename, maxNameLen); err != nil {
+		return err
+	}
+	if strings.Contains(filename, "/") {
+		return invalid(prefix+"filename", "must be a name without slashes")
+	}
+	return checkPath(prefix+"folder", folder, maxFolderLen)
+}
+
 // checkPath refuses names that could escape the storage directory, and
 // names with control characters, which would end up in headers (such as
 // Content-Disposition) and logs where they could break a line.

@@ -2,7 +2,6 @@ package spool
 
 import (
 	"encoding/json"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -105,13 +104,7 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 			return nil, err
 		}
 	}
-	if err := checkPath("filename", r.Filename, maxNameLen); err != nil {
-		return nil, err
-	}
-	if strings.Contains(r.Filename, "/") {
-		return nil, invalid("filename", "must be a name without slashes")
-	}
-	if err := checkPath("folder", r.Folder, maxFolderLen); err != nil {
+	if err := checkNames("", r.Filename, r.Folder); err != nil {
 		return nil, err
 	}
 	if !utf8.ValidString(r.Ref) {

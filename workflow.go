@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -181,13 +180,7 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 				delete(opts, name)
 			}
 		}
-		if err := checkPath(f+".filename", names["filename"], maxNameLen); err != nil {
-			return nil, err
-		}
-		if strings.Contains(names["filename"], "/") {
-			return nil, invalid(f+".filename", "must be a name without slashes")
-		}
-		if err := checkPath(f+".folder", names["folder"], maxFolderLen); err != nil {
+		if err := checkNames(f+".", names["filename"], names["folder"]); err != nil {
 			return nil, err
 		}
 		input := InputOptional
