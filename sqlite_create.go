@@ -31,10 +31,13 @@ func (s *sqliteStore) CreateTasks(ctx context.Context, tasks []*Task) (out []*Ta
 // row was most of CreateMany's cost (binding, and the statement journal
 // SQLite keeps for each statement that fires triggers).
 func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error) {
-	checked := map[string]bool{} // a workflow's steps share one input
+	var checked map[string]bool // a workflow's steps share one input
 	for _, t := range tasks {
 		if t.FileID == "" || checked[t.FileID] {
 			continue
+		}
+		if checked == nil {
+			checked = map[string]bool{}
 		}
 		checked[t.FileID] = true
 		// In the transaction: a Delete that removed the file since the
