@@ -301,12 +301,13 @@ func (conditionsHandler) Handle(ctx context.Context, job *Job) error {
 	}
 	list, _ := job.Task.Options["conditions"].([]any)
 	res := &Results{Passed: []map[string]any{}, Failed: []map[string]any{}, Continue: true}
+	steps := map[string]*Task{} // earlier steps by name, each read once
 	for i, v := range list {
 		c, err := parseCondition(i, v)
 		if err != nil {
 			return Permanent(fmt.Errorf("conditions%s: %s", err.(*ValidationError).Field, err.(*ValidationError).Reason))
 		}
-		actual, found, err := conditionValue(ctx, job, file, c.Prop)
+		actual, found, err := conditionValue(ctx, job, file, c.Prop, steps)
 		if err != nil {
 			return err
 		}
@@ -326,8 +327,9 @@ func (conditionsHandler) Handle(ctx context.Context, job *Job) error {
 }
 
 // conditionValue finds what prop names: a property of the input file, or
-// <ref>.<field> of an earlier step's output (or results).
-func conditionValue(ctx context.Context, job *Job, file any, prop string) (any, bool, error) {
+// <ref>.<field> of an earlier step's output (or results). steps caches
+// the earlier steps read by name (nil for one that none matches).
+func conditionValue(ctx context.Context, job *Job, file any, prop string, steps map[string]*Task) (any, bool, error) {
 	if slices.Contains(fileProps, prop) || strings.HasPrefix(prop, "metadata.") {
 		v, ok := lookupPath(file, prop)
 		if !ok && file != nil {
@@ -345,12 +347,17 @@ func conditionValue(ctx context.Context, job *Job, file any, prop string) (any, 
 		return v, ok, nil
 	}
 	head, rest, _ := strings.Cut(prop, ".")
-	step, err := job.Upstream(ctx, head)
-	if errors.Is(err, ErrNotFound) {
-		return nil, false, nil
+	step, ok := steps[head]
+	if !ok {
+		var err error
+		step, err = job.Upstream(ctx, head)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, false, err
+		}
+		steps[head] = step // nil when none matches
 	}
-	if err != nil {
-		return nil, false, err
+	if step == nil {
+		return nil, false, nil
 	}
 	if len(step.Output) > 0 {
 		if v, ok := lookupPath(asData(step.Output), rest); ok {

@@ -81,16 +81,19 @@ func (j *Job) SetOutput(v any) error {
 func (j *Job) Progress(pct int) {
 	pct = min(max(pct, 0), 100)
 	j.mu.Lock()
-	base := j.base
-	j.mu.Unlock()
-	j.report(base + pct*(100-base)/100)
+	defer j.mu.Unlock()
+	j.setProgress(j.base + pct*(100-j.base)/100)
 }
 
 // report records progress pct of the whole task.
 func (j *Job) report(pct int) {
-	pct = min(max(pct, 0), 100)
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.setProgress(min(max(pct, 0), 100))
+}
+
+// setProgress records progress pct of the whole task, with j.mu held.
+func (j *Job) setProgress(pct int) {
 	if pct <= j.progress || j.stopped {
 		return
 	}
