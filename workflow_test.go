@@ -141,45 +141,38 @@ func TestWorkflowRunsTree(t *testing.T) {
 	ctx := ctxT(t)
 	e, in := openWorkflowEngine(t, spool.Config{})
 	rec := &recorder{}
-	var videoOut, speechOut string
 	var mu sync.Mutex
-	outOf := func(job *spool.Job) string {
-		var f spool.File
-		json.Unmarshal(job.Files()[0].Metadata, &f)
-		return job.Files()[0].ID
-	}
-	e.Register("video", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
-		rec.ran("video")
-		if err := inputIs(job, in.ID); err != nil {
-			rec.errorf("video: %v", err)
+	inID, videoOut, speechOut := in.ID, "", ""
+	// chain is a stand-in handler that checks its input is the file *want
+	// and writes a file, whose id it keeps in *out.
+	chain := func(kind, object, name string, want, out *string, check func(*spool.Job)) spool.HandlerFunc {
+		return func(ctx context.Context, job *spool.Job) error {
+			rec.ran(kind)
+			mu.Lock()
+			w := *want
+			mu.Unlock()
+			if err := inputIs(job, w); err != nil {
+				rec.errorf("%s: %v", kind, err)
+			}
+			if check != nil {
+				check(job)
+			}
+			f, err := job.CreateFile(ctx, strings.NewReader(kind+" output"), &spool.File{Object: object, Filename: name})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			*out = f.ID
+			mu.Unlock()
+			return nil
 		}
+	}
+	e.Register("video", chain("video", "", "web.mp4", &inID, &videoOut, func(job *spool.Job) {
 		if w, _ := job.Int("width"); w != 1280 {
 			rec.errorf("video: width = %d", w)
 		}
-		if _, err := job.CreateFile(ctx, strings.NewReader("web video"), &spool.File{Filename: "web.mp4"}); err != nil {
-			return err
-		}
-		mu.Lock()
-		videoOut = outOf(job)
-		mu.Unlock()
-		return nil
 	}))
-	e.Register("speech", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
-		rec.ran("speech")
-		mu.Lock()
-		want := videoOut
-		mu.Unlock()
-		if err := inputIs(job, want); err != nil {
-			rec.errorf("speech: %v", err)
-		}
-		if _, err := job.CreateFile(ctx, strings.NewReader("hello world"), &spool.File{Object: "intelligence", Filename: "words.txt"}); err != nil {
-			return err
-		}
-		mu.Lock()
-		speechOut = outOf(job)
-		mu.Unlock()
-		return nil
-	}))
+	e.Register("speech", chain("speech", "intelligence", "words.txt", &videoOut, &speechOut, nil))
 	e.Register("subtitles", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
 		rec.ran("subtitles")
 		mu.Lock()
