@@ -496,6 +496,14 @@ func (e *Engine) repairPages(ctx context.Context, status Status) error {
 			if len(t.Steps) == 0 {
 				continue // waiting on a run_at or a retry, not on steps
 			}
+			// Only a workflow none of whose steps runs can be stalled: a
+			// count spares reading the steps of every running workflow.
+			if n, _, err := e.store.UnfinishedSteps(ctx, t.ID); err != nil || n > 0 {
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+				continue
+			}
 			steps, err := e.store.Steps(ctx, t.ID)
 			if err != nil {
 				return err
