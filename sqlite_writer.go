@@ -53,6 +53,27 @@ type sqlWriter struct {
 	// restartWAL asks the writer to finish a checkpoint between two
 	// transactions, so that the next one writes the WAL from its start.
 	restartWAL atomic.Bool
+	// observe, when set, is told of each transaction (Engine.Observe).
+	observe atomic.Pointer[commitObserver]
+}
+
+// commitObserver is what the writer tells of its transactions: report is
+// called when want says someone listens.
+type commitObserver struct {
+	report func(writes int, took time.Duration)
+	want   func() bool
+}
+
+// commit runs a batch (see run), timed for the observer if there is one.
+func (w *sqlWriter) commit(batch []*writeOp) []*writeOp {
+	o := w.observe.Load()
+	if o == nil || !o.want() {
+		return w.run(batch)
+	}
+	n, start := len(batch), time.Now()
+	batch = w.run(batch)
+	o.report(n, time.Since(start))
+	return batch
 }
 
 // checkpointEvery is how many commits the writer makes between requests to
@@ -208,7 +229,7 @@ func (w *sqlWriter) submit(op *writeOp) error {
 	} else {
 		w.leading = true
 		w.mu.Unlock()
-		w.run([]*writeOp{op})
+		w.commit([]*writeOp{op})
 		w.afterCommit()
 		w.release()
 	}
@@ -249,7 +270,7 @@ func (w *sqlWriter) loop() {
 			w.queue = w.queue[n:]
 			w.contended = n > 1
 			w.mu.Unlock()
-			batch = w.run(batch)
+			batch = w.commit(batch)
 			w.afterCommit()
 			for _, op := range batch {
 				close(op.done)

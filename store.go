@@ -310,4 +310,7 @@ type Stats struct {
 	// OldestPending is the creation time of the oldest pending task, zero if
 	// none is pending.
 	OldestPending time.Time
+	// OldestPendingByKind is OldestPending for each kind that has a
+	// pending task.
+	OldestPendingByKind map[string]time.Time
 }
