@@ -34,7 +34,7 @@ func links(t *testing.T, h string) map[string]string {
 func TestListPages(t *testing.T) {
 	v := newEnv(t, nil)
 	ctx := context.Background()
-	var ids []string // newest first
+	var ids []string                   // newest first
 	later := time.Now().Add(time.Hour) // waiting: none runs meanwhile
 	for i := range 45 {
 		req := spool.Request{Kind: "echo", RunAt: later, Ref: "b"}
