@@ -73,7 +73,7 @@ func (h *handler) createTask(w http.ResponseWriter, r *http.Request) {
 		}
 		req.IdempotencyKey = key
 	}
-	req.CreatedBy = state(r).user
+	req.CreatedBy = state(w).user
 	start := time.Now()
 	t, err := h.e.Create(r.Context(), req)
 	if err != nil {
