@@ -294,7 +294,7 @@ func runAPIList(o options) (*result, error) {
 	c := apiClient()
 	filters := []string{"", "status=completed", "status=failed", "status=pending", "kind=noop", "kind=rare",
 		"ref=r7", "folder=f3", "parent_id=" + parent, "kind=rare&status=failed", "ref=r7&status=failed",
-		"folder=f3&kind=rare", "ref=r7&folder=f7&status=completed"}
+		"folder=f9&kind=rare", "ref=r7&folder=f7&status=completed"}
 	fig := map[string]float64{}
 	var worst []string
 	for _, f := range filters {
