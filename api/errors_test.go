@@ -124,13 +124,11 @@ func TestBadRequests(t *testing.T) {
 			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			e := decode[struct {
-				Error struct{ Kind, Message, Field, RequestID string }
-			}](t, b).Error
+			e := decode[errBody](t, b).Error
 			if e.Kind != c.kind || e.Field != c.field || e.Message == "" {
 				t.Errorf("error %+v, want kind %s field %q (%s)", e, c.kind, c.field, b)
 			}
-			if res.Header.Get("X-Request-Id") == "" {
+			if e.RequestID == "" || res.Header.Get("X-Request-Id") != e.RequestID {
 				t.Errorf("no X-Request-Id")
 			}
 			if strings.Contains(string(b), testToken) {

@@ -172,7 +172,10 @@ func (broken) Check(context.Context) error {
 }
 
 type errBody struct {
-	Error struct{ Kind, Message, Field, RequestID string }
+	Error struct {
+		Kind, Message, Field string
+		RequestID            string `json:"request_id"`
+	}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -251,7 +251,10 @@ func runAPIList(o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var parent string
+	var parent, newest string
+	if err := db.QueryRow(`SELECT max(id) FROM tasks`).Scan(&newest); err != nil {
+		return nil, err
+	}
 	for _, q := range []string{
 		`UPDATE tasks SET status = 'completed', progress = 100, due = NULL, attempt = 1`,
 		`UPDATE tasks SET status = 'failed', error = 'x' WHERE substr(id, -1) = 'Z'`,
@@ -306,10 +309,13 @@ func runAPIList(o options) (*result, error) {
 		// A cursor in the middle of the filter's matches: the id of the
 		// last task of a page 1/3 deep (page=N itself is an OFFSET).
 		var page []struct{ ID string }
-		if err := json.Unmarshal(b, &page); err != nil || len(page) == 0 {
-			return nil, fmt.Errorf("GET %s: %d tasks, %v", first, len(page), err)
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, fmt.Errorf("GET %s: %v", first, err)
 		}
-		cursor := page[len(page)-1].ID
+		cursor := newest // a filter without matches: a cursor at the top
+		if len(page) > 0 {
+			cursor = page[len(page)-1].ID
+		}
 		for range 20 {
 			b, err := apiCall(c, "GET", base+"/tasks?limit=100&"+f+"&after="+cursor, nil, http.StatusOK)
 			if err != nil {
@@ -334,9 +340,9 @@ func runAPIList(o options) (*result, error) {
 			if err != nil {
 				return nil, err
 			}
-			fig[name+" "+side.key+"_p50"], fig[name+" "+side.key+"_p99"] = p50, p99
+			fig[name+"."+side.key+"_p50"], fig[name+"."+side.key+"_p99"] = p50, p99
 			if p99 > float64(5*time.Millisecond) {
-				worst = append(worst, name+" "+side.key)
+				worst = append(worst, name+"."+side.key)
 			}
 		}
 	}
