@@ -48,9 +48,9 @@ type Options struct {
 	Heartbeat time.Duration
 }
 
-// Versions are the values of the Accept-Version header the API serves;
-// an absent header means the latest.
-var Versions = []string{"2025-08-20", "latest"}
+// version is the hosted API's version this package serves, the only
+// value of Accept-Version beside "latest" (and no header at all).
+const version = "2025-08-20"
 
 // maxJSONBody bounds a JSON request body.
 const maxJSONBody = 1 << 20
@@ -158,8 +158,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorize(rw, r, st) {
 		return
 	}
-	if v := r.Header.Get("Accept-Version"); v != "" && v != Versions[0] && v != Versions[1] {
-		h.fail(rw, r, newErr(http.StatusBadRequest, "request_invalid", "Accept-Version", "unsupported version "+strconv.Quote(v)+": use "+strings.Join(Versions, " or ")+", or leave the header out"))
+	if v := r.Header.Get("Accept-Version"); v != "" && v != version && v != "latest" {
+		h.fail(rw, r, newErr(http.StatusBadRequest, "request_invalid", "Accept-Version", "unsupported version "+strconv.Quote(v)+": use "+version+" or latest, or leave the header out"))
 		return
 	}
 	h.mux.ServeHTTP(rw, r)

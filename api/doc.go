@@ -80,7 +80,7 @@
 // # Versions
 //
 // Accept-Version may be 2025-08-20, latest, or absent; anything else is a
-// 400 naming the supported versions (Versions).
+// 400 naming the supported versions.
 //
 // # Servers and timeouts
 //
