@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/spoolrun/spool"
 )
 
 // TestFiles is acceptance 4: an upload, its content with Range and ETag,
@@ -104,5 +107,35 @@ func TestUploadLimit(t *testing.T) {
 	}
 	if _, files := v.counts(); files != 0 {
 		t.Errorf("%d files stored", files)
+	}
+}
+
+// TestURLInput: a url input's source is its original, and its url, once
+// downloaded, is where the API serves the bytes; an output's url too.
+func TestURLInput(t *testing.T) {
+	img := pngBytes(t, 30, 20)
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(img)
+	}))
+	defer src.Close()
+	v := newEnvConfig(t, spool.Config{AllowPrivateNetworks: true}, nil)
+	res, b := v.do("POST", "/tasks", `{"kind": "image", "url": "`+src.URL+`/in.png", "width": 15, "format": "png"}`)
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	task := decode[map[string]any](t, b)
+	if in := task["input"].(map[string]any); in["original"] != src.URL+"/in.png" || in["url"] != nil {
+		t.Errorf("input before the download: %v", in)
+	}
+	done := v.waitTask(task["id"].(string))
+	in := done["input"].(map[string]any)
+	id, _ := in["id"].(string)
+	if done["status"] != "completed" || id == "" || in["original"] != src.URL+"/in.png" ||
+		in["url"] != v.srv.URL+"/files/"+id+"/content" {
+		t.Fatalf("input after the download: %v (%v)", in, done["error"])
+	}
+	if res, b := v.do("GET", "/files/"+id+"/content", nil); res.StatusCode != 200 || !bytes.Equal(b, img) {
+		t.Errorf("input content: %d, %d bytes", res.StatusCode, len(b))
 	}
 }
