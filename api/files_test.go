@@ -2,12 +2,15 @@ package api_test
 
 import (
 	"bytes"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/api"
 )
 
 // TestFiles is acceptance 4: an upload, its content with Range and ETag,
@@ -137,5 +140,40 @@ func TestURLInput(t *testing.T) {
 	}
 	if res, b := v.do("GET", "/files/"+id+"/content", nil); res.StatusCode != 200 || !bytes.Equal(b, img) {
 		t.Errorf("input content: %d, %d bytes", res.StatusCode, len(b))
+	}
+}
+
+// TestSlowUploadOutlivesReadTimeout: an upload extends the server's read
+// deadline, which is meant for small JSON bodies.
+func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
+	v := newEnv(t, nil)
+	srv := httptest.NewUnstartedServer(v.srv.Config.Handler)
+	srv.Config = api.NewServer("", srv.Config.Handler)
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	img := pngBytes(t, 16, 16)
+	pr, pw := io.Pipe()
+	go func() {
+		for i := range img {
+			if i%(len(img)/4) == 0 {
+				time.Sleep(150 * time.Millisecond) // 600 ms in all
+			}
+			if _, err := pw.Write(img[i : i+1]); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", srv.URL+"/files?filename=slow.png", pr)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 201 {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("slow upload: %d %s", res.StatusCode, b)
 	}
 }
