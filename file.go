@@ -50,6 +50,13 @@ type File struct {
 	Count  int    `json:"count,omitempty"`
 	Sprite *File  `json:"sprite,omitempty"`
 
+	// Original is the URL a url input was downloaded from. URL holds it
+	// too in the engine's records, while package api serves every file's
+	// bytes at a url of its own and shows the source here.
+	Original string `json:"original,omitempty"`
+	// CreatedBy is who uploaded the file (FileParams.CreatedBy).
+	CreatedBy string `json:"created_by,omitempty"`
+
 	// Key is where the bytes are in the engine's Storage.
 	Key string `json:"-"`
 	// TaskID is the task that produced the file, if any.

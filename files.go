@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ type FileParams struct {
 	Folder   string
 	Ref      string
 	Type     string // MIME type; defaults to the probed one
+	// CreatedBy is recorded as the file's creator (File.CreatedBy).
+	// Defaults to Config.CreatedBy.
+	CreatedBy string
 }
 
 // CreateFile stores r's bytes as a new file (an upload), probes them and
@@ -74,7 +78,7 @@ func (e *Engine) CreateFile(ctx context.Context, r io.Reader, p *FileParams) (*F
 		return nil, invalid("ref", "longer than %d characters", maxRefLen)
 	}
 	f, err := e.putFile(ctx, r, &File{Object: "source", Filename: fp.Filename, Folder: fp.Folder,
-		Ref: fp.Ref, Type: fp.Type}, "")
+		Ref: fp.Ref, Type: fp.Type, CreatedBy: cmp.Or(fp.CreatedBy, e.cfg.CreatedBy)}, "")
 	if err != nil {
 		return nil, err
 	}

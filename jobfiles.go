@@ -76,7 +76,7 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 	if name == "." || name == "/" || strings.ContainsAny(name, `\`) {
 		name = "input"
 	}
-	meta := &File{Object: "source", URL: raw, Filename: name}
+	meta := &File{Object: "source", URL: raw, Original: raw, Filename: name}
 	var body io.Reader
 	if u.Scheme == "file" {
 		if !j.e.cfg.AllowLocalFiles {

@@ -34,6 +34,10 @@ type Request struct {
 	IdempotencyKey string
 	// RunAt holds the task in waiting until then. Not in the hosted API.
 	RunAt time.Time
+	// CreatedBy is recorded as the task's creator instead of
+	// Config.CreatedBy, for a server that knows who asks (package api sets
+	// it to the name of the request's token). A create body never sets it.
+	CreatedBy string `json:"-"`
 }
 
 // Limits on a request's fields.

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"cmp"
 	"encoding/json"
 	"time"
 	"unicode/utf8"
@@ -161,12 +162,12 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 	}
 	t := &Task{
 		ID: e.ids.next("task_", now), Kind: r.Kind, Options: opts, Status: StatusPending,
-		CreatedBy: e.cfg.CreatedBy, Created: now, Updated: now, URL: r.URL, FileID: r.FileID,
+		CreatedBy: cmp.Or(r.CreatedBy, e.cfg.CreatedBy), Created: now, Updated: now, URL: r.URL, FileID: r.FileID,
 		WebhookURL: r.WebhookURL, IdempotencyKey: r.IdempotencyKey, Steps: steps,
 		MaxAttempts: e.cfg.MaxAttempts,
 	}
 	if r.URL != "" && input != InputNone {
-		t.Input = &File{Object: "source", URL: r.URL}
+		t.Input = &File{Object: "source", URL: r.URL, Original: r.URL}
 	}
 	if !r.RunAt.IsZero() {
 		if r.RunAt.Year() < 1970 || r.RunAt.Year() > 2200 {

@@ -1,10 +1,16 @@
-// Package api serves an Engine's tasks and files over HTTP in the wire
-// format of the hosted Tasks API.
 package api
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/spoolrun/spool"
 )
@@ -30,14 +36,236 @@ type Options struct {
 	MaxUploadSize int64
 	// Logger receives one line per request. Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// BaseURL is the absolute URL the API is reached at, such as
+	// "https://media.example.com/api", used for the Location header, the
+	// Link header and every file's url. Set it when the handler is mounted
+	// under a path prefix or behind a proxy. Defaults to http:// (https://
+	// on TLS connections) and the request's Host.
+	BaseURL string
+	// Heartbeat is how often GET /events writes a comment to an idle
+	// stream, so that proxies keep it open. Defaults to 15 seconds.
+	Heartbeat time.Duration
 }
 
-// NewHandler returns an http.Handler that serves e's tasks and files.
-// opts may be nil.
+// Versions are the values of the Accept-Version header the API serves;
+// an absent header means the latest.
+var Versions = []string{"2025-08-20", "latest"}
+
+// maxJSONBody bounds a JSON request body.
+const maxJSONBody = 1 << 20
+
+type handler struct {
+	e         *spool.Engine
+	mux       *http.ServeMux
+	log       *slog.Logger
+	tokens    []tokenHash
+	noAuth    bool
+	maxUpload int64
+	base      string
+	heartbeat time.Duration
+	reqPrefix string
+	reqSeq    atomic.Uint64
+}
+
+type tokenHash struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// NewHandler returns an http.Handler that serves e's tasks and files in
+// the wire format of the hosted Tasks API (see the package doc for the
+// routes). opts may be nil. The handler is safe for concurrent use.
 func NewHandler(e *spool.Engine, opts *Options) http.Handler {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	h := &handler{e: e, log: o.Logger, noAuth: o.AllowNoAuth, maxUpload: o.MaxUploadSize,
+		base: strings.TrimSuffix(o.BaseURL, "/"), heartbeat: o.Heartbeat}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.maxUpload <= 0 {
+		h.maxUpload = 1 << 30
+	}
+	if h.heartbeat <= 0 {
+		h.heartbeat = 15 * time.Second
+	}
+	for _, t := range o.Tokens {
+		h.tokens = append(h.tokens, tokenHash{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))})
+	}
+	var p [4]byte
+	_, _ = rand.Read(p[:])
+	h.reqPrefix = "req_" + hex.EncodeToString(p[:]) + "_"
+	switch {
+	case h.noAuth:
+		h.log.Warn("api: AUTHENTICATION IS OFF: anyone who reaches this listener can create, read and delete tasks and files; serve it on a loopback address only")
+	case len(h.tokens) == 0:
+		h.log.Warn("api: no tokens configured and AllowNoAuth is false: every request will be refused with 401")
+	}
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "not implemented yet", http.StatusNotImplemented)
-	})
-	return mux
+	mux.HandleFunc("POST /tasks", h.createTask)
+	mux.HandleFunc("GET /tasks", h.listTasks)
+	mux.HandleFunc("GET /tasks/{id}", h.getTask)
+	mux.HandleFunc("DELETE /tasks/{id}", h.deleteTask)
+	mux.HandleFunc("POST /tasks/{id}/cancel", h.cancelTask)
+	mux.HandleFunc("GET /tasks-config", h.tasksConfig)
+	mux.HandleFunc("POST /files", h.uploadFile)
+	mux.HandleFunc("GET /files", h.listFiles)
+	mux.HandleFunc("GET /files/{id}", h.getFile)
+	mux.HandleFunc("GET /files/{id}/content", h.fileContent)
+	mux.HandleFunc("DELETE /files/{id}", h.deleteFile)
+	mux.HandleFunc("GET /events", h.events)
+	mux.HandleFunc("/", h.noRoute)
+	h.mux = mux
+	return h
+}
+
+// ctxKey keys the request's state in its context.
+type ctxKey struct{}
+
+// reqState is what the middleware learnt about a request.
+type reqState struct {
+	id   string // request id
+	user string // the token's name
+}
+
+func state(r *http.Request) *reqState {
+	s, _ := r.Context().Value(ctxKey{}).(*reqState)
+	if s == nil {
+		return &reqState{}
+	}
+	return s
+}
+
+// ServeHTTP logs the request, checks its token and version, and routes it.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := &reqState{id: h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 10)}
+	w.Header().Set("X-Request-Id", st.id)
+	rw := &recorder{ResponseWriter: w}
+	defer func() {
+		status := rw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		// The path without the query: a query could carry anything.
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "api: request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", status), slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", st.id), slog.String("user", st.user))
+	}()
+	if !h.authorize(rw, r, st) {
+		return
+	}
+	if v := r.Header.Get("Accept-Version"); v != "" && v != Versions[0] && v != Versions[1] {
+		h.fail(rw, r, newErr(http.StatusBadRequest, "request_invalid", "Accept-Version", "unsupported version "+strconv.Quote(v)+": use "+strings.Join(Versions, " or ")+", or leave the header out"))
+		return
+	}
+	h.mux.ServeHTTP(rw, r.WithContext(contextWith(r, st)))
+}
+
+// authorize checks the bearer token. Every configured token is compared,
+// in constant time over hashes of equal length, so that neither the
+// match's position nor the secrets' lengths show in the timing.
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request, st *reqState) bool {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		if h.noAuth {
+			return true
+		}
+		h.fail(w, r, newErr(http.StatusUnauthorized, "token_missing", "", "send the header Authorization: Bearer <token>"))
+		return false
+	}
+	scheme, secret, ok := strings.Cut(auth, " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+		found := -1
+		for i := range h.tokens {
+			if subtle.ConstantTimeCompare(sum[:], h.tokens[i].sum[:]) == 1 && found < 0 {
+				found = i
+			}
+		}
+		if found >= 0 {
+			st.user = h.tokens[found].name
+			return true
+		}
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	h.fail(w, r, newErr(http.StatusUnauthorized, "token_invalid", "", "the bearer token is not valid"))
+	return false
+}
+
+// noRoute answers requests no route matches: 405 with Allow when the path
+// exists for other methods, else 404, both as JSON errors.
+func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := h.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		h.fail(w, r, newErr(http.StatusMethodNotAllowed, "method_not_allowed", "", r.Method+" is not allowed on "+r.URL.Path+": use "+strings.Join(allow, ", ")))
+		return
+	}
+	h.fail(w, r, newErr(http.StatusNotFound, "not_found", "", "no route "+r.Method+" "+r.URL.Path))
+}
+
+// baseURL returns the absolute URL the API is reached at, without a
+// trailing slash.
+func (h *handler) baseURL(r *http.Request) string {
+	if h.base != "" {
+		return h.base
+	}
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// recorder remembers the status written, for the log line.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (SSE flushes
+// and lifts the write deadline through it).
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// NewServer returns an http.Server for h on addr with timeouts that keep
+// slow or idle clients from holding connections: 10 s to read a
+// request's headers, 1 minute to read a body (an upload slower than that
+// is cut), 1 minute to write a response (GET /events lifts it for its
+// stream), 2 minutes idle between keep-alive requests, and 64 KiB of
+// headers.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
