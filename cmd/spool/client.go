@@ -62,9 +62,11 @@ func (e *apiError) Error() string {
 }
 
 // Is makes a 400 match spool.ErrInvalidRequest, so that it exits as a
-// usage error, and a 404 spool.ErrNotFound.
+// usage error, a 404 spool.ErrNotFound and a 409 spool.ErrInvalidTransition.
 func (e *apiError) Is(target error) bool {
 	switch target {
+	case spool.ErrInvalidTransition:
+		return e.Status == http.StatusConflict
 	case spool.ErrInvalidRequest:
 		return e.Status == http.StatusBadRequest
 	case spool.ErrNotFound:
@@ -189,10 +191,27 @@ func nextHint(link string) string {
 	return ""
 }
 
+// kindConfig is one kind in GET /tasks-config.
+type kindConfig struct {
+	Kind        string             `json:"kind"`
+	Description string             `json:"description"`
+	Input       spool.InputRule    `json:"input"`
+	Available   bool               `json:"available"`
+	Reason      string             `json:"reason"`
+	Options     []spool.OptionSpec `json:"options"`
+}
+
 func (b httpBackend) kinds(ctx context.Context) ([]spool.KindInfo, error) {
-	var ks []spool.KindInfo
-	_, err := b.c.do(ctx, http.MethodGet, "/tasks-config", nil, &ks)
-	return ks, err
+	var ks []kindConfig
+	if _, err := b.c.do(ctx, http.MethodGet, "/tasks-config", nil, &ks); err != nil {
+		return nil, err
+	}
+	out := make([]spool.KindInfo, len(ks))
+	for i, k := range ks {
+		out[i] = spool.KindInfo{Kind: k.Kind, Available: k.Available, Reason: k.Reason,
+			Spec: &spool.KindSpec{Kind: k.Kind, Description: k.Description, Input: k.Input, Options: k.Options}}
+	}
+	return out, nil
 }
 
 func (httpBackend) close() error { return nil }

@@ -95,6 +95,9 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "spool: unknown command %q\n\n%s", cmd, usageHeader)
 		return exitUsage
 	}
+	if cmd == "tasks" && len(rest) > 0 {
+		cmd += " " + rest[0]
+	}
 	return c.exit(cmd, err)
 }
 

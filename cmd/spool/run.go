@@ -42,9 +42,9 @@ Where the outputs are:
   --out DIR   copies them into DIR under their filenames (never overwriting
               a file); without --db or --data, the work directory is then
               removed.
-  otherwise   they stay in the engine's storage: --data DIR, or the
-              directory beside --db (DB.files), or a new temporary
-              directory, whose path is printed ("data: DIR").
+  otherwise   they stay in the engine's storage, whose directory is
+              --data DIR, or DB.files beside --db, or a new temporary
+              directory, printed ("data: DIR"), that holds the database too.
 
 Exit status: 0 when the task completed, 1 when it ended otherwise (failed,
 error, cancelled) or could not run, 2 for a usage error or an invalid
@@ -60,7 +60,7 @@ Examples:
 func (c *cli) run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("run", runUsage)
 	db := fs.String("db", "", "the database file; defaults to a new one in a temporary directory")
-	data := fs.String("data", "", "the directory of the files' bytes; defaults to DB.files beside --db, else a temporary directory")
+	data := fs.String("data", "", "with --db, the directory of the files' bytes (defaults to DB.files); without, a directory for both, kept (defaults to a temporary one)")
 	out := fs.String("out", "", "copy the output files into this directory")
 	timeout := fs.Duration("timeout", 0, "cancel the task if it has not finished after this long (0: no limit)")
 	private := fs.Bool("allow-private-networks", false, "let URL inputs reach loopback and private addresses")
@@ -212,6 +212,8 @@ func runConfig(db, data string) (spool.Config, string, error) {
 		if dir, err = os.MkdirTemp("", "spool-run-"); err != nil {
 			return cfg, "", err
 		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return cfg, "", err
 	}
 	cfg.Path = filepath.Join(dir, "spool.db")
 	cfg.DataDir = filepath.Join(dir, "files")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -38,22 +37,20 @@ lets running tasks finish until --shutdown-timeout, then stops them: those
 go back to pending, without using up an attempt, and run again at the next
 start. A second signal exits at once.
 
-Timeouts: a client has 10s to send a request's headers and a connection
-stays idle at most 2 minutes. There is no overall read or write timeout,
-which would cut large uploads and the event stream (GET /events), so
-request bodies are bounded by size instead.
+Timeouts (api.NewServer's): a client has 10s to send a request's headers,
+1 minute to send its body (30 minutes for an upload) and to read the
+answer (the event stream, GET /events, is exempt), and a connection stays
+idle at most 2 minutes. No timeout cuts a running task: tasks run in the
+engine, apart from requests. Bodies are bounded by size too: 1 MiB of JSON,
+--max-upload-size for uploads.
 
 Example:
   SPOOL_TOKEN=secret spool serve --db /var/lib/spool/spool.db
   curl -H "Authorization: Bearer secret" http://127.0.0.1:8080/tasks
 `
 
-// Server timeouts; see serveUsage.
-const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
-	httpDrainTimeout  = 5 * time.Second
-)
+// httpDrainTimeout bounds how long shutdown waits for requests in flight.
+const httpDrainTimeout = 5 * time.Second
 
 // serve is "spool serve".
 func (c *cli) serve(ctx context.Context, args []string) error {
@@ -110,13 +107,15 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err := kinds.Register(e, nil); err != nil {
 		return err
 	}
+	var runs []string
 	for _, k := range e.Kinds(ctx) {
 		if k.Available {
-			log.Info("kind available", "kind", k.Kind)
+			runs = append(runs, k.Kind)
 		} else {
-			log.Warn("kind unavailable", "kind", k.Kind, "reason", k.Reason)
+			log.Warn("kind unavailable: its tasks are refused", "kind", k.Kind, "reason", k.Reason)
 		}
 	}
+	log.Info("kinds available", "kinds", strings.Join(runs, ","))
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
@@ -135,16 +134,13 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	srv := &http.Server{
-		Handler: api.NewHandler(e, &api.Options{Tokens: tokens, AllowNoAuth: *noAuth,
-			MaxUploadSize: *maxUpload, Logger: log}),
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
-		// Cancelled when the drain ends, so that event streams end.
-		BaseContext: func(net.Listener) context.Context { return baseCtx },
-	}
+	// NewServer sets the timeouts that keep slow clients from holding
+	// connections.
+	srv := api.NewServer(ln.Addr().String(), api.NewHandler(e, &api.Options{Tokens: tokens,
+		AllowNoAuth: *noAuth, MaxUploadSize: *maxUpload, Logger: log}))
+	srv.ErrorLog = slog.NewLogLogger(h, slog.LevelWarn)
+	// Cancelled when the drain ends, so that event streams end.
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "url", "http://"+ln.Addr().String(), "db", *db, "tokens", len(tokens))

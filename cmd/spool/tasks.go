@@ -269,7 +269,7 @@ func (c *cli) tasksOne(ctx context.Context, sub string, args []string) error {
 		task, err = b.get(ctx, id)
 	case "cancel":
 		task, err = b.cancel(ctx, id)
-		if errors.Is(err, spool.ErrInvalidTransition) {
+		if _, remote := errors.AsType[*apiError](err); !remote && errors.Is(err, spool.ErrInvalidTransition) {
 			err = fmt.Errorf("task %s has already finished: %w", id, err)
 		}
 	case "wait":
