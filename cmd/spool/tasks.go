@@ -127,8 +127,11 @@ func (b engineBackend) cancel(ctx context.Context, id string) (*spool.Task, erro
 
 func (b engineBackend) list(ctx context.Context, p *spool.ListParams) ([]*spool.Task, string, error) {
 	page, err := b.e.List(ctx, p)
-	if err != nil || page.Next == "" {
-		return page.Tasks, "", err
+	if err != nil {
+		return nil, "", err
+	}
+	if page.Next == "" {
+		return page.Tasks, "", nil
 	}
 	if p.After == "" && p.Page > 0 {
 		return page.Tasks, "--page " + strconv.Itoa(p.Page+1), nil
@@ -208,15 +211,17 @@ func (c *cli) tasksList(ctx context.Context, args []string) error {
 		if ts == nil {
 			ts = []*spool.Task{}
 		}
-		return printJSON(c.stdout, ts)
+		err = printJSON(c.stdout, ts)
+	} else {
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tPROGRESS\tCREATED\tERROR")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d%%\t%s\t%s\n", t.ID, t.Kind, t.Status, t.Progress,
+				t.Created.Local().Format(time.DateTime), oneLine(t.Error, 60))
+		}
+		err = tw.Flush()
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATUS\tPROGRESS\tCREATED\tERROR")
-	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d%%\t%s\t%s\n", t.ID, t.Kind, t.Status, t.Progress,
-			t.Created.Local().Format(time.DateTime), oneLine(t.Error, 60))
-	}
-	if err := tw.Flush(); err != nil {
+	if err != nil {
 		return err
 	}
 	if next != "" {
