@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,7 +128,10 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 // httpBackend is a backend on a server.
-type httpBackend struct{ c *client }
+type httpBackend struct {
+	c    *client
+	poll time.Duration // pollInterval's answer; 0 for the default
+}
 
 func (b httpBackend) get(ctx context.Context, id string) (*spool.Task, error) {
 	var t spool.Task
@@ -216,7 +220,54 @@ func (b httpBackend) kinds(ctx context.Context) ([]spool.KindInfo, error) {
 
 func (httpBackend) close() error { return nil }
 
-// pollInterval is how often a server is asked how a task goes.
-func (httpBackend) pollInterval() time.Duration { return 500 * time.Millisecond }
+// pollInterval is how often a server is asked how a task goes, besides
+// when its event stream says the task changed.
+func (b httpBackend) pollInterval() time.Duration {
+	if b.poll > 0 {
+		return b.poll
+	}
+	return time.Second
+}
 
-func (httpBackend) events() <-chan spool.Event { return nil }
+// events follows the server's event stream (GET /events?task=id, which
+// has the task's workflow steps' events too) and sends a value on each
+// event, so that a watcher reads the task at once. A server without the
+// stream (the hosted API has none) leaves the channel silent: the watcher
+// polls.
+func (b httpBackend) events(ctx context.Context, id string) <-chan spool.Event {
+	ch := make(chan spool.Event, 1)
+	u := *b.c.base
+	u.Path += "/events"
+	u.RawQuery = url.Values{"task": {id}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return ch
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Accept-Version", apiVersion)
+	if b.c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.c.token)
+	}
+	go func() {
+		// No client timeout: the stream lasts as long as the watch.
+		resp, err := (&http.Client{Transport: b.c.hc.Transport}).Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			return
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 16<<20) // an event's data line holds a whole task
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "id:") {
+				select {
+				case ch <- spool.Event{}:
+				default: // a wake-up is pending already
+				}
+			}
+		}
+	}()
+	return ch
+}

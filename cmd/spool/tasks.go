@@ -41,8 +41,9 @@ type backend interface {
 	// list returns a page and the flags that list the next one, if any.
 	list(ctx context.Context, p *spool.ListParams) ([]*spool.Task, string, error)
 	kinds(ctx context.Context) ([]spool.KindInfo, error)
-	// events wakes a watcher on changes, or is nil.
-	events() <-chan spool.Event
+	// events wakes a watcher of task id on its changes until ctx ends,
+	// or is nil.
+	events(ctx context.Context, id string) <-chan spool.Event
 	pollInterval() time.Duration
 	close() error
 }
@@ -75,19 +76,19 @@ func (c *cli) open(ctx context.Context, fs *flag.FlagSet, t target, local bool) 
 		return nil, usagef("--db and --server: give one")
 	case set["server"]:
 		cl, err := newClient(*t.server, token)
-		return httpBackend{cl}, err
+		return httpBackend{c: cl}, err
 	case set["db"]:
 		return c.openDB(ctx, *t.db)
 	case c.getenv("SPOOL_URL") != "":
 		cl, err := newClient(c.getenv("SPOOL_URL"), token)
-		return httpBackend{cl}, err
+		return httpBackend{c: cl}, err
 	case c.getenv("SPOOL_DB") != "":
 		return c.openDB(ctx, c.getenv("SPOOL_DB"))
 	case local:
 		return c.openDB(ctx, ":memory:")
 	}
 	cl, err := newClient("http://127.0.0.1:8080", token)
-	return httpBackend{cl}, err
+	return httpBackend{c: cl}, err
 }
 
 // engineBackend reads a database file with an engine that is not started:
@@ -143,7 +144,7 @@ func (b engineBackend) kinds(ctx context.Context) ([]spool.KindInfo, error) {
 	return b.e.Kinds(ctx), nil
 }
 
-func (engineBackend) events() <-chan spool.Event { return nil }
+func (engineBackend) events(context.Context, string) <-chan spool.Event { return nil }
 
 // pollInterval is how often the database is read: the engine running the
 // task is in another process, so there is nothing to be woken by.
@@ -305,7 +306,7 @@ func (c *cli) tasksWait(ctx context.Context, b backend, id string, timeout time.
 		defer cancel()
 	}
 	get := func(ctx context.Context) (*spool.Task, error) { return b.get(ctx, id) }
-	t, err := watch(ctx, get, b.events(), b.pollInterval(), newProgressView(c.stderr, quiet))
+	t, err := watch(ctx, get, b.events(ctx, id), b.pollInterval(), newProgressView(c.stderr, quiet))
 	if err != nil {
 		if t != nil && ctx.Err() != nil {
 			fmt.Fprintf(c.stderr, "spool tasks wait: stopped waiting: %s is %s\n", id, t.Status)

@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool"
 )
@@ -116,5 +121,73 @@ func TestHelp(t *testing.T) {
 		if r := runCLI(t, nil, args...); r.code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, r.code, exitUsage)
 		}
+	}
+}
+
+// tasks wait against a server reads the task again on each event of the
+// server's stream, instead of waiting for its next poll.
+func TestWaitFollowsEventStream(t *testing.T) {
+	var done atomic.Bool
+	firstGet := make(chan struct{}, 1)
+	send := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("Accept-Version") != apiVersion {
+			http.Error(w, `{"error": {"kind": "token_invalid", "message": "no"}}`, http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/tasks/task_1":
+			status := "processing"
+			if done.Load() {
+				status = "completed"
+			}
+			fmt.Fprintf(w, `{"id": "task_1", "object": "task", "kind": "http", "status": %q, "progress": 50}`, status)
+			select {
+			case firstGet <- struct{}{}:
+			default:
+			}
+		case "/events":
+			if r.URL.Query().Get("task") != "task_1" {
+				http.Error(w, "want ?task=task_1", http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprint(w, ": spool events\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-send:
+			case <-r.Context().Done():
+				return
+			}
+			fmt.Fprint(w, "id: evt_1\nevent: task.completed\ndata: {}\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	cl, err := newClient(srv.URL, "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := httpBackend{c: cl, poll: time.Hour} // only an event can end the wait
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := make(chan *spool.Task, 1)
+	go func() {
+		task, err := watch(ctx, func(ctx context.Context) (*spool.Task, error) { return b.get(ctx, "task_1") },
+			b.events(ctx, "task_1"), b.pollInterval(), nopView{})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- task
+	}()
+	<-firstGet
+	done.Store(true)
+	close(send)
+	if task := <-got; task == nil || task.Status != spool.StatusCompleted {
+		t.Fatalf("watch returned %+v, want the completed task", task)
 	}
 }
