@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -101,16 +101,16 @@ func (v *lineView) update(t *spool.Task) {
 
 func (v *lineView) finish(t *spool.Task) { v.update(t) }
 
-// barView draws one bar per row with mpb.
+// barView draws one bar per row with mpb. update and finish are called
+// from one goroutine; mpb's goroutines read each bar's status.
 type barView struct {
 	p    *mpb.Progress
-	mu   sync.Mutex
 	bars map[string]*bar
 }
 
 type bar struct {
 	b      *mpb.Bar
-	status spool.Status // under barView.mu
+	status atomic.Value // spool.Status, for the status decorator
 }
 
 func newBarView(w io.Writer) *barView {
@@ -122,13 +122,11 @@ func newBarView(w io.Writer) *barView {
 
 func (v *barView) update(t *spool.Task) {
 	for _, r := range rows(t) {
-		v.mu.Lock()
 		b := v.bars[r.id]
 		if b == nil {
 			b = v.add(r)
 		}
-		b.status = r.status
-		v.mu.Unlock()
+		b.status.Store(r.status)
 		if r.status == spool.StatusCompleted {
 			b.b.SetCurrent(100)
 		} else if !r.status.Terminal() {
@@ -137,17 +135,16 @@ func (v *barView) update(t *spool.Task) {
 	}
 }
 
-// add adds r's bar; v.mu is held.
 func (v *barView) add(r row) *bar {
 	label := r.label
 	if label == "" {
 		label = r.kind
 	}
-	b := &bar{status: r.status}
+	b := &bar{}
+	b.status.Store(r.status)
 	status := func(decor.Statistics) string {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		return " " + string(b.status)
+		s, _ := b.status.Load().(spool.Status)
+		return " " + string(s)
 	}
 	b.b = v.p.AddBar(100,
 		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR)),
@@ -159,13 +156,11 @@ func (v *barView) add(r row) *bar {
 
 func (v *barView) finish(t *spool.Task) {
 	v.update(t)
-	v.mu.Lock()
 	for _, b := range v.bars {
 		if !b.b.Completed() {
 			b.b.Abort(false) // keep the bar where it stopped
 		}
 	}
-	v.mu.Unlock()
 	v.p.Wait()
 }
 

@@ -340,9 +340,10 @@ func (c *cli) runOutputs(ctx context.Context, e *spool.Engine, t *spool.Task, ou
 	}
 	var paths []string
 	var errs []error
+	taken := map[string]bool{}
 	for _, f := range files {
 		if out != "" {
-			p, err := copyOut(ctx, st, f, out)
+			p, err := copyOut(ctx, st, f, out, taken)
 			if err == nil {
 				fmt.Fprintf(c.stderr, "output: %s\n", p)
 				continue
@@ -370,31 +371,46 @@ func taskFiles(ctx context.Context, e *spool.Engine, t *spool.Task) ([]*spool.Fi
 	}
 	var out []*spool.File
 	for _, id := range ids {
+		var mine []*spool.File
 		after := ""
 		for {
 			fs, err := e.ListFiles(ctx, &spool.FileListParams{TaskID: id, After: after, Limit: 100})
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, fs...)
+			mine = append(mine, fs...)
 			if len(fs) < 100 {
 				break
 			}
 			after = fs[len(fs)-1].ID
 		}
+		// Oldest first, the order the handler made them in; steps in
+		// the workflow's order.
+		slices.SortFunc(mine, func(a, b *spool.File) int { return strings.Compare(a.ID, b.ID) })
+		out = append(out, mine...)
 	}
-	// Oldest first: the order the handler made them in.
-	slices.SortFunc(out, func(a, b *spool.File) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
 // copyOut copies f's bytes into dir under its filename, refusing to
-// overwrite a file there, and returns the new file's path.
-func copyOut(ctx context.Context, st spool.Storage, f *spool.File, dir string) (string, error) {
+// overwrite a file there, and returns the new file's path. taken holds
+// the names this run used already.
+func copyOut(ctx context.Context, st spool.Storage, f *spool.File, dir string, taken map[string]bool) (string, error) {
 	name := filepath.Base(f.Filename)
 	if name == "." || name == "/" || name == "" {
 		name = f.ID
 	}
+	if taken[name] {
+		// Two outputs of this run with one name (two steps resizing one
+		// input): the later one gets its ref, or its id, in its name.
+		ext := filepath.Ext(name)
+		tag := f.ID
+		if r := filepath.Base(f.Ref); f.Ref != "" && r != "." && r != "/" && !taken[strings.TrimSuffix(name, ext)+"-"+r+ext] {
+			tag = r
+		}
+		name = strings.TrimSuffix(name, ext) + "-" + tag + ext
+	}
+	taken[name] = true
 	p := filepath.Join(dir, name)
 	r, err := st.Open(ctx, f.Key)
 	if err != nil {

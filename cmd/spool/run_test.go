@@ -212,3 +212,21 @@ func TestParseInterleaved(t *testing.T) {
 		}
 	}
 }
+
+// Two outputs of one run with the same filename are both copied to --out:
+// the later one under its ref.
+func TestRunWorkflowOutNames(t *testing.T) {
+	dir := t.TempDir()
+	in := writePNG(t, dir, 60, 30)
+	out := filepath.Join(dir, "out")
+	steps := `[{"kind": "image", "width": 32, "ref": "small"}, {"kind": "image", "width": 16, "ref": "tiny"}]`
+	r := runCLI(t, nil, "run", "workflow", in, "workflow="+steps, "--out", out)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, name := range []string{"in.png", "in-tiny.png"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("%s not copied: %v\n%s", name, err, r.stderr)
+		}
+	}
+}
