@@ -90,6 +90,8 @@ func listQuery(lp *ListParams) (q string, pageArgs []any, filter string, args []
 func (s *sqliteStore) count(ctx context.Context, p ListParams, filter string, args []any) (int, error) {
 	var q string
 	switch {
+	case (p.ParentID != "" || p.Ref != "" || p.Folder != "") && p.CheapTotal:
+		return -1, nil // a count would read every match
 	case p.ParentID != "" || p.Ref != "" || p.Folder != "":
 		q = "SELECT COUNT(*) FROM tasks"
 		if filter != "" {

@@ -291,12 +291,19 @@ type ListParams struct {
 	Limit int
 	// Oldest lists oldest first. Defaults to false: newest first.
 	Oldest bool
+	// CheapTotal asks for TaskPage.Total only if the store can count the
+	// matches without reading them all, and -1 otherwise, so that a page
+	// costs the same over millions of rows whatever the filters (the
+	// SQLite store counts filters on status and kind alone from counters).
+	// Defaults to false: Total is always counted.
+	CheapTotal bool
 }
 
 // TaskPage is one page of a list.
 type TaskPage struct {
 	Tasks []*Task
-	// Total is the number of tasks matching the filters, on every page.
+	// Total is the number of tasks matching the filters, on every page;
+	// -1 if ListParams.CheapTotal was set and counting would be slow.
 	Total int
 	// Next is the cursor for the next page (ListParams.After), or "" on the
 	// last page.

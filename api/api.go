@@ -48,9 +48,9 @@ type Options struct {
 	Heartbeat time.Duration
 }
 
-// Versions are the values of the Accept-Version header the API serves;
-// an absent header means the latest.
-var Versions = []string{"2025-08-20", "latest"}
+// version is the hosted API's version this package serves, the only
+// value of Accept-Version beside "latest" (and no header at all).
+const version = "2025-08-20"
 
 // maxJSONBody bounds a JSON request body.
 const maxJSONBody = 1 << 20
@@ -123,29 +123,27 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 	return h
 }
 
-// ctxKey keys the request's state in its context.
-type ctxKey struct{}
-
-// reqState is what the middleware learnt about a request.
+// reqState is what the middleware learnt about a request. It rides on
+// the response writer, which the mux hands to the route as it is, rather
+// than in a copy of the request with a new context.
 type reqState struct {
 	id   string // request id
 	user string // the token's name
 }
 
-func state(r *http.Request) *reqState {
-	s, _ := r.Context().Value(ctxKey{}).(*reqState)
-	if s == nil {
-		return &reqState{}
+func state(w http.ResponseWriter) *reqState {
+	if rw, ok := w.(*recorder); ok {
+		return &rw.st
 	}
-	return s
+	return &reqState{}
 }
 
 // ServeHTTP logs the request, checks its token and version, and routes it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &reqState{id: h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 10)}
+	rw := &recorder{ResponseWriter: w, st: reqState{id: h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 10)}}
+	st := &rw.st
 	w.Header().Set("X-Request-Id", st.id)
-	rw := &recorder{ResponseWriter: w}
 	defer func() {
 		status := rw.status
 		if status == 0 {
@@ -160,11 +158,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorize(rw, r, st) {
 		return
 	}
-	if v := r.Header.Get("Accept-Version"); v != "" && v != Versions[0] && v != Versions[1] {
-		h.fail(rw, r, newErr(http.StatusBadRequest, "request_invalid", "Accept-Version", "unsupported version "+strconv.Quote(v)+": use "+strings.Join(Versions, " or ")+", or leave the header out"))
+	if v := r.Header.Get("Accept-Version"); v != "" && v != version && v != "latest" {
+		h.fail(rw, r, newErr(http.StatusBadRequest, "request_invalid", "Accept-Version", "unsupported version "+strconv.Quote(v)+": use "+version+" or latest, or leave the header out"))
 		return
 	}
-	h.mux.ServeHTTP(rw, r.WithContext(contextWith(r, st)))
+	h.mux.ServeHTTP(rw, r)
 }
 
 // authorize checks the bearer token. Every configured token is compared,
@@ -232,6 +230,7 @@ func (h *handler) baseURL(r *http.Request) string {
 type recorder struct {
 	http.ResponseWriter
 	status int
+	st     reqState
 }
 
 func (w *recorder) WriteHeader(code int) {

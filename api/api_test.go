@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"reflect"
 	"strings"
@@ -100,12 +99,4 @@ func TestIdempotencyKey(t *testing.T) {
 	if decode[map[string]any](t, b3)["id"] != t1["id"] {
 		t.Errorf("body idempotency_key not honoured: %s", b3)
 	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

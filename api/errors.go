@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,10 +34,6 @@ type Error struct {
 type apiError struct {
 	status int
 	Error
-}
-
-func contextWith(r *http.Request, st *reqState) context.Context {
-	return context.WithValue(r.Context(), ctxKey{}, st)
 }
 
 // fail writes e as a JSON error response.

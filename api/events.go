@@ -78,7 +78,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		evs, err := h.e.Events(ctx, last, eventPage)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.ErrorContext(ctx, "api: read events", "request_id", state(r).id, "err", err)
+				h.log.ErrorContext(ctx, "api: read events", "request_id", state(w).id, "err", err)
 			}
 			return // the client reconnects from the last id it got
 		}

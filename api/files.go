@@ -25,7 +25,7 @@ func (h *handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadReadTime))
 	q := r.URL.Query()
 	p := spool.FileParams{Filename: q.Get("filename"), Folder: q.Get("folder"), Ref: q.Get("ref"),
-		CreatedBy: state(r).user}
+		CreatedBy: state(w).user}
 	if r.ContentLength > h.maxUpload {
 		h.failErr(w, r, &http.MaxBytesError{Limit: h.maxUpload}, "")
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +53,7 @@ func newEnv(t *testing.T, opts *api.Options) *env {
 		job.Progress(50)
 		return job.SetOutput(map[string]any{"options": job.Task.Options})
 	}))
+	e.Register("broken", broken{})
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func newEnv(t *testing.T, opts *api.Options) *env {
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		_ = e.Close(ctx)
 	})
@@ -158,4 +161,30 @@ func (v *env) waitTask(id string) map[string]any {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// broken is a handler whose Check fails: its kind is unavailable.
+type broken struct{}
+
+func (broken) Handle(context.Context, *spool.Job) error { return nil }
+func (broken) Check(context.Context) error {
+	return errors.New("the broken kind needs a program this machine lacks")
+}
+
+type errBody struct {
+	Error struct {
+		Kind, Message, Field string
+		RequestID            string `json:"request_id"`
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+type apiOptions = api.Options
+
+// apiHandler serves v's engine with the test token and options set by fn.
+func apiHandler(v *env, fn func(*api.Options)) http.Handler {
+	o := &api.Options{Tokens: []api.Token{{Name: "tester", Secret: testToken}}, Logger: slog.New(slog.DiscardHandler)}
+	fn(o)
+	return api.NewHandler(v.e, o)
 }

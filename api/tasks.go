@@ -73,7 +73,7 @@ func (h *handler) createTask(w http.ResponseWriter, r *http.Request) {
 		}
 		req.IdempotencyKey = key
 	}
-	req.CreatedBy = state(r).user
+	req.CreatedBy = state(w).user
 	start := time.Now()
 	t, err := h.e.Create(r.Context(), req)
 	if err != nil {
@@ -134,7 +134,8 @@ func queryInt(q url.Values, name string) (int, *apiError) {
 func (h *handler) listTasks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	lp := spool.ListParams{Status: spool.Status(q.Get("status")), Kind: q.Get("kind"),
-		ParentID: q.Get("parent_id"), Ref: q.Get("ref"), Folder: q.Get("folder"), After: q.Get("after")}
+		ParentID: q.Get("parent_id"), Ref: q.Get("ref"), Folder: q.Get("folder"), After: q.Get("after"),
+		CheapTotal: true}
 	var ae *apiError
 	if lp.Page, ae = queryInt(q, "page"); ae == nil {
 		lp.Limit, ae = queryInt(q, "limit")
@@ -165,13 +166,17 @@ func (h *handler) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	base := h.baseURL(r)
 	w.Header().Set("Link", listLinks(base+"/tasks", q, &lp, page))
-	w.Header().Set("X-Total-Count", strconv.Itoa(page.Total))
+	if page.Total >= 0 {
+		w.Header().Set("X-Total-Count", strconv.Itoa(page.Total))
+	}
 	h.writeJSON(w, r, http.StatusOK, tasksView(base, page.Tasks))
 }
 
 // listLinks builds the Link header of a page: self, first, prev, next
 // and last. A page reached by an after cursor has a next link with the
-// following cursor and no prev link: a cursor only goes forward.
+// following cursor and no prev link: a cursor only goes forward. The last
+// link needs the total, which is left uncounted when counting would read
+// every match (a filter on ref, folder or parent_id): it is then absent.
 func listLinks(path string, q url.Values, lp *spool.ListParams, page *spool.TaskPage) string {
 	link := func(rel string, set func(url.Values)) string {
 		v := url.Values{}
@@ -185,7 +190,10 @@ func listLinks(path string, q url.Values, lp *spool.ListParams, page *spool.Task
 		return "<" + path + "?" + v.Encode() + `>; rel="` + rel + `"`
 	}
 	atPage := func(n int) func(url.Values) { return func(v url.Values) { v.Set("page", strconv.Itoa(n)) } }
-	last := max(1, (page.Total+lp.Limit-1)/lp.Limit)
+	last := -1
+	if page.Total >= 0 {
+		last = max(1, (page.Total+lp.Limit-1)/lp.Limit)
+	}
 	links := make([]string, 0, 5)
 	if lp.After != "" {
 		links = append(links, link("self", func(v url.Values) { v.Set("after", lp.After) }), link("first", atPage(1)))
@@ -195,13 +203,19 @@ func listLinks(path string, q url.Values, lp *spool.ListParams, page *spool.Task
 	} else {
 		links = append(links, link("self", atPage(lp.Page)), link("first", atPage(1)))
 		if lp.Page > 1 {
-			links = append(links, link("prev", atPage(min(lp.Page-1, last))))
+			prev := lp.Page - 1
+			if last > 0 {
+				prev = min(prev, last)
+			}
+			links = append(links, link("prev", atPage(prev)))
 		}
-		if lp.Page < last {
+		if page.Next != "" {
 			links = append(links, link("next", atPage(lp.Page+1)))
 		}
 	}
-	links = append(links, link("last", atPage(last)))
+	if last > 0 {
+		links = append(links, link("last", atPage(last)))
+	}
 	return strings.Join(links, ", ")
 }
 

@@ -60,6 +60,8 @@ var workloads = []struct {
 	{"memory", runMemory, "drain 100,000 tasks: peak RSS"},
 	{"scale", runScale, "drain, Get and List with 1,000,000 finished tasks in the table"},
 	{"workflow", runWorkflow, "drain workflows of 10 no-op steps: steps/s against plain tasks/s"},
+	{"api", runAPI, "POST /tasks and GET /tasks/{id} over loopback with 1 and 8 clients, beside in-process Create and Get"},
+	{"api-list", runAPIList, "GET /tasks through the API with 1,000,000 tasks (-scale-rows), per filter: first page and after cursor"},
 	{"floor", runFloor, "SQLite alone, no spool: inserts of one row per transaction, and of 500"},
 	// The media workloads need ffmpeg and minutes: they run only when -w
 	// names them.
@@ -168,7 +170,8 @@ func runChild(o options, name string) (*result, error) {
 func format(r *result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-16s n=%-8d", r.Workload, r.N)
-	for _, k := range []string{"tasks/s", "p50", "p99", "get_p50", "get_p99", "list_p50", "list_p99", "listfailed_p50", "listfailed_p99", "ratio"} {
+	known := []string{"tasks/s", "p50", "p99", "get_p50", "get_p99", "list_p50", "list_p99", "listfailed_p50", "listfailed_p99", "ratio"}
+	for _, k := range known {
 		v, ok := r.Figures[k]
 		if !ok {
 			continue
@@ -178,6 +181,17 @@ func format(r *result) string {
 			fmt.Fprintf(&b, " %9.0f tasks/s", v)
 		case k == "ratio":
 			fmt.Fprintf(&b, " %5.0f%% of plain drain", v*100)
+		default:
+			fmt.Fprintf(&b, " %s=%s", k, time.Duration(v).Round(time.Microsecond/10))
+		}
+	}
+	for _, k := range extraFigures(r, known) {
+		v := r.Figures[k]
+		switch {
+		case strings.HasSuffix(k, "/s"):
+			fmt.Fprintf(&b, " %s=%.0f", k, v)
+		case strings.Contains(k, "/"):
+			fmt.Fprintf(&b, " %s=%.0f%%", k, v*100)
 		default:
 			fmt.Fprintf(&b, " %s=%s", k, time.Duration(v).Round(time.Microsecond/10))
 		}

@@ -1,0 +1,108 @@
+package api_test
+
+import (
+	"bytes"
+	"mime/multipart"
+	"net/http"
+	"testing"
+)
+
+// TestFiles is acceptance 4: an upload, its content with Range and ETag,
+// and a task on its file_id.
+func TestFiles(t *testing.T) {
+	v := newEnv(t, nil)
+	img := pngBytes(t, 40, 30)
+	f := v.upload("in.png", img)
+	id := f["id"].(string)
+	if f["kind"] != "image" || f["width"] != 40.0 || f["height"] != 30.0 || f["type"] != "image/png" ||
+		f["filename"] != "in.png" || f["folder"] != "in" || f["created_by"] != "tester" {
+		t.Errorf("uploaded file = %v", f)
+	}
+	if f["url"] != v.srv.URL+"/files/"+id+"/content" {
+		t.Errorf("url = %v", f["url"])
+	}
+
+	res, b := v.do("GET", "/files/"+id+"/content", nil)
+	etag := res.Header.Get("ETag")
+	if res.StatusCode != 200 || !bytes.Equal(b, img) || etag == "" || res.Header.Get("Content-Type") != "image/png" ||
+		res.Header.Get("Accept-Ranges") != "bytes" {
+		t.Fatalf("content: %d, %d bytes, ETag %q, headers %v", res.StatusCode, len(b), etag, res.Header)
+	}
+	res, b = v.do("GET", "/files/"+id+"/content", nil, "Range", "bytes=1-3")
+	if res.StatusCode != http.StatusPartialContent || !bytes.Equal(b, img[1:4]) ||
+		res.Header.Get("Content-Range") != "bytes 1-3/"+itoa(len(img)) {
+		t.Errorf("range: %d %q %q", res.StatusCode, b, res.Header.Get("Content-Range"))
+	}
+	res, b = v.do("GET", "/files/"+id+"/content", nil, "If-None-Match", etag)
+	if res.StatusCode != http.StatusNotModified || len(b) != 0 {
+		t.Errorf("If-None-Match: %d", res.StatusCode)
+	}
+	res, _ = v.do("GET", "/files/"+id+"/content", nil, "Range", "bytes=1-3", "If-Range", `"other"`)
+	if res.StatusCode != 200 {
+		t.Errorf("If-Range with another ETag: %d, want the whole file", res.StatusCode)
+	}
+
+	res, b = v.do("GET", "/files/"+id, nil)
+	if got := decode[map[string]any](t, b); res.StatusCode != 200 || got["id"] != id {
+		t.Errorf("GET /files/%s: %d %s", id, res.StatusCode, b)
+	}
+	res, b = v.do("GET", "/files?folder=in", nil)
+	if list := decode[[]map[string]any](t, b); res.StatusCode != 200 || len(list) != 1 || list[0]["id"] != id ||
+		res.Header.Get("Link") == "" {
+		t.Errorf("GET /files: %d %s", res.StatusCode, b)
+	}
+
+	res, b = v.do("POST", "/tasks", `{"kind": "image", "file_id": "`+id+`", "width": 20, "format": "jpeg"}`)
+	if res.StatusCode != 201 {
+		t.Fatalf("create on the upload: %d %s", res.StatusCode, b)
+	}
+	done := v.waitTask(decode[map[string]any](t, b)["id"].(string))
+	out, _ := done["output"].(map[string]any)
+	if done["status"] != "completed" || out["width"] != 20.0 || out["type"] != "image/jpeg" {
+		t.Fatalf("task on the upload: %v", done)
+	}
+
+	// A multipart upload, with its fields before the file.
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("ref", "poster")
+	fw, _ := mw.CreateFormFile("file", "poster.png")
+	_, _ = fw.Write(img)
+	_ = mw.Close()
+	res, b = v.do("POST", "/files", body.Bytes(), "Content-Type", mw.FormDataContentType())
+	mf := decode[map[string]any](t, b)
+	if res.StatusCode != 201 || mf["filename"] != "poster.png" || mf["ref"] != "poster" || mf["kind"] != "image" {
+		t.Fatalf("multipart upload: %d %s", res.StatusCode, b)
+	}
+
+	if res, b = v.do("DELETE", "/files/"+mf["id"].(string), nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", res.StatusCode, b)
+	}
+	if res, _ = v.do("GET", "/files/"+mf["id"].(string)+"/content", nil); res.StatusCode != 404 {
+		t.Errorf("content after delete: %d", res.StatusCode)
+	}
+}
+
+// TestUploadLimit: an upload over MaxUploadSize is 413 and stores nothing.
+func TestUploadLimit(t *testing.T) {
+	v := newEnv(t, nil)
+	v.srv.Config.Handler = apiHandler(v, func(o *apiOptions) { o.MaxUploadSize = 100 })
+	res, b := v.do("POST", "/files?filename=big.png", pngBytes(t, 64, 64), "Content-Type", "image/png")
+	if res.StatusCode != http.StatusRequestEntityTooLarge || decode[errBody](t, b).Error.Kind != "request_too_large" {
+		t.Fatalf("upload over the limit: %d %s", res.StatusCode, b)
+	}
+	// Without a Content-Length, the limit cuts the stream.
+	req, _ := http.NewRequest("POST", v.srv.URL+"/files", struct{ *bytes.Reader }{bytes.NewReader(pngBytes(t, 64, 64))})
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	r2, err := v.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked upload over the limit: %d", r2.StatusCode)
+	}
+	if _, files := v.counts(); files != 0 {
+		t.Errorf("%d files stored", files)
+	}
+}
