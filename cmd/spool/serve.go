@@ -58,13 +58,14 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	db := fs.String("db", c.envOr("SPOOL_DB", "spool.db"), "the SQLite database file (env SPOOL_DB)")
 	data := fs.String("data", c.getenv("SPOOL_DATA"), "the directory of the files' bytes (env SPOOL_DATA); defaults to DB.files")
 	addr := fs.String("addr", c.envOr("SPOOL_ADDR", "127.0.0.1:8080"), "the address to listen on (env SPOOL_ADDR); port 0 picks a free one")
-	token := fs.String("token", "", "a bearer token's secret, named \"default\" (env SPOOL_TOKEN)")
+	token := fs.String("token", "", "a bearer token's secret, named \"default\" (env SPOOL_TOKEN, which other users cannot see in ps)")
 	tokensFile := fs.String("tokens-file", "", "a file of tokens, one name:secret per line")
 	noAuth := fs.Bool("no-auth", false, "serve without tokens (loopback addresses only)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long running tasks may take to finish on shutdown")
 	concurrency := fs.Int("concurrency", 0, "the most tasks running at once; defaults to the number of CPUs")
 	private := fs.Bool("allow-private-networks", false, "let url inputs and http tasks reach loopback and private addresses")
 	maxUpload := fs.Int64("max-upload-size", 0, "the largest upload in bytes; defaults to 1 GiB")
+	baseURL := fs.String("base-url", c.getenv("SPOOL_BASE_URL"), "the URL clients reach the API at, behind a proxy or under a path (env SPOOL_BASE_URL); defaults to the request's host")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -91,6 +92,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 	if err := checkAuth(*addr, len(tokens), *noAuth); err != nil {
 		return err
+	}
+	if st, err := os.Stat(*tokensFile); *tokensFile != "" && err == nil && st.Mode().Perm()&0o044 != 0 {
+		log.Warn("the tokens file is readable by other users: chmod 600 it", "file", *tokensFile,
+			"mode", st.Mode().Perm().String())
 	}
 
 	e, err := spool.Open(ctx, spool.Config{Path: *db, DataDir: *data, Concurrency: *concurrency,
@@ -137,7 +142,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// NewServer sets the timeouts that keep slow clients from holding
 	// connections.
 	srv := api.NewServer(ln.Addr().String(), api.NewHandler(e, &api.Options{Tokens: tokens,
-		AllowNoAuth: *noAuth, MaxUploadSize: *maxUpload, Logger: log}))
+		AllowNoAuth: *noAuth, MaxUploadSize: *maxUpload, BaseURL: *baseURL, Logger: log}))
 	srv.ErrorLog = slog.NewLogLogger(h, slog.LevelWarn)
 	// Cancelled when the drain ends, so that event streams end.
 	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
