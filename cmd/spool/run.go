@@ -141,38 +141,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	wctx := sigCtx
-	if *timeout > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(sigCtx, *timeout)
-		defer cancel()
-	}
-	view := newProgressView(c.stderr, *quiet)
-	get := func(ctx context.Context) (*spool.Task, error) { return e.Get(ctx, t.ID) }
-	final, err := watch(wctx, get, events, 100*time.Millisecond, view)
-	interrupted := false
+	final, interrupted, err := c.follow(ctx, e, t.ID, events, *timeout, *quiet)
 	if err != nil {
-		if wctx.Err() == nil {
-			return err
-		}
-		interrupted = sigCtx.Err() != nil
-		why := "timed out"
-		if interrupted {
-			why = "interrupted"
-		}
-		fmt.Fprintf(c.stderr, "spool run: %s: cancelling %s\n", why, t.ID)
-		stop() // a second Ctrl-C kills the program
-		bg := context.WithoutCancel(ctx)
-		if _, err := e.Cancel(bg, t.ID); err != nil && !errors.Is(err, spool.ErrInvalidTransition) {
-			return err
-		}
-		wait, cancel := context.WithTimeout(bg, 30*time.Second)
-		defer cancel()
-		if final, err = e.Wait(wait, t.ID); err != nil {
-			return err
-		}
+		return err
 	}
 	if err := printJSON(c.stdout, final); err != nil {
 		return err
@@ -197,6 +168,41 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return exitStatus(exitFailed)
 	}
 	return nil
+}
+
+// follow shows task id's progress until it finishes, and returns it. On
+// SIGINT or SIGTERM (interrupted), or once timeout (if not 0) has passed,
+// it cancels the task and waits for it to end.
+func (c *cli) follow(ctx context.Context, e *spool.Engine, id string, events <-chan spool.Event,
+	timeout time.Duration, quiet bool) (final *spool.Task, interrupted bool, err error) {
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	wctx := sigCtx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(sigCtx, timeout)
+		defer cancel()
+	}
+	get := func(ctx context.Context) (*spool.Task, error) { return e.Get(ctx, id) }
+	final, err = watch(wctx, get, events, 100*time.Millisecond, newProgressView(c.stderr, quiet))
+	if err == nil || wctx.Err() == nil {
+		return final, false, err
+	}
+	interrupted = sigCtx.Err() != nil
+	why := "timed out"
+	if interrupted {
+		why = "interrupted"
+	}
+	fmt.Fprintf(c.stderr, "spool run: %s: cancelling %s\n", why, id)
+	stop() // a second Ctrl-C kills the program
+	bg := context.WithoutCancel(ctx)
+	if _, err := e.Cancel(bg, id); err != nil && !errors.Is(err, spool.ErrInvalidTransition) {
+		return nil, interrupted, err
+	}
+	wait, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	final, err = e.Wait(wait, id)
+	return final, interrupted, err
 }
 
 // runConfig returns the engine's Config for run, and the temporary work

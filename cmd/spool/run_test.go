@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"image/jpeg"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,5 +230,25 @@ func TestRunWorkflowOutNames(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Errorf("%s not copied: %v\n%s", name, err, r.stderr)
 		}
+	}
+}
+
+// --timeout cancels a task still running then: the final JSON says
+// cancelled, and the exit status is 1.
+func TestRunTimeoutCancels(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	r := runCLI(t, nil, "run", "--data", t.TempDir(), "--allow-private-networks", "--timeout", "500ms", "http", slow.URL)
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitFailed, r.stderr)
+	}
+	var task spool.Task
+	if err := json.Unmarshal([]byte(r.stdout), &task); err != nil || task.Status != spool.StatusCancelled {
+		t.Fatalf("final task %+v (%v), want cancelled\n%s", task.Status, err, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "timed out: cancelling") {
+		t.Errorf("stderr does not say why it cancelled:\n%s", r.stderr)
 	}
 }
