@@ -293,7 +293,7 @@ func TestServeEndToEnd(t *testing.T) {
 	var running spool.Task
 	call(t, http.MethodPost, s.url+"/tasks", token, map[string]any{"kind": "http", "url": web.URL + "/slow/drain"}, &running)
 	_, started, release := web.chans("drain")
-	<-started
+	recv(t, started, "the drained task's request")
 	waitStatus(t, s, token, running.ID, spool.StatusProcessing)
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -308,13 +308,14 @@ func TestServeEndToEnd(t *testing.T) {
 	if got := waitStatus(t, s, token, running.ID, spool.StatusCompleted); !strings.Contains(string(got.Output), `"drain"`) {
 		t.Errorf("drained task's output: %s", got.Output)
 	}
-	if n := web.hits["drain"].Load(); n != 1 {
+	if hits, _, _ := web.chans("drain"); hits.Load() != 1 {
+		n := hits.Load()
 		t.Errorf("the drained task's request was sent %d times, want once", n)
 	}
 	var cut spool.Task
 	call(t, http.MethodPost, s.url+"/tasks", token, map[string]any{"kind": "http", "url": web.URL + "/slow/cut"}, &cut)
 	_, started, _ = web.chans("cut")
-	<-started
+	recv(t, started, "the cut task's request")
 	s.stop(t)
 	if !strings.Contains(s.stderr.String(), "stopped") {
 		t.Errorf("no stopped line in the log:\n%s", s.stderr)
@@ -324,7 +325,8 @@ func TestServeEndToEnd(t *testing.T) {
 	if got := waitStatus(t, s, token, cut.ID, spool.StatusCompleted); !strings.Contains(string(got.Output), `"cut"`) {
 		t.Errorf("recovered task's output: %s", got.Output)
 	}
-	if n := web.hits["cut"].Load(); n != 2 {
+	if hits, _, _ := web.chans("cut"); hits.Load() != 2 {
+		n := hits.Load()
 		t.Errorf("the cut task's request was sent %d times, want twice", n)
 	}
 	s.stop(t)
@@ -408,5 +410,15 @@ func TestNextHint(t *testing.T) {
 		if got := nextHint(tt.link); got != tt.want {
 			t.Errorf("nextHint(%q) = %q, want %q", tt.link, got, tt.want)
 		}
+	}
+}
+
+// recv waits for ch to be closed or to send.
+func recv(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no %s", what)
 	}
 }
