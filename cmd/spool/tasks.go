@@ -226,7 +226,7 @@ func (c *cli) tasksList(ctx context.Context, args []string) error {
 		return err
 	}
 	if next != "" {
-		fmt.Fprintf(c.stderr, "more: spool tasks ls %s\n", next)
+		fmt.Fprintf(c.stderr, "more: the same with %s\n", next)
 	}
 	return nil
 }

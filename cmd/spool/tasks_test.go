@@ -66,7 +66,7 @@ func TestTasksOnDatabase(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page) != 1 || page[0].ID != pending.ID {
 		t.Errorf("tasks ls --json --limit 1: %v, want the newest task %s:\n%s", err, pending.ID, r.stdout)
 	}
-	if !strings.Contains(r.stderr, "more: spool tasks ls --after "+pending.ID) {
+	if !strings.Contains(r.stderr, "more: the same with --after "+pending.ID) {
 		t.Errorf("tasks ls does not say how to list the next page:\n%s", r.stderr)
 	}
 	if r = runCLI(t, env, "tasks", "get", wf.ID); r.code != 0 || !strings.Contains(r.stdout, `"workflow"`) {
