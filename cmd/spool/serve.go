@@ -17,6 +17,7 @@ import (
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/api"
 	"github.com/spoolrun/spool/kinds"
+	"github.com/spoolrun/spool/metrics"
 )
 
 const serveUsage = `Usage: spool serve [flags]
@@ -142,7 +143,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// NewServer sets the timeouts that keep slow clients from holding
 	// connections.
 	srv := api.NewServer(ln.Addr().String(), api.NewHandler(e, &api.Options{Tokens: tokens,
-		AllowNoAuth: *noAuth, MaxUploadSize: *maxUpload, BaseURL: *baseURL, Logger: log}))
+		AllowNoAuth: *noAuth, MaxUploadSize: *maxUpload, BaseURL: *baseURL, Logger: log,
+		Metrics: metrics.Handler(e)}))
 	srv.ErrorLog = slog.NewLogLogger(h, slog.LevelWarn)
 	// Cancelled when the drain ends, so that event streams end.
 	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
