@@ -3,6 +3,8 @@ package kinds
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spoolrun/spool"
 )
@@ -19,6 +21,91 @@ type Config struct {
 	// HTTPUserAgent is sent by http tasks whose headers set no User-Agent.
 	// Defaults to "spool".
 	HTTPUserAgent string
+
+	// Speech transcribes for the speech and subtitles kinds, and gives the
+	// kinds that read a transcript theirs. Defaults to the
+	// OpenAI-compatible one (NewOpenAITranscriber with OpenAI) when
+	// OPENAI_API_KEY is set or OpenAI has an APIKey, else to the local
+	// PocketSphinx when it is installed, else to none: the kinds that need
+	// it are then unavailable, saying why.
+	Speech Transcriber
+	// Chat answers the chapters, description, outline and prompt kinds.
+	// Defaults to the OpenAI-compatible one (NewOpenAIChat with OpenAI)
+	// when OPENAI_API_KEY is set or OpenAI has an APIKey, else to none:
+	// those kinds are then unavailable.
+	Chat ChatModel
+	// Moderation scores images for the nsfw kind. Defaults to the
+	// OpenAI-compatible one (NewOpenAIModerator with OpenAI) when
+	// OPENAI_API_KEY is set or OpenAI has an APIKey, else to none.
+	Moderation Moderator
+	// OpenAI configures the default providers above: their base URL, key,
+	// timeout and client. Its Model is not used, since each default asks
+	// its own model (whisper-1, gpt-4o-mini, omni-moderation-latest); to
+	// ask another, set Speech, Chat or Moderation to a provider made with
+	// that Model. Defaults to an OpenAIConfig whose empty BaseURL and
+	// APIKey are OPENAI_BASE_URL's and OPENAI_API_KEY's: OPENAI_BASE_URL
+	// alone (a local whisper.cpp or llama.cpp server) is enough to make
+	// the defaults OpenAI-compatible ones.
+	OpenAI *OpenAIConfig
+	// Getenv reads the environment, once, when Register resolves the
+	// providers. Defaults to os.Getenv.
+	Getenv func(string) string
+}
+
+// providers are the model providers of the intelligence kinds, nil where
+// there is none.
+type providers struct {
+	speech     Transcriber
+	chat       ChatModel
+	moderation Moderator
+}
+
+// The reasons an intelligence kind without a provider is unavailable.
+var (
+	errNoSpeech     = errors.New("no speech provider configured: set kinds.Config.Speech or OPENAI_API_KEY, or install pocketsphinx")
+	errNoChat       = errors.New("no chat provider configured: set kinds.Config.Chat or OPENAI_API_KEY")
+	errNoModeration = errors.New("no moderation provider configured: set kinds.Config.Moderation or OPENAI_API_KEY")
+)
+
+// providers resolves the providers: those configured, else the
+// OpenAI-compatible ones when a key or base URL is configured or in the
+// environment, else the local transcriber. It reads the environment once.
+func (c *Config) providers() providers {
+	var cfg Config
+	if c != nil {
+		cfg = *c
+	}
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var oc OpenAIConfig
+	if cfg.OpenAI != nil {
+		oc = *cfg.OpenAI
+	}
+	if oc.APIKey == "" {
+		oc.APIKey = strings.TrimSpace(getenv("OPENAI_API_KEY"))
+	}
+	if oc.BaseURL == "" {
+		oc.BaseURL = strings.TrimSpace(getenv("OPENAI_BASE_URL"))
+	}
+	oc.Model = ""
+	remote := oc.APIKey != "" || oc.BaseURL != ""
+	p := providers{speech: cfg.Speech, chat: cfg.Chat, moderation: cfg.Moderation}
+	if p.speech == nil {
+		if remote {
+			p.speech = NewOpenAITranscriber(oc)
+		} else {
+			p.speech = &PocketSphinx{}
+		}
+	}
+	if p.chat == nil && remote {
+		p.chat = NewOpenAIChat(oc)
+	}
+	if p.moderation == nil && remote {
+		p.moderation = NewOpenAIModerator(oc)
+	}
+	return p
 }
 
 // Defaults of Config fields.
@@ -63,6 +150,7 @@ func (c *Config) withDefaults() Config {
 // no handler.
 func Register(e *spool.Engine, cfg *Config) error {
 	enc := &encoders{} // the media kinds ask ffmpeg for its encoders once
+	prov := cfg.providers()
 	handlers := []struct {
 		kind string
 		h    spool.Handler
@@ -73,6 +161,7 @@ func Register(e *spool.Engine, cfg *Config) error {
 		{spool.KindVideo, newVideo(enc)},
 		{spool.KindAudio, newAudio(enc)},
 		{spool.KindThumbnails, newThumbnails(enc)},
+		{spool.KindSpeech, newSpeech(enc, prov.speech)},
 	}
 	var errs []error
 	for _, k := range handlers {
