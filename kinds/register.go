@@ -162,6 +162,7 @@ func Register(e *spool.Engine, cfg *Config) error {
 		{spool.KindAudio, newAudio(enc)},
 		{spool.KindThumbnails, newThumbnails(enc)},
 		{spool.KindSpeech, newSpeech(enc, prov.speech)},
+		{spool.KindSubtitles, newSubtitles(enc, prov.speech)},
 	}
 	var errs []error
 	for _, k := range handlers {

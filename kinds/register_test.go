@@ -15,12 +15,12 @@ import (
 
 // notImplemented are the built-in kinds this package leaves unregistered.
 // (The engine runs workflow and conditions itself.)
-var notImplemented = []string{"chapters", "subtitles", "nsfw",
+var notImplemented = []string{"chapters", "nsfw",
 	"description", "outline", "prompt"}
 
 // providerKinds are the kinds Register registers that need a model
 // provider; TestSpeechAvailability checks when they are available.
-var providerKinds = []string{"speech"}
+var providerKinds = []string{"speech", "subtitles"}
 
 // mediaKinds are the kinds Register registers that need ffmpeg.
 var mediaKinds = []string{"video", "audio", "thumbnails"}
