@@ -25,18 +25,20 @@ type Config struct {
 	// Speech transcribes for the speech and subtitles kinds, and gives the
 	// kinds that read a transcript theirs. Defaults to the
 	// OpenAI-compatible one (NewOpenAITranscriber with OpenAI) when
-	// OPENAI_API_KEY is set or OpenAI has an APIKey, else to the local
-	// PocketSphinx when it is installed, else to none: the kinds that need
-	// it are then unavailable, saying why.
+	// OPENAI_API_KEY or OPENAI_BASE_URL is set (or OpenAI has an APIKey or
+	// a BaseURL), else to the local PocketSphinx, which the kinds report
+	// unavailable, saying why, when it is not installed.
 	Speech Transcriber
 	// Chat answers the chapters, description, outline and prompt kinds.
 	// Defaults to the OpenAI-compatible one (NewOpenAIChat with OpenAI)
-	// when OPENAI_API_KEY is set or OpenAI has an APIKey, else to none:
-	// those kinds are then unavailable.
+	// when OPENAI_API_KEY or OPENAI_BASE_URL is set (or OpenAI has an
+	// APIKey or a BaseURL), else to none: those kinds are then
+	// unavailable.
 	Chat ChatModel
 	// Moderation scores images for the nsfw kind. Defaults to the
 	// OpenAI-compatible one (NewOpenAIModerator with OpenAI) when
-	// OPENAI_API_KEY is set or OpenAI has an APIKey, else to none.
+	// OPENAI_API_KEY or OPENAI_BASE_URL is set (or OpenAI has an APIKey or
+	// a BaseURL), else to none.
 	Moderation Moderator
 	// OpenAI configures the default providers above: their base URL, key,
 	// timeout and client. Its Model is not used, since each default asks
@@ -130,7 +132,8 @@ func (c *Config) withDefaults() Config {
 }
 
 // Register registers on e the handlers of the built-in kinds that this
-// package implements: ingest, http, image, video, audio and thumbnails.
+// package implements: ingest, http, image, video, audio, thumbnails,
+// speech and subtitles.
 // Call it before e.Start, which fixes the handlers. cfg may be nil. It
 // returns nil, or the registration
 // failures joined (a kind already registered matches
@@ -140,12 +143,16 @@ func (c *Config) withDefaults() Config {
 // A handler that needs an outside program is registered even when this
 // machine lacks it, and implements spool.Checker, so that e.Kinds says
 // why it cannot run and a started engine refuses its tasks: video, audio
-// and thumbnails need ffmpeg and ffprobe; ingest and http need nothing.
+// and thumbnails need ffmpeg and ffprobe; speech and subtitles need them
+// and a speech provider (see Config.Speech); ingest and http need
+// nothing.
 // image needs ffmpeg only for some tasks (WebP and AVIF outputs, video
 // frames) and implements spool.TaskChecker instead, so that a started
 // engine refuses only those. When e's Config.Prober was nil, the media
 // kinds make DefaultProber the engine's prober, so that uploads and
-// outputs are probed with ffprobe. The built-in kinds this package does
+// outputs are probed with ffprobe. Register resolves the model providers
+// (Config.Speech, Chat, Moderation), reading the environment then and only
+// then. The built-in kinds this package does
 // not implement yet are left unregistered, so that e.Kinds says they have
 // no handler.
 func Register(e *spool.Engine, cfg *Config) error {
