@@ -62,12 +62,9 @@ type providers struct {
 	moderation Moderator
 }
 
-// The reasons an intelligence kind without a provider is unavailable.
-var (
-	errNoSpeech     = errors.New("no speech provider configured: set kinds.Config.Speech or OPENAI_API_KEY, or install pocketsphinx")
-	errNoChat       = errors.New("no chat provider configured: set kinds.Config.Chat or OPENAI_API_KEY")
-	errNoModeration = errors.New("no moderation provider configured: set kinds.Config.Moderation or OPENAI_API_KEY")
-)
+// errNoSpeech is why the kinds that need a transcript are unavailable
+// when no speech provider is configured and pocketsphinx is missing.
+var errNoSpeech = errors.New("no speech provider configured: set kinds.Config.Speech or OPENAI_API_KEY, or install pocketsphinx")
 
 // providers resolves the providers: those configured, else the
 // OpenAI-compatible ones when a key or base URL is configured or in the
