@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/spoolrun/spool"
 )
@@ -41,11 +42,30 @@ func storeIntelligence(ctx context.Context, job *spool.Job, kind string, v any) 
 	// Object and kind are the File's again: CreateFile's probe must not
 	// have made them anything else.
 	f.Object, f.Kind = "intelligence", kind
-	fields["id"] = mustRaw(f.ID)
-	if err := job.SetOutput(fields); err != nil {
+	if err := job.SetOutput(withID(f.ID, fields)); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// withID encodes fields as one JSON object that starts with id, object
+// and kind, as the API shows a File, and has the other fields after, in
+// name order.
+func withID(id string, fields map[string]json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"id":%s,"object":%s,"kind":%s`, mustRaw(id), fields["object"], fields["kind"])
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		if k != "object" && k != "kind" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, ",%s:%s", mustRaw(k), fields[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 func mustRaw(s string) json.RawMessage {

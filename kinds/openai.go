@@ -322,7 +322,7 @@ func (t *OpenAITranscriber) Transcribe(ctx context.Context, path string, opts *T
 		}
 		seg := Segment{Start: max(s.Start, prevEnd), End: max(s.End, prevEnd), Text: strings.TrimSpace(s.Text), Speaker: s.Speaker}
 		if s.AvgLogprob != nil {
-			seg.Confidence = min(max(math.Exp(*s.AvgLogprob), 0), 1)
+			seg.Confidence = roundMS(min(max(math.Exp(*s.AvgLogprob), 0), 1))
 		}
 		prevEnd = seg.End
 		tr.Segments = append(tr.Segments, seg)

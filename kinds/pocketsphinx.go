@@ -172,7 +172,7 @@ func utterance(words []sphinxWord) (Segment, bool) {
 		return seg, false
 	}
 	seg.Text = strings.Join(texts, " ")
-	seg.Confidence = min(max(prob/float64(len(texts)), 0), 1)
+	seg.Confidence = roundMS(min(max(prob/float64(len(texts)), 0), 1))
 	return seg, true
 }
 
