@@ -75,6 +75,11 @@ type ChatRequest struct {
 	// model is asked for structured output named SchemaName.
 	Schema     json.RawMessage
 	SchemaName string
+	// Strict asks for OpenAI's strict structured outputs, which accept
+	// only schemas whose objects require every property and set
+	// additionalProperties to false. The caller checks the answer against
+	// Schema either way.
+	Strict bool
 }
 
 // Image is an image given to a model: its MIME type and bytes.
