@@ -75,6 +75,9 @@ type ChatRequest struct {
 	// model is asked for structured output named SchemaName.
 	Schema     json.RawMessage
 	SchemaName string
+	// Model, when set, is the model to ask instead of the one the
+	// ChatModel was configured with (the prompt kind's model option).
+	Model string
 }
 
 // Image is an image given to a model: its MIME type and bytes.
