@@ -121,6 +121,8 @@ func (mat *material) describe() string {
 		b.WriteString("\nIt has no speech.\n")
 	case m.audio:
 		b.WriteString("\nIts sound was not transcribed.\n")
+	case m.kind == "video":
+		b.WriteString("\nIt has no sound.\n")
 	}
 	switch n := len(mat.frames); {
 	case n == 1 && m.kind == "image":

@@ -2,6 +2,7 @@ package kinds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -59,8 +60,8 @@ type section struct {
 var descriptionSchema = mustSchema(`{
 	"type": "object",
 	"properties": {
-		"title": {"type": "string", "minLength": 1},
-		"description": {"type": "string", "minLength": 1},
+		"title": {"type": "string"},
+		"description": {"type": "string"},
 		"tags": {"type": "array", "items": {"type": "string"}}
 	},
 	"required": ["title", "description", "tags"],
@@ -72,13 +73,12 @@ var outlineSchema = mustSchema(`{
 	"properties": {
 		"sections": {
 			"type": "array",
-			"minItems": 1,
 			"items": {
 				"type": "object",
 				"properties": {
 					"start": {"type": "number", "description": "seconds from the start of the media"},
 					"end": {"type": "number", "description": "seconds from the start of the media"},
-					"title": {"type": "string", "minLength": 1},
+					"title": {"type": "string"},
 					"points": {"type": "array", "items": {"type": "string"}}
 				},
 				"required": ["start", "end", "title", "points"],
@@ -116,6 +116,9 @@ func (h *describeHandler) Handle(ctx context.Context, job *spool.Job) error {
 		out.Title = strings.TrimSpace(out.Title)
 		out.Description = strings.TrimSpace(out.Description)
 		out.Tags = cleanTags(out.Tags)
+		if out.Title == "" || out.Description == "" {
+			return spool.Permanent(errors.New("model's description: its title or description is empty"))
+		}
 		return storeIntelligence(ctx, job, spool.KindDescription, &out)
 	}
 	req.Prompt = mat.describe() + fmt.Sprintf("\nOutline the %s as sections in order, each with its start "+

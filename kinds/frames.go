@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spoolrun/spool"
 )
@@ -59,6 +59,11 @@ func probeInput(ctx context.Context, job *spool.Job) (*media, error) {
 // sampleFrames returns up to n stills of the input: an image's picture, or
 // n frames of a video, evenly spaced (the middle of each of n equal parts),
 // each scaled down to fit maxFrameSide, as JPEG. Audio has none.
+//
+// One ffmpeg opens the video once per frame, each input seeking to its
+// frame's time, so that only the frames' surroundings are decoded, not
+// the whole video: a frame of an hour's video costs what one of a
+// minute's does.
 func sampleFrames(ctx context.Context, job *spool.Job, m *media, n int) ([]frame, error) {
 	if m.kind == "audio" || n <= 0 {
 		return nil, nil
@@ -72,43 +77,41 @@ func sampleFrames(ctx context.Context, job *spool.Job, m *media, n int) ([]frame
 		return nil, fmt.Errorf("sample frames: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	times := []float64{0}
+	if m.kind == "video" && m.duration > 0 {
+		times = make([]float64, n)
+		for i := range n {
+			times[i] = (float64(i) + 0.5) * m.duration / float64(n)
+		}
+	}
+	var args, outs []string
+	for _, at := range times {
+		if at > 0 {
+			args = append(args, "-ss", seconds(math.Round(at*1000)/1000))
+		}
+		args = append(args, ffInput(m.path)...)
+	}
 	fit := fmt.Sprintf("scale=w='min(%d,iw)':h='min(%d,ih)':force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1",
 		maxFrameSide, maxFrameSide)
-	pattern := filepath.Join(dir, "frame-%03d.jpg")
-	var (
-		args    []string
-		times   []float64
-		produce time.Duration
-	)
-	if m.kind == "image" || m.duration <= 0 {
-		args = append(ffInput(m.path), "-vf", fit, "-frames:v", "1")
-		times = []float64{0}
-	} else {
-		// One decode, as thumbnails does: the first frame at or after the
-		// middle of each part (selected_n counts those taken so far).
-		step := m.duration / float64(n)
-		args = append(ffInput(m.path), "-vf",
-			fmt.Sprintf("select='gte(t,(selected_n+0.5)*%s)',%s", seconds(step), fit),
-			"-frames:v", fmt.Sprint(n), "-fps_mode", "passthrough")
-		for i := range n {
-			times = append(times, (float64(i)+0.5)*step)
-		}
-		produce = time.Duration(m.duration * float64(time.Second))
+	for i := range times {
+		out := filepath.Join(dir, fmt.Sprintf("frame-%03d.jpg", i))
+		outs = append(outs, out)
+		args = append(args, "-map", fmt.Sprintf("%d:v:0", i), "-vf", fit, "-frames:v", "1",
+			"-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p", "-f", "image2", "-update", "1", out)
 	}
-	args = append(args, "-map", "0:v:0", "-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p", "-f", "image2", pattern)
-	if err := runFFmpeg(ctx, job, args, produce); err != nil {
+	if err := runFFmpeg(ctx, job, args, 0); err != nil {
 		return nil, err
 	}
 	var frames []frame
-	for i, at := range times {
-		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("frame-%03d.jpg", i+1)))
+	for i, out := range outs {
+		b, err := os.ReadFile(out)
 		if errors.Is(err, os.ErrNotExist) {
-			break // a short video gave fewer frames
+			continue // a seek past the last frame: the others will do
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sample frames: %w", err)
 		}
-		frames = append(frames, frame{Time: at, Image: Image{Type: "image/jpeg", Data: b}})
+		frames = append(frames, frame{Time: math.Round(times[i]*1000) / 1000, Image: Image{Type: "image/jpeg", Data: b}})
 	}
 	if len(frames) == 0 {
 		return nil, spool.Permanent(errors.New("sample frames: ffmpeg found no frame in the input"))

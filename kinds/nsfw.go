@@ -114,7 +114,7 @@ func nsfwVerdict(frames []frame, scores []Scores, threshold float64) *nsfwOutput
 	for i, f := range frames {
 		s := Scores{Nudity: unit(scores[i].Nudity), Sexual: unit(scores[i].Sexual),
 			Violence: unit(scores[i].Violence), Gore: unit(scores[i].Gore)}
-		out.Timeline[i] = nsfwMoment{Time: math.Round(f.Time*1000) / 1000, Scores: s}
+		out.Timeline[i] = nsfwMoment{Time: f.Time, Scores: s}
 		out.Nudity, out.Sexual = max(out.Nudity, s.Nudity), max(out.Sexual, s.Sexual)
 		out.Violence, out.Gore = max(out.Violence, s.Violence), max(out.Gore, s.Gore)
 	}
@@ -143,10 +143,10 @@ var nsfwSchema = mustSchema(`{
 			"items": {
 				"type": "object",
 				"properties": {
-					"nudity": {"type": "number", "minimum": 0, "maximum": 1},
-					"sexual": {"type": "number", "minimum": 0, "maximum": 1},
-					"violence": {"type": "number", "minimum": 0, "maximum": 1},
-					"gore": {"type": "number", "minimum": 0, "maximum": 1}
+					"nudity": {"type": "number"},
+					"sexual": {"type": "number"},
+					"violence": {"type": "number"},
+					"gore": {"type": "number"}
 				},
 				"required": ["nudity", "sexual", "violence", "gore"],
 				"additionalProperties": false
