@@ -34,8 +34,8 @@ func (h *chaptersHandler) Check(ctx context.Context) error {
 	if h.chat == nil {
 		return errNoChat
 	}
-	if h.speech == nil {
-		return errNoSpeech
+	if err := checkTranscriber(ctx, h.speech); err != nil {
+		return err
 	}
 	return h.enc.check(ctx)
 }

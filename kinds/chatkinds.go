@@ -21,11 +21,6 @@ import (
 // configured.
 var errNoChat = errors.New("no chat provider configured: set kinds.Config.Chat or OPENAI_API_KEY")
 
-// errNoSpeech is the Check of chapters, and the failure of a task on audio
-// that another kind cannot read without a transcript, when no Transcriber
-// is configured.
-var errNoSpeech = errors.New("no speech provider configured: set kinds.Config.Speech or OPENAI_API_KEY, or install pocketsphinx")
-
 // framesPerTask is how many frames of a video the description, outline
 // and prompt kinds show the model: enough to see what changes, few enough
 // to keep the request small.
@@ -88,9 +83,14 @@ func (b *chatBase) gather(ctx context.Context, job *spool.Job, nFrames int) (*ma
 }
 
 // transcript returns the input's transcript: an earlier speech step's, or
-// the configured Transcriber's, or errNoSpeech (Permanent) with neither.
+// the configured Transcriber's, or errNoSpeech (Permanent) with neither
+// (or with one that cannot run here, such as PocketSphinx not installed).
 func (b *chatBase) transcript(ctx context.Context, job *spool.Job) (*Transcript, error) {
-	return jobTranscript(ctx, job, b.speech)
+	speech := b.speech
+	if checkTranscriber(ctx, speech) != nil {
+		speech = nil // an earlier speech step may still have one
+	}
+	return jobTranscript(ctx, job, speech)
 }
 
 // images returns the frames' images, in order.
@@ -180,6 +180,9 @@ func languageOf(job *spool.Job, def string) string {
 type schema struct {
 	text     json.RawMessage
 	compiled *jsonschema.Schema
+	// strict: the schema follows the rules of OpenAI's strict structured
+	// outputs, so the model may be held to it. A user's schema may not.
+	strict bool
 }
 
 // noLoader refuses every $ref to another document: a schema comes from a
@@ -216,6 +219,7 @@ func mustSchema(text string) *schema {
 	if err != nil {
 		panic(err)
 	}
+	s.strict = true
 	return s
 }
 
@@ -256,7 +260,7 @@ func oneLine(s string) string {
 // does not match fails the task (Permanent) saying so, with the start of
 // the answer.
 func askJSON(ctx context.Context, chat ChatModel, req *ChatRequest, name string, s *schema, out any) error {
-	req.Schema, req.SchemaName = s.text, name
+	req.Schema, req.SchemaName, req.Strict = s.text, name, s.strict
 	resp, err := chat.Chat(ctx, req)
 	if err != nil {
 		return err

@@ -119,7 +119,8 @@ func (h *describeHandler) Handle(ctx context.Context, job *spool.Job) error {
 		if out.Title == "" || out.Description == "" {
 			return spool.Permanent(errors.New("model's description: its title or description is empty"))
 		}
-		return storeIntelligence(ctx, job, spool.KindDescription, &out)
+		_, err = storeIntelligence(ctx, job, spool.KindDescription, &out)
+		return err
 	}
 	req.Prompt = mat.describe() + fmt.Sprintf("\nOutline the %s as sections in order, each with its start "+
 		"and end in seconds, a heading and its main points (short sentences). Write%s. Answer in JSON.",
@@ -133,7 +134,8 @@ func (h *describeHandler) Handle(ctx context.Context, job *spool.Job) error {
 		return spool.Permanent(fmt.Errorf("model's outline: %w", err))
 	}
 	out.Object, out.Kind, out.Language, out.Sections = "intelligence", spool.KindOutline, lang, sections
-	return storeIntelligence(ctx, job, spool.KindOutline, &out)
+	_, err = storeIntelligence(ctx, job, spool.KindOutline, &out)
+	return err
 }
 
 // cleanTags trims tags and drops empty ones and repeats.

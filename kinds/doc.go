@@ -22,6 +22,32 @@
 //   - thumbnails packs evenly spaced frames into one sprite image and a
 //     WebVTT track pointing into it, and completes with the track's File
 //     (object "track", kind "thumbnails") whose Sprite is the image's.
+//   - speech extracts the input's audio (mono 16 kHz), cuts it into
+//     chunks the provider accepts (at silences where it can), transcribes
+//     them and stitches their timelines; it completes with {object:
+//     "intelligence", kind: "speech", id, detected, language, text,
+//     confidence, timeline: [{start, end, text, confidence}]}, also stored
+//     as an intelligence File (JSON) that a workflow's next step gets as
+//     its input;
+//   - subtitles writes WebVTT or SubRip from the transcript of the speech
+//     step before it in a workflow, or its own, with at most two lines of
+//     42 characters a cue, cues of 1 to 7 s that do not overlap, broken at
+//     punctuation, and completes with the track File (object "track",
+//     kind "subtitles", language, format).
+//
+// The intelligence kinds ask a model only what needs one, through the
+// Transcriber, ChatModel and Moderator interfaces, each with an
+// OpenAI-compatible HTTP implementation (OpenAI, or a whisper.cpp,
+// llama.cpp, LocalAI, vLLM or Ollama server: see OpenAIConfig). With
+// nothing configured in Config, OPENAI_API_KEY and OPENAI_BASE_URL select
+// them; else speech and subtitles use PocketSphinx, a local, offline and
+// inaccurate transcriber from Debian's pocketsphinx and
+// pocketsphinx-en-us packages, and without it they are unavailable ("no
+// speech provider configured: …"). A provider's 408, 429 and 5xx answers
+// and network errors are retried (after its Retry-After, if longer than
+// the backoff), other 4xx answers and malformed ones fail the task; the
+// configured API key is redacted from whatever a provider says before it
+// reaches an error.
 //
 // The media kinds run ffmpeg and ffprobe from PATH (Debian's ffmpeg
 // package has every encoder they use). Without them the kinds are
@@ -36,7 +62,7 @@
 // failed, not error) with ffmpeg's reason. The video kind's layers
 // option is not implemented, and refused at Create.
 //
-// The other built-in kinds (chapters, subtitles, speech, …) are not
+// The other built-in kinds (chapters, nsfw, …) are not
 // implemented yet and stay unregistered, so that Engine.Kinds reports them
 // as "no handler registered" rather than pretending to run them.
 //

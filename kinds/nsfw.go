@@ -99,7 +99,8 @@ func (h *nsfwHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if len(scores) != len(frames) {
 		return spool.Permanent(fmt.Errorf("moderation answered %d scores for %d images", len(scores), len(frames)))
 	}
-	return storeIntelligence(ctx, job, spool.KindNSFW, nsfwVerdict(frames, scores, threshold))
+	_, err = storeIntelligence(ctx, job, spool.KindNSFW, nsfwVerdict(frames, scores, threshold))
+	return err
 }
 
 // nsfwFrames is how many frames of a video of duration seconds to score:

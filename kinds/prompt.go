@@ -96,7 +96,8 @@ func (h *promptHandler) Handle(ctx context.Context, job *spool.Job) error {
 			return spool.Permanent(errors.New("model's answer is empty"))
 		}
 		out.Text = &text
-		return storeIntelligence(ctx, job, spool.KindPrompt, out)
+		_, err = storeIntelligence(ctx, job, spool.KindPrompt, out)
+		return err
 	}
 	req.Prompt += "\nAnswer in JSON that follows the given schema."
 	var data json.RawMessage
@@ -104,5 +105,6 @@ func (h *promptHandler) Handle(ctx context.Context, job *spool.Job) error {
 		return err
 	}
 	out.Data = data
-	return storeIntelligence(ctx, job, spool.KindPrompt, out)
+	_, err = storeIntelligence(ctx, job, spool.KindPrompt, out)
+	return err
 }

@@ -15,8 +15,12 @@ import (
 
 // notImplemented are the built-in kinds this package leaves unregistered.
 // (The engine runs workflow and conditions itself.)
-var notImplemented = []string{"chapters", "subtitles", "nsfw",
-	"speech", "description", "outline", "prompt"}
+var notImplemented = []string{"chapters", "nsfw",
+	"description", "outline", "prompt"}
+
+// providerKinds are the kinds Register registers that need a model
+// provider; TestSpeechAvailability checks when they are available.
+var providerKinds = []string{"speech", "subtitles"}
 
 // mediaKinds are the kinds Register registers that need ffmpeg.
 var mediaKinds = []string{"video", "audio", "thumbnails"}
@@ -58,8 +62,8 @@ func TestRegisterAvailability(t *testing.T) {
 			t.Errorf("%s: %+v, want unavailable: no handler registered", k, info)
 		}
 	}
-	if len(infos) != len(notImplemented)+len(mediaKinds)+5 {
-		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+len(mediaKinds)+5)
+	if want := len(notImplemented) + len(mediaKinds) + len(providerKinds) + 5; len(infos) != want {
+		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), want)
 	}
 
 	if err := kinds.Register(e, nil); !errors.Is(err, spool.ErrDuplicateKind) ||
@@ -72,9 +76,9 @@ func TestRegisterAvailability(t *testing.T) {
 	if err := kinds.Register(e, nil); err == nil || !strings.Contains(err.Error(), "already started") {
 		t.Errorf("Register after Start = %v, want an error: engine already started", err)
 	}
-	_, err = e.Create(ctx, spool.Request{Kind: "speech", URL: "https://example.com/a.mp4"})
+	_, err = e.Create(ctx, spool.Request{Kind: notImplemented[0], URL: "https://example.com/a.mp4"})
 	if !errors.Is(err, spool.ErrKindUnavailable) {
-		t.Errorf("Create(speech) = %v, want ErrKindUnavailable", err)
+		t.Errorf("Create(%s) = %v, want ErrKindUnavailable", notImplemented[0], err)
 	}
 }
 
