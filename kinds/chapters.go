@@ -234,11 +234,16 @@ func fixChapters(in []chapter, duration float64) ([]chapter, error) {
 		if out[i].End <= out[i].Start && next > out[i].Start {
 			out[i].End = next // no end given: up to the next chapter
 		}
-		if i+1 < len(out) {
-			out[i].End = min(out[i].End, next)
-		}
 	}
-	out = slices.DeleteFunc(out, func(c chapter) bool { return c.End-c.Start < minChapter })
+	// Too short a chapter goes before overlaps are trimmed, so that the
+	// one before it is not cut short for it; then those that trimming
+	// leaves too short (two chapters starting together) go too.
+	short := func(c chapter) bool { return c.End-c.Start < minChapter }
+	out = slices.DeleteFunc(out, short)
+	for i := 0; i+1 < len(out); i++ {
+		out[i].End = min(out[i].End, out[i+1].Start)
+	}
+	out = slices.DeleteFunc(out, short)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("none of the %d chapters is usable (each needs a title and at least %g s inside the input)", len(in), minChapter)
 	}
