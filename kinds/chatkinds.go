@@ -108,9 +108,12 @@ func (mat *material) images() []Image {
 func (mat *material) describe() string {
 	var b strings.Builder
 	m := mat.media
-	if m.duration > 0 {
+	switch {
+	case m.kind == "transcript":
+		b.WriteString("The input is the transcript of a recording.\n")
+	case m.duration > 0:
 		fmt.Fprintf(&b, "The input is %s %s of %.1f seconds.\n", article(m.kind), m.kind, m.duration)
-	} else {
+	default:
 		fmt.Fprintf(&b, "The input is %s %s.\n", article(m.kind), m.kind)
 	}
 	switch {

@@ -565,3 +565,56 @@ func TestNSFWWorkflowAlert(t *testing.T) {
 		t.Errorf("alert's first result %+v, want the nsfw verdict", v)
 	}
 }
+
+// TestChaptersAfterSpeechStep: steps after a speech step get its result
+// as their input; chapters and description read its transcript, not
+// transcribing again, and description still sees the video's frames.
+func TestChaptersAfterSpeechStep(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.transcript = speechSegments
+	fake.chat = func(c *chatCompletion) string {
+		if c.ResponseFormat.JSONSchema.Name == "chapters" {
+			return `{"chapters": [{"start": 0, "end": 1.8, "title": "Welcome"}, {"start": 1.8, "end": 3.9, "title": "Bread"}]}`
+		}
+		return `{"title": "Bread", "description": "Bread is baked.", "tags": []}`
+	}
+	e := newEngine(t, spool.Config{}, fake.config(true, true, false))
+	var steps []spool.Step
+	if err := json.Unmarshal([]byte(`[{"kind": "speech", "next": [
+		{"kind": "chapters", "ref": "chapters", "format": "vtt"}, {"kind": "description", "ref": "about"}]}]`), &steps); err != nil {
+		t.Fatal(err)
+	}
+	wf := runLong(t, e, spool.Request{Kind: spool.KindWorkflow, FileID: upload(t, e, smallClip(t)), Workflow: steps})
+	if wf.Status != spool.StatusCompleted {
+		t.Fatalf("workflow %s: %s; results %s", wf.Status, wf.Error, jsonOf(t, wf.Results))
+	}
+	if n := len(fake.sent("/audio/transcriptions")); n != 1 {
+		t.Errorf("%d transcriptions, want the speech step's alone", n)
+	}
+	var chapters, about map[string]any
+	for _, p := range wf.Results.Passed {
+		out, _ := json.Marshal(p["output"])
+		switch p["ref"] {
+		case "chapters":
+			json.Unmarshal(out, &chapters)
+		case "about":
+			json.Unmarshal(out, &about)
+		}
+	}
+	if list, _ := chapters["chapters"].([]any); len(list) != 2 || chapters["format"] != "vtt" {
+		t.Errorf("chapters step's output %v", chapters)
+	}
+	if about["title"] != "Bread" {
+		t.Errorf("description step's output %v", about)
+	}
+	for _, c := range fake.chatSent(t) {
+		text, images := c.parts(t)
+		want := 0
+		if c.ResponseFormat.JSONSchema.Name == "description" {
+			want = 4
+		}
+		if len(images) != want || !strings.Contains(text, "a video of 4.0 seconds") || !strings.Contains(text, "Today we bake bread.") {
+			t.Errorf("%s request: %d images, text %s", c.ResponseFormat.JSONSchema.Name, len(images), text)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func (h *describeHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if h.kind == spool.KindDescription {
 		req.Prompt = mat.describe() + fmt.Sprintf("\nDescribe the %s: a title (at most 10 words), "+
 			"a description of one or two paragraphs, and up to 10 tags (single words or short phrases, "+
-			"lower case). Write%s. Answer in JSON.", mat.media.kind, inLanguage(lang))
+			"lower case). Write%s. Answer in JSON.", mat.media.noun(), inLanguage(lang))
 		var out descriptionOutput
 		if err := askJSON(ctx, h.chat, req, "description", descriptionSchema, &out); err != nil {
 			return err
@@ -124,7 +124,7 @@ func (h *describeHandler) Handle(ctx context.Context, job *spool.Job) error {
 	}
 	req.Prompt = mat.describe() + fmt.Sprintf("\nOutline the %s as sections in order, each with its start "+
 		"and end in seconds, a heading and its main points (short sentences). Write%s. Answer in JSON.",
-		mat.media.kind, inLanguage(lang))
+		mat.media.noun(), inLanguage(lang))
 	var out outlineOutput
 	if err := askJSON(ctx, h.chat, req, "outline", outlineSchema, &out); err != nil {
 		return err

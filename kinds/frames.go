@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -25,14 +26,22 @@ type frame struct {
 // media is what the model kinds know of their input: what it holds and
 // how long it is.
 type media struct {
-	kind     string // video, image or audio
+	// kind is video, image or audio; or transcript for the transcript of
+	// a speech task whose media cannot be had, which has no pictures.
+	kind     string
 	path     string
 	duration float64 // seconds; 0 for an image or when unknown
-	audio    bool    // has an audio stream
+	audio    bool    // has an audio stream (a transcript counts)
 }
 
-// probeInput reads what the model kinds need of the task's input.
+// probeInput reads what the model kinds need of the task's input. In a
+// workflow, a step after a speech step gets the speech step's result as
+// its input: the media is then the speech step's input, and the transcript
+// comes from the speech step (see jobTranscript).
 func probeInput(ctx context.Context, job *spool.Job) (*media, error) {
+	if in := job.Input(); in != nil && in.Object == "intelligence" {
+		return speechMedia(ctx, job, in)
+	}
 	p, err := job.InputPath(ctx)
 	if err != nil {
 		return nil, err
@@ -41,10 +50,18 @@ func probeInput(ctx context.Context, job *spool.Job) (*media, error) {
 	if err != nil {
 		return nil, err
 	}
+	kind := ""
+	if in := job.Input(); in != nil {
+		kind = in.Kind
+	}
+	return mediaOf(p, kind, info)
+}
+
+// mediaOf classifies the media at p, whose record says it is of kind.
+func mediaOf(p, kind string, info *mediaInfo) (*media, error) {
 	m := &media{path: p, duration: info.duration, audio: info.audio}
-	in := job.Input()
 	switch {
-	case in != nil && in.Kind == "image", info.video && info.duration == 0:
+	case kind == "image", info.video && info.duration == 0:
 		m.kind, m.duration = "image", 0
 	case info.video:
 		m.kind = "video"
@@ -56,6 +73,69 @@ func probeInput(ctx context.Context, job *spool.Job) (*media, error) {
 	return m, nil
 }
 
+// speechMedia returns the media of a step whose input is a speech result:
+// the input of the speech step before it, copied to the job's directory,
+// or, without one (a speech File given by file_id), the transcript alone.
+func speechMedia(ctx context.Context, job *spool.Job, in *spool.File) (*media, error) {
+	if in.Kind != spool.KindSpeech {
+		return nil, spool.Permanent(fmt.Errorf("input is the result of a %s task, not media or a transcript", in.Kind))
+	}
+	up, err := job.Upstream(ctx, spool.KindSpeech)
+	switch {
+	case errors.Is(err, spool.ErrNotFound):
+		return &media{kind: "transcript", audio: true}, nil
+	case err != nil:
+		return nil, err
+	case up.Input == nil || up.Input.ID == "" || up.Input.Object == "intelligence":
+		return &media{kind: "transcript", audio: true}, nil
+	}
+	p, err := copyFile(ctx, job, up.Input.ID)
+	if err != nil {
+		return nil, err
+	}
+	info, err := probeMedia(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return mediaOf(p, up.Input.Kind, info)
+}
+
+// noun names the media in what a model is asked.
+func (m *media) noun() string {
+	if m.kind == "transcript" {
+		return "recording"
+	}
+	return m.kind
+}
+
+// copyFile copies a stored file into the job's directory.
+func copyFile(ctx context.Context, job *spool.Job, id string) (string, error) {
+	_, r, err := job.Engine().OpenFile(ctx, id)
+	if errors.Is(err, spool.ErrNotFound) {
+		return "", spool.Permanent(fmt.Errorf("read the speech step's input: %w", err))
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the speech step's input: %w", err)
+	}
+	defer r.Close()
+	p, err := workPath(job, "media-"+id)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return "", fmt.Errorf("copy the speech step's input: %w", err)
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("copy the speech step's input: %w", err)
+	}
+	return p, nil
+}
+
 // sampleFrames returns up to n stills of the input: an image's picture, or
 // n frames of a video, evenly spaced (the middle of each of n equal parts),
 // each scaled down to fit maxFrameSide, as JPEG. Audio has none.
@@ -65,7 +145,7 @@ func probeInput(ctx context.Context, job *spool.Job) (*media, error) {
 // the whole video: a frame of an hour's video costs what one of a
 // minute's does.
 func sampleFrames(ctx context.Context, job *spool.Job, m *media, n int) ([]frame, error) {
-	if m.kind == "audio" || n <= 0 {
+	if m.kind != "video" && m.kind != "image" || n <= 0 {
 		return nil, nil
 	}
 	dir, err := job.TempDir()

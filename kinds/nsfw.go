@@ -76,7 +76,7 @@ func (h *nsfwHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err != nil {
 		return err
 	}
-	if m.kind == "audio" {
+	if m.kind != "video" && m.kind != "image" {
 		return spool.Permanent(errors.New("input has no pictures: nsfw scores a video or an image"))
 	}
 	frames, err := sampleFrames(ctx, job, m, nsfwFrames(m.duration))
