@@ -130,7 +130,7 @@ func (c *Config) withDefaults() Config {
 
 // Register registers on e the handlers of the built-in kinds that this
 // package implements: ingest, http, image, video, audio, thumbnails,
-// speech and subtitles.
+// speech, subtitles, chapters, description, outline, prompt and nsfw.
 // Call it before e.Start, which fixes the handlers. cfg may be nil. It
 // returns nil, or the registration
 // failures joined (a kind already registered matches
@@ -141,17 +141,17 @@ func (c *Config) withDefaults() Config {
 // machine lacks it, and implements spool.Checker, so that e.Kinds says
 // why it cannot run and a started engine refuses its tasks: video, audio
 // and thumbnails need ffmpeg and ffprobe; speech and subtitles need them
-// and a speech provider (see Config.Speech); ingest and http need
-// nothing.
+// and a speech provider (see Config.Speech); description, outline and
+// prompt need them and a chat model (Config.Chat), chapters both a chat
+// model and a speech provider, nsfw a moderator (Config.Moderation) or a
+// chat model that sees images; ingest and http need nothing.
 // image needs ffmpeg only for some tasks (WebP and AVIF outputs, video
 // frames) and implements spool.TaskChecker instead, so that a started
 // engine refuses only those. When e's Config.Prober was nil, the media
 // kinds make DefaultProber the engine's prober, so that uploads and
 // outputs are probed with ffprobe. Register resolves the model providers
 // (Config.Speech, Chat, Moderation), reading the environment then and only
-// then. The built-in kinds this package does
-// not implement yet are left unregistered, so that e.Kinds says they have
-// no handler.
+// then.
 func Register(e *spool.Engine, cfg *Config) error {
 	enc := &encoders{} // the media kinds ask ffmpeg for its encoders once
 	prov := cfg.providers()
@@ -167,6 +167,11 @@ func Register(e *spool.Engine, cfg *Config) error {
 		{spool.KindThumbnails, newThumbnails(enc)},
 		{spool.KindSpeech, newSpeech(enc, prov.speech)},
 		{spool.KindSubtitles, newSubtitles(enc, prov.speech)},
+		{spool.KindChapters, newChapters(enc, prov.chat, prov.speech)},
+		{spool.KindDescription, newDescribe(enc, spool.KindDescription, prov.chat, prov.speech)},
+		{spool.KindOutline, newDescribe(enc, spool.KindOutline, prov.chat, prov.speech)},
+		{spool.KindPrompt, newPrompt(enc, prov.chat, prov.speech)},
+		{spool.KindNSFW, newNSFW(enc, prov.moderation, prov.chat)},
 	}
 	var errs []error
 	for _, k := range handlers {
