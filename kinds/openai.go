@@ -2,6 +2,7 @@ package kinds
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -434,7 +435,7 @@ func (m *OpenAIChat) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse,
 		parts = append(parts, chatPart{Type: "image_url", ImageURL: &imageURL{URL: dataURL(img)}})
 	}
 	msgs = append(msgs, message{"user", parts})
-	body := map[string]any{"model": m.c.cfg.Model, "messages": msgs}
+	body := map[string]any{"model": cmp.Or(req.Model, m.c.cfg.Model), "messages": msgs}
 	if len(req.Schema) > 0 {
 		name := req.SchemaName
 		if name == "" {

@@ -44,6 +44,14 @@ func TestOpenAIChatRequest(t *testing.T) {
 	if b, _ := json.Marshal(got); string(b) != want {
 		t.Errorf("request\n%s\nwant\n%s", b, want)
 	}
+	// A request's Model (the prompt kind's model option) wins over the
+	// configured one.
+	if _, err := chat.Chat(t.Context(), &kinds.ChatRequest{Prompt: "p", Model: "gpt-4.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got["model"] != "gpt-4.1" {
+		t.Errorf("model %v, want the request's gpt-4.1", got["model"])
+	}
 }
 
 // TestOpenAIChatAnswers: a refusal, an empty answer and an answer without
