@@ -106,7 +106,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.stderr, "spool run: %v\n", err)
 		}
 	}()
-	if err := kinds.Register(e, nil); err != nil {
+	if err := kinds.Register(e, &kinds.Config{Getenv: c.getenv}); err != nil {
 		return err
 	}
 	if err := checkKind(ctx, e, kind); err != nil {

@@ -127,7 +127,7 @@ func TestRunBadInput(t *testing.T) {
 		want string // in stderr
 	}{
 		{"unknown kind", []string{"run", "imag", in}, exitUsage, `unknown kind "imag"`},
-		{"kind without handler", []string{"run", "speech", in}, exitFailed, "kind speech cannot run here"},
+		{"kind without provider", []string{"run", "chapters", in}, exitFailed, "kind chapters cannot run here"},
 		{"wrong option type", []string{"run", "image", in, "width=abc"}, exitUsage, "invalid width"},
 		{"option out of range", []string{"run", "image", in, "width=100000"}, exitUsage, "invalid width"},
 		{"option not in enum", []string{"run", "image", in, "format=bmp"}, exitUsage, "invalid format"},

@@ -110,7 +110,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			e.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if err := kinds.Register(e, nil); err != nil {
+	if err := kinds.Register(e, &kinds.Config{Getenv: c.getenv}); err != nil {
 		return err
 	}
 	var runs []string

@@ -111,7 +111,7 @@ func (c *cli) openDB(ctx context.Context, path string) (backend, error) {
 	}
 	// Registered so that kinds reports what this machine can run, and
 	// options read as the handlers declare them.
-	if err := kinds.Register(e, nil); err != nil {
+	if err := kinds.Register(e, &kinds.Config{Getenv: c.getenv}); err != nil {
 		e.Close(ctx)
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func TestTasksOnDatabase(t *testing.T) {
 
 func TestKindsHere(t *testing.T) {
 	r := runCLI(t, nil, "kinds")
-	if r.code != 0 || !strings.Contains(r.stdout, "image") || !strings.Contains(r.stdout, "no handler") {
+	if r.code != 0 || !strings.Contains(r.stdout, "image") || !strings.Contains(r.stdout, "no chat provider configured") {
 		t.Errorf("kinds: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, nil, "kinds", "image")
