@@ -1,6 +1,7 @@
 package kinds
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,6 +189,24 @@ const minChapter = 0.5
 // maxTitle bounds a chapter title, in bytes.
 const maxTitle = 200
 
+// usableSpan checks a titled stretch of the input that a model answered
+// (a chapter, an outline's section): it is kept when it has a title; it
+// fails when a time is not a number, or it starts past the end of the
+// input by more than rounding near the end explains (the model got its
+// times wrong, and no clamping makes them right).
+func usableSpan(what, title string, start, end, duration float64) (bool, error) {
+	tol := max(1, duration/100)
+	switch {
+	case math.IsNaN(start) || math.IsInf(start, 0) || math.IsNaN(end) || math.IsInf(end, 0):
+		return false, fmt.Errorf("%s %q has a time that is not a number", what, title)
+	case title == "":
+		return false, nil
+	case duration > 0 && start > duration+tol:
+		return false, fmt.Errorf("%s %q starts at %.1f s, past the end of the input (%.1f s)", what, title, start, duration)
+	}
+	return true, nil
+}
+
 // fixChapters checks a model's chapters and repairs what can safely be:
 // it sorts them by start, cleans titles (dropping chapters without one),
 // clamps starts below 0 to 0 and ends past the duration (0 if unknown) to
@@ -199,17 +218,14 @@ const maxTitle = 200
 // clamping makes them right), a time that is not a number, or no chapter
 // left.
 func fixChapters(in []chapter, duration float64) ([]chapter, error) {
-	tol := max(1, duration/100) // rounding of times near the end
 	var out []chapter
 	for _, c := range in {
 		c.Title = cleanTitle(c.Title)
-		switch {
-		case math.IsNaN(c.Start) || math.IsInf(c.Start, 0) || math.IsNaN(c.End) || math.IsInf(c.End, 0):
-			return nil, fmt.Errorf("chapter %q has a time that is not a number", c.Title)
-		case c.Title == "":
+		if keep, err := usableSpan("chapter", c.Title, c.Start, c.End, duration); !keep {
+			if err != nil {
+				return nil, err
+			}
 			continue
-		case duration > 0 && c.Start > duration+tol:
-			return nil, fmt.Errorf("chapter %q starts at %.1f s, past the end of the input (%.1f s)", c.Title, c.Start, duration)
 		}
 		c.Start = max(c.Start, 0)
 		if duration > 0 {
@@ -217,15 +233,7 @@ func fixChapters(in []chapter, duration float64) ([]chapter, error) {
 		}
 		out = append(out, c)
 	}
-	slices.SortStableFunc(out, func(a, b chapter) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(a, b chapter) int { return cmp.Compare(a.Start, b.Start) })
 	for i := range out {
 		next := duration
 		if i+1 < len(out) {

@@ -1,10 +1,10 @@
 package kinds
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -157,17 +157,14 @@ func cleanTags(tags []string) []string {
 // fails when a section starts past the end of the input by more than
 // rounding explains.
 func fixSections(in []section, duration float64) ([]section, error) {
-	tol := max(1, duration/100)
 	out := make([]section, 0, len(in))
 	for _, s := range in {
 		s.Title = cleanTitle(s.Title)
-		switch {
-		case math.IsNaN(s.Start) || math.IsInf(s.Start, 0) || math.IsNaN(s.End) || math.IsInf(s.End, 0):
-			return nil, fmt.Errorf("section %q has a time that is not a number", s.Title)
-		case s.Title == "":
+		if keep, err := usableSpan("section", s.Title, s.Start, s.End, duration); !keep {
+			if err != nil {
+				return nil, err
+			}
 			continue
-		case duration > 0 && s.Start > duration+tol:
-			return nil, fmt.Errorf("section %q starts at %.1f s, past the end of the input (%.1f s)", s.Title, s.Start, duration)
 		}
 		s.Start = max(s.Start, 0)
 		s.End = max(s.End, s.Start)
@@ -179,15 +176,7 @@ func fixSections(in []section, duration float64) ([]section, error) {
 		s.Points = cleanTags(s.Points)
 		out = append(out, s)
 	}
-	slices.SortStableFunc(out, func(a, b section) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(a, b section) int { return cmp.Compare(a.Start, b.Start) })
 	for i := 0; i+1 < len(out); i++ {
 		out[i].End = max(min(out[i].End, out[i+1].Start), out[i].Start)
 	}
