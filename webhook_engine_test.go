@@ -172,6 +172,10 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 	go srv.Serve(ln)
 	cfg := hookConfig("")
 	cfg.Webhooks.Timeout = 300 * time.Millisecond
+	// The wait after the refused third attempt is long enough for the
+	// test to listen again first, on a loaded machine too: a fourth
+	// attempt refused as well failed this test about once in a full run.
+	cfg.Webhooks.Schedule = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 2 * time.Second, 20 * time.Millisecond}
 	e := startHooks(t, cfg)
 	task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: "http://" + addr + "/hook"})
 	if err != nil {
