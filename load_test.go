@@ -459,7 +459,9 @@ func TestTwoEnginesOneFile(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "spool.db")
 	const creatorsPerEngine = 4
 	per := loadPerCreator()
-	heartbeat, lease := loadHeartbeat(t, 100*time.Millisecond)
+	// A 4 s lease: at 2 s, a heartbeat held up on a machine loaded by
+	// other test binaries let a lease run out, and a task ran again.
+	heartbeat, lease := loadHeartbeat(t, 200*time.Millisecond)
 
 	var handled loadHandled
 	var engines []*spool.Engine
