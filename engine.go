@@ -59,6 +59,7 @@ type Engine struct {
 	httpOnce sync.Once
 	http     *safehttp.Client
 	hooks    *webhooks // nil unless Config.Webhooks.Secrets is set
+	obs      observers // see Observe
 
 	storageOnce sync.Once
 	storage     Storage
@@ -134,6 +135,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		closeDone: make(chan struct{}),
 	}
 	e.userProber = userProber
+	if s, ok := store.(*sqliteStore); ok {
+		s.w.observe.Store(&commitObserver{e.observeCommit, e.obs.any})
+	}
 	e.life, e.endLife = context.WithCancel(context.Background())
 	if e.hooks = e.newWebhooks(); e.hooks != nil {
 		if err := e.initWebhooks(ctx); err != nil {

@@ -289,6 +289,7 @@ func (j *Job) record(ch *Change) []*File {
 		ch.Hook = func(ctx context.Context, tx Tx, _ *Task) error {
 			return tx.CreateFiles(ctx, keep)
 		}
+		ch.LateHook = true // new records, which no other change reads
 	}
 	return keep
 }

@@ -478,7 +478,9 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 		defer cancel()
 	}
 	job := newJob(e, t)
+	start := time.Now()
 	err := e.call(ctx, h, job)
+	took := time.Since(start)
 	job.stop()
 	if err != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
@@ -509,6 +511,7 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 	}
 	files := job.record(ch)
 	e.afterOutcome(t, ch, job.results)
+	e.observeRun(t.Kind, ch.To, took)
 	return ch, files
 }
 

@@ -191,11 +191,12 @@ func changeArgs(ch *Change, now time.Time) ([]any, error) {
 
 // mergeable reports whether a change can share one UPDATE with others: the
 // outcome of a held task (the drain's completions), which reads nothing
-// back and runs no hook. (A hook must run right after its own change: a
-// workflow step's hook counts its siblings, and must not see a sibling
-// completed whose own hook has not created its next steps yet.)
+// back and runs no hook, or only a LateHook, run after the UPDATE. (Other
+// hooks must run right after their own change: a workflow step's hook
+// counts its siblings, and must not see a sibling completed whose own hook
+// has not created its next steps yet.)
 func mergeable(ch *Change) bool {
-	return ch.Owner != "" && ch.Hook == nil && ch.NoResult && ch.Input == nil &&
+	return ch.Owner != "" && (ch.Hook == nil || ch.LateHook) && ch.NoResult && ch.Input == nil &&
 		ch.To.Valid() && ch.To != StatusProcessing && slices.Contains(TransitionSources(ch.To), StatusProcessing)
 }
 

@@ -206,14 +206,26 @@ func (s *sqliteStore) Stats(ctx context.Context) (*Stats, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	var created int64
-	err = s.queryRow(ctx, `SELECT created FROM tasks WHERE status = 'pending' AND status != 'completed'
-		ORDER BY id LIMIT 1`).Scan(&created)
-	switch {
-	case err == nil:
-		st.OldestPending = time.Unix(0, created).UTC()
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("stats: %w", err)
+	st.OldestPendingByKind = map[string]time.Time{}
+	for kind, n := range st.ByKind {
+		if n[StatusPending] == 0 {
+			continue
+		}
+		// The oldest first in the status index: it stops at the first
+		// pending task of the kind.
+		var created int64
+		err = s.queryRow(ctx, `SELECT created FROM tasks WHERE status = 'pending' AND status != 'completed'
+			AND kind = ? ORDER BY id LIMIT 1`, kind).Scan(&created)
+		switch {
+		case err == nil:
+			at := time.Unix(0, created).UTC()
+			st.OldestPendingByKind[kind] = at
+			if st.OldestPending.IsZero() || at.Before(st.OldestPending) {
+				st.OldestPending = at
+			}
+		case !errors.Is(err, sql.ErrNoRows): // counts and rows may differ for a moment
+			return nil, fmt.Errorf("stats: %w", err)
+		}
 	}
 	return st, nil
 }

@@ -53,6 +53,27 @@ type sqlWriter struct {
 	// restartWAL asks the writer to finish a checkpoint between two
 	// transactions, so that the next one writes the WAL from its start.
 	restartWAL atomic.Bool
+	// observe, when set, is told of each transaction (Engine.Observe).
+	observe atomic.Pointer[commitObserver]
+}
+
+// commitObserver is what the writer tells of its transactions: report is
+// called when want says someone listens.
+type commitObserver struct {
+	report func(writes int, took time.Duration)
+	want   func() bool
+}
+
+// commit runs a batch (see run), timed for the observer if there is one.
+func (w *sqlWriter) commit(batch []*writeOp) []*writeOp {
+	o := w.observe.Load()
+	if o == nil || !o.want() {
+		return w.run(batch)
+	}
+	n, start := len(batch), time.Now()
+	batch = w.run(batch)
+	o.report(n, time.Since(start))
+	return batch
 }
 
 // checkpointEvery is how many commits the writer makes between requests to
@@ -208,7 +229,7 @@ func (w *sqlWriter) submit(op *writeOp) error {
 	} else {
 		w.leading = true
 		w.mu.Unlock()
-		w.run([]*writeOp{op})
+		w.commit([]*writeOp{op})
 		w.afterCommit()
 		w.release()
 	}
@@ -249,7 +270,7 @@ func (w *sqlWriter) loop() {
 			w.queue = w.queue[n:]
 			w.contended = n > 1
 			w.mu.Unlock()
-			batch = w.run(batch)
+			batch = w.commit(batch)
 			w.afterCommit()
 			for _, op := range batch {
 				close(op.done)
@@ -492,32 +513,82 @@ func shared(f func() error) (err error) {
 // oneByOne runs a run's ops one statement each, after their shared
 // statement failed (and SQLite undid it) for a reason of one op's own.
 func oneByOne(tx *sqlTx, run []*writeOp) error {
+	ctx := context.Background()
 	for _, o := range run {
-		if o.err = o.call(tx); txLost(o.err) {
+		if o.oneStatement {
+			if o.err = o.call(tx); txLost(o.err) {
+				return o.err
+			}
+			continue
+		}
+		// A change with a hook: the hook's failure undoes the change.
+		if _, err := tx.exec(ctx, "SAVEPOINT op"); err != nil {
+			return err
+		}
+		o.err = o.call(tx)
+		if txLost(o.err) {
 			return o.err
+		}
+		if o.err != nil {
+			if _, err := tx.exec(ctx, "ROLLBACK TO op"); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// applyMerged applies a run of mergeable changes with one statement. If
-// that fails for a reason of the changes' own, they are applied one by one,
-// so that each gets its own answer.
+// applyMerged applies a run of mergeable changes with one statement, then
+// runs the hooks of those made. If that fails for a reason of the changes'
+// own, or a hook fails, the run is undone and its changes are applied one
+// by one, so that each gets its own answer.
 func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) error {
 	chs := make([]*Change, len(run))
+	hooks := false
 	for i, o := range run {
 		chs[i] = o.change
+		hooks = hooks || o.change.Hook != nil
+	}
+	if hooks {
+		// A hook's failure must undo the shared statement too.
+		if _, err := tx.exec(ctx, "SAVEPOINT merged"); err != nil {
+			return err
+		}
 	}
 	var errs []error
 	err := shared(func() (err error) {
-		errs, err = tx.applyMerged(ctx, chs)
-		return err
+		if errs, err = tx.applyMerged(ctx, chs); err != nil {
+			return err
+		}
+		for i, ch := range chs {
+			if errs[i] == nil && ch.Hook != nil {
+				if err := ch.Hook(ctx, tx, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	switch {
 	case txLost(err):
 		return err
+	case err != nil && hooks:
+		if _, err := tx.exec(ctx, "ROLLBACK TO merged"); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
+			return err
+		}
+		return oneByOne(tx, run)
 	case err != nil:
 		return oneByOne(tx, run)
+	case hooks:
+		if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
+			return err
+		}
 	}
 	for i, o := range run {
 		o.err = errs[i]

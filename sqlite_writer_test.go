@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -217,5 +218,82 @@ func TestWriterCancelQueued(t *testing.T) {
 	})
 	if err != nil || len(names) != 2 || names[0] != "a" || names[1] != "b" {
 		t.Fatalf("cursors: %v, %v; want a and b", names, err)
+	}
+}
+
+// Outcomes with a LateHook share one UPDATE and run their hooks after it;
+// a failing hook undoes its own change only, the others applied one by one.
+func TestMergedLateHooks(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		st, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "w.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		s := st.(*sqliteStore)
+		ctx := context.Background()
+		now := time.Now().UTC()
+		var ids []string
+		for i := range 3 {
+			task := &Task{ID: fmt.Sprintf("task_%d", i), Kind: "k", Status: StatusPending, Created: now, Updated: now, MaxAttempts: 1}
+			if _, err := s.CreateTasks(ctx, []*Task{task}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, task.ID)
+		}
+		if got, err := s.ClaimTasks(ctx, &ClaimParams{Owner: "me", Now: time.Now(), Lease: time.Minute,
+			Batches: []ClaimBatch{{Kinds: []string{"k"}, Limit: 3}}}); err != nil || len(got) != 3 {
+			t.Fatalf("claim: %d, %v", len(got), err)
+		}
+		sawOthers := make([]int, 3) // tasks completed when each hook ran
+		boom := errors.New("hook failed")
+		release := busy(t, s.w)
+		errs := make(chan error, 3)
+		for i, id := range ids {
+			ch := &Change{ID: id, To: StatusCompleted, Owner: "me", NoResult: true, LateHook: true,
+				Hook: func(ctx context.Context, tx Tx, _ *Task) error {
+					n := 0
+					for _, other := range ids {
+						if o, err := tx.GetTask(ctx, other); err == nil && o.Status == StatusCompleted {
+							n++
+						}
+					}
+					sawOthers[i] = n
+					if failing && i == 1 {
+						return boom
+					}
+					return tx.CreateFiles(ctx, []*File{{ID: "file_" + id, Object: "source", Key: id}})
+				}}
+			go func() { _, err := s.Apply(ctx, ch); errs <- err }()
+			until(t, s.w, func() bool { return len(s.w.queue) == i+1 })
+		}
+		release()
+		var failed int
+		for range 3 {
+			if err := <-errs; errors.Is(err, boom) {
+				failed++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := map[bool]int{false: 0, true: 1}[failing]
+		if failed != want {
+			t.Errorf("failing=%v: %d Applies failed, want %d", failing, failed, want)
+		}
+		for i, id := range ids {
+			got, err := s.GetTask(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, ferr := s.GetFile(ctx, "file_"+id)
+			undone := failing && i == 1
+			if undone != (got.Status == StatusProcessing) || undone != errors.Is(ferr, ErrNotFound) {
+				t.Errorf("failing=%v: %s is %s, its file: %v", failing, id, got.Status, ferr)
+			}
+		}
+		if !failing && sawOthers[0] != 3 {
+			// Merged: the first hook runs after all three changes.
+			t.Errorf("the first hook saw %d tasks completed, want 3 (one shared UPDATE)", sawOthers[0])
+		}
 	}
 }

@@ -235,6 +235,14 @@ type Change struct {
 	// with the changed task (nil with NoResult); its error rolls the change
 	// back.
 	Hook func(ctx context.Context, tx Tx, t *Task) error
+	// LateHook lets a store run Hook after other changes of the same
+	// transaction were made, rather than right after this one: a store may
+	// then make several such changes with one statement and run their
+	// hooks after it. The engine sets it when the hook's work does not
+	// depend on what other changes' hooks do (recording a run's files; a
+	// workflow step's end that creates no next step). A store may ignore
+	// it.
+	LateHook bool
 	// NoResult makes Apply return a nil task on success, and give its Hook
 	// none, sparing the store reading the row back. The engine sets it on
 	// the outcome of every run.
@@ -317,4 +325,7 @@ type Stats struct {
 	// OldestPending is the creation time of the oldest pending task, zero if
 	// none is pending.
 	OldestPending time.Time
+	// OldestPendingByKind is OldestPending for each kind that has a
+	// pending task.
+	OldestPendingByKind map[string]time.Time
 }

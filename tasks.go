@@ -58,13 +58,18 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	}
 	if !many {
 		if r := e.reserve(tasks[0]); r != nil {
-			return e.handOff(ctx, r)
+			out, err := e.handOff(ctx, r)
+			if err == nil {
+				e.observeCreated(out)
+			}
+			return out, err
 		}
 	}
 	out, err := e.store.CreateTasks(ctx, tasks)
 	if err != nil {
 		return nil, createError(err)
 	}
+	e.observeCreated(out)
 	e.changed.notify()
 	e.poke()
 	for i, t := range out {
@@ -204,6 +209,11 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: cancel: %w", err)
 	}
+	e.obs.each(func(o *Observer) {
+		if o.TaskCancelled != nil {
+			o.TaskCancelled(t.Kind)
+		}
+	})
 	for _, id := range append(steps, id) {
 		for _, r := range e.sched.find(id) {
 			r.cancel(ErrCancelled)

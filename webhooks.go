@@ -392,6 +392,9 @@ func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Du
 	if rec.State != DeliveryPending && ctx.Err() == nil {
 		rec.Lease = lease
 	}
+	if rec.Attempt != nil {
+		e.observeDelivery(rec.State, rec.Attempt.Latency)
+	}
 	return e.recordDelivery(ctx, d, rec)
 }
 

@@ -56,6 +56,12 @@ func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
 		after.Input = ch.Input
 	}
 	changed := &after
+	// Only a hook that creates no step may run after other changes: a
+	// sibling's count of unfinished steps must never see this one ended
+	// before its next steps exist. One that ends the workflow reads the
+	// steps as they are when it runs, all changes made before it included.
+	creates := startSteps || stepDone && e.startsNext(t, ch.To, results)
+	ch.LateHook = (ch.Hook == nil || ch.LateHook) && !creates
 	prev := ch.Hook
 	ch.Hook = func(ctx context.Context, tx Tx, row *Task) error {
 		if prev != nil {
@@ -86,7 +92,7 @@ func (e *Engine) afterOutcome(t *Task, ch *Change, results *Results) {
 // recording them on every step's outcome cost more than the step itself.
 func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Results) error {
 	completed := step.Status == StatusCompleted
-	if completed && len(step.Steps) > 0 && (step.Kind != KindConditions || results != nil && results.Continue) {
+	if e.startsNext(step, step.Status, results) {
 		now := time.Now().UTC()
 		next := make([]*Task, len(step.Steps))
 		for i, def := range step.Steps {
@@ -111,6 +117,13 @@ func (e *Engine) stepDone(ctx context.Context, tx Tx, step *Task, results *Resul
 		return err
 	}
 	return nil
+}
+
+// startsNext reports whether a step's end with status to starts its next
+// steps: on completion, unless it is a condition that did not hold.
+func (e *Engine) startsNext(step *Task, to Status, results *Results) bool {
+	return to == StatusCompleted && len(step.Steps) > 0 &&
+		(step.Kind != KindConditions || results != nil && results.Continue)
 }
 
 // advanceParent advances the workflow a step belongs to.

@@ -366,4 +366,10 @@ func testStats(t *testing.T, s spool.Store) {
 	if st.OldestPending.IsZero() || time.Since(st.OldestPending) > time.Minute {
 		t.Errorf("OldestPending = %v", st.OldestPending)
 	}
+	a, b := st.OldestPendingByKind["a"], st.OldestPendingByKind["b"]
+	if len(st.OldestPendingByKind) != 2 || a.IsZero() || b.IsZero() || a.After(b) ||
+		!st.OldestPending.Equal(a) {
+		// The second a (the first is processing) was created before b.
+		t.Errorf("OldestPendingByKind = %v, OldestPending = %v", st.OldestPendingByKind, st.OldestPending)
+	}
 }
