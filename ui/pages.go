@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -93,13 +94,20 @@ func (h *handler) listPage(w http.ResponseWriter, r *http.Request) {
 			filters.Set(k, v)
 		}
 	}
-	var nextQ url.Values
+	// The links are built here: html/template would escape a query's
+	// = and & inside an href.
+	first := template.URL(h.prefix + "/tasks")
+	if len(filters) > 0 {
+		first += template.URL("?" + filters.Encode())
+	}
+	var next template.URL
 	if page.Next != "" {
-		nextQ = url.Values{}
+		nq := url.Values{}
 		for k, v := range filters {
-			nextQ[k] = v
+			nq[k] = v
 		}
-		nextQ.Set("after", page.Next)
+		nq.Set("after", page.Next)
+		next = template.URL(h.prefix + "/tasks?" + nq.Encode())
 	}
 	var kinds []string
 	for _, k := range h.e.Kinds(r.Context()) {
@@ -107,7 +115,7 @@ func (h *handler) listPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, http.StatusOK, "list", map[string]any{
 		"Title": "Tasks", "Nav": "tasks", "Tasks": page.Tasks, "Total": page.Total, "Filters": filters,
-		"F": lp, "Next": nextQ, "Cursor": cursor, "Paged": lp.After != "", "Kinds": kinds, "Statuses": spool.Statuses(),
+		"F": lp, "First": first, "Next": next, "Cursor": cursor, "Paged": lp.After != "", "Kinds": kinds, "Statuses": spool.Statuses(),
 	})
 }
 

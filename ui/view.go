@@ -30,7 +30,6 @@ func parseTemplates(prefix string) map[string]*template.Template {
 		"json":     prettyJSON,
 		"terminal": func(s spool.Status) bool { return s.Terminal() },
 		"statuses": spool.Statuses,
-		"query":    func(v url.Values) string { return v.Encode() },
 		"deref":    func(s *string) string { return derefStr(s) },
 		"optval":   optValue,
 		"fval":     fmtValue,

@@ -56,7 +56,7 @@
         setProgress(row, t.progress);
         return;
       }
-      if (table.getAttribute("data-live") !== "insert" || !matches(t)) return;
+      if (ev.type !== "task.created" || table.getAttribute("data-live") !== "insert" || !matches(t)) return;
       fetch(prefix + "/tasks/" + encodeURIComponent(t.id) + "/row", { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : ""; })
         .then(function (html) {
