@@ -19,7 +19,7 @@ import (
 // These tests drive a headless Chromium (Debian's chromium package) at the
 // dashboard. They skip without it; CI installs it and fails on a skip.
 // Set SPOOL_SCREENSHOTS to a directory to keep their screenshots, and
-// SPOOL_UPDATE_DOCS=1 to rewrite docs/dashboard.png.
+// SPOOL_UPDATE_DOCS=1 to rewrite docs/dashboard.png (a workflow's page).
 
 // chromium returns the path of a Chromium or Chrome binary, or skips.
 func chromium(t *testing.T) string {
@@ -288,15 +288,6 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	run(t, bctx, "open the overview", chromedp.Navigate(base+"/ui/"), overview())
 	screenshot(t, bctx, dir, "overview")
-	if os.Getenv("SPOOL_UPDATE_DOCS") != "" {
-		b, err := os.ReadFile(filepath.Join(dir, "task.png"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "docs", "dashboard.png"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // TestBrowserWorkflow is the second acceptance: a workflow's page,
@@ -352,5 +343,15 @@ func TestBrowserWorkflow(t *testing.T) {
 	if !strings.Contains(cond, "✗ width gt 1000") {
 		t.Errorf("condition shown as %q", cond)
 	}
-	screenshot(t, bctx, shots(t), "workflow")
+	dir := shots(t)
+	screenshot(t, bctx, dir, "workflow")
+	if os.Getenv("SPOOL_UPDATE_DOCS") != "" {
+		b, err := os.ReadFile(filepath.Join(dir, "workflow.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "docs", "dashboard.png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

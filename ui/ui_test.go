@@ -3,10 +3,13 @@ package ui_test
 import (
 	"bytes"
 	"context"
+	"html"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -198,6 +201,53 @@ func TestPages(t *testing.T) {
 	}
 	if res, _ := v.get("/ui/tasks?status=bogus"); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad status filter: status %d, want 400", res.StatusCode)
+	}
+}
+
+// TestPager: the next links of the list carry the filters and the cursor
+// (a query that html/template escaped inside the href lost both), and
+// lead through 45 tasks in pages of 20.
+func TestPager(t *testing.T) {
+	v := newEnv(t, nil)
+	v.login()
+	v.create(spool.Request{Kind: "echo", Ref: "other"})
+	reqs := make([]spool.Request, 45)
+	for i := range reqs {
+		reqs[i] = spool.Request{Kind: "echo", Ref: "page"}
+	}
+	made, err := v.e.CreateMany(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := regexp.MustCompile(`id="next-page" href="([^"]+)"`)
+	row := regexp.MustCompile(`<tr id="row-(task_[0-9A-Z]+)"`)
+	seen := map[string]bool{}
+	var sizes []int
+	for p := "/ui/tasks?ref=page"; p != ""; {
+		res, body := v.get(p)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: status %d", p, res.StatusCode)
+		}
+		rows := row.FindAllStringSubmatch(body, -1)
+		sizes = append(sizes, len(rows))
+		for _, m := range rows {
+			seen[m[1]] = true
+		}
+		p = ""
+		if m := next.FindStringSubmatch(body); m != nil {
+			p = html.UnescapeString(m[1])
+		}
+		if len(sizes) > 3 {
+			t.Fatalf("more than 3 pages: %v", sizes)
+		}
+	}
+	if !slices.Equal(sizes, []int{20, 20, 5}) || len(seen) != 45 {
+		t.Fatalf("pages of %v tasks, %d distinct; want 20, 20, 5 and 45", sizes, len(seen))
+	}
+	for _, task := range made {
+		if !seen[task.ID] {
+			t.Errorf("task %s never listed", task.ID)
+		}
 	}
 }
 
