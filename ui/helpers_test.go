@@ -62,6 +62,13 @@ func newEnv(t *testing.T, opts *ui.Options) *env {
 	e.Register("echo", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
 		return job.SetOutput(map[string]any{"options": job.Task.Options})
 	}))
+	// subs makes a WebVTT subtitles track for its input, as the
+	// subtitles kind does.
+	e.Register("subs", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		_, err := job.CreateFile(ctx, strings.NewReader("WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n"),
+			&spool.File{Object: "track", Kind: "subtitles", Type: "text/vtt", Language: "en", Filename: "subs.vtt"})
+		return err
+	}))
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,7 @@ func (h *handler) previews(r *http.Request, t *spool.Task) ([]*preview, error) {
 	var tracks []track
 	for _, p := range out {
 		f := p.File
-		if !strings.HasPrefix(f.Type, "text/vtt") {
+		if !strings.HasPrefix(f.Type, "text/vtt") && f.Format != "vtt" && !strings.HasSuffix(f.Filename, ".vtt") {
 			continue
 		}
 		tr := track{URL: p.URL, Label: f.Kind, Lang: f.Language}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"html"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -330,6 +332,28 @@ func TestCreateForm(t *testing.T) {
 	}
 }
 
+// TestPreviewTracks: a video's player gets the subtitles made for it as a
+// track, and a chapters output is listed.
+func TestPreviewTracks(t *testing.T) {
+	v := newEnv(t, nil)
+	v.login()
+	video, err := v.e.CreateFile(context.Background(), strings.NewReader("not really a video"),
+		&spool.FileParams{Filename: "clip.mp4", Type: "video/mp4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := v.create(spool.Request{Kind: "subs", FileID: video.ID})
+	if got := v.wait(task.ID); got.Status != spool.StatusCompleted {
+		t.Fatalf("subs task %s: %s", got.Status, got.Error)
+	}
+	_, body := v.get("/ui/tasks/" + task.ID)
+	for _, w := range []string{`<video controls preload="metadata" src="/ui/files/` + video.ID + `/content"`, `<track kind="subtitles" src="/ui/files/file_`, `srclang="en"`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("no %q in the page", w)
+		}
+	}
+}
+
 // TestFileContent: the previews' endpoint serves bytes with Range and
 // the sandbox CSP.
 func TestFileContent(t *testing.T) {
@@ -424,6 +448,14 @@ func TestAllowNoAuth(t *testing.T) {
 	res, body := v.get("/ui/")
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "anonymous") {
 		t.Fatalf("GET /ui/: status %d", res.StatusCode)
+	}
+	// A request that did not come through a loopback listener (here: no
+	// listener at all) is refused.
+	rec := httptest.NewRecorder()
+	ui.NewHandler(v.e, &ui.Options{AllowNoAuth: true, Logger: slog.New(slog.DiscardHandler)}).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/ui/", nil))
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("AllowNoAuth off loopback: status %d, want 403", rec.Code)
 	}
 	task := v.create(spool.Request{Kind: "slow"})
 	if res, _ := v.post("/ui/tasks/"+task.ID+"/cancel", url.Values{}); res.StatusCode != http.StatusForbidden {
