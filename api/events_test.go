@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/api"
 )
 
 // sseEvent is one event as read from the stream.
@@ -179,5 +181,39 @@ func TestEventsHeartbeat(t *testing.T) {
 	}
 	if pings < 2 {
 		t.Fatalf("no heartbeat: %v", sc.Err())
+	}
+}
+
+// TestEventsOutliveWriteTimeout: the stream lifts the server's write
+// deadline (api.NewServer sets one) and stays open past it.
+func TestEventsOutliveWriteTimeout(t *testing.T) {
+	v := newEnv(t, nil)
+	srv := httptest.NewUnstartedServer(apiHandler(v, func(o *apiOptions) { o.Heartbeat = 50 * time.Millisecond }))
+	srv.Config = api.NewServer("", srv.Config.Handler)
+	srv.Config.WriteTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	start := time.Now()
+	for time.Since(start) < time.Second {
+		if !sc.Scan() {
+			t.Fatalf("stream ended after %v: %v", time.Since(start), sc.Err())
+		}
+	}
+}
+
+// TestBadJSONSaysWhere: a malformed body's error gives line and column.
+func TestBadJSONSaysWhere(t *testing.T) {
+	v := newEnv(t, nil)
+	_, b := v.do("POST", "/tasks", "{\"kind\": \"echo\",\n  \"width\": }")
+	if msg := decode[errBody](t, b).Error.Message; !strings.Contains(msg, "line 2, column 12") {
+		t.Errorf("message %q does not say where", msg)
 	}
 }

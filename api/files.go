@@ -47,9 +47,16 @@ func (h *handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.Type = mt
 	}
-	f, err := h.e.CreateFile(r.Context(), src, &p)
+	src2 := &readErr{r: src}
+	f, err := h.e.CreateFile(r.Context(), src2, &p)
 	if err != nil {
 		var mb *http.MaxBytesError
+		if src2.err != nil && !errors.As(src2.err, &mb) && r.Context().Err() == nil {
+			// The upload broke off (a truncated body, a read timeout):
+			// the client's fault, not the server's.
+			h.fail(w, r, badRequest("body", "could not be read to its end: %v", src2.err))
+			return
+		}
 		if spool.IsPermanent(err) && !errors.As(err, &mb) {
 			// The probe could not read the bytes: the upload's fault.
 			err = &spool.ValidationError{Field: "file", Reason: err.Error()}
@@ -204,4 +211,18 @@ func (h *handler) deleteFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// readErr remembers the error its reader returned, other than io.EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }

@@ -2,9 +2,15 @@ package api_test
 
 import (
 	"bytes"
+	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/api"
 )
 
 // TestFiles is acceptance 4: an upload, its content with Range and ETag,
@@ -104,5 +110,70 @@ func TestUploadLimit(t *testing.T) {
 	}
 	if _, files := v.counts(); files != 0 {
 		t.Errorf("%d files stored", files)
+	}
+}
+
+// TestURLInput: a url input's source is its original, and its url, once
+// downloaded, is where the API serves the bytes; an output's url too.
+func TestURLInput(t *testing.T) {
+	img := pngBytes(t, 30, 20)
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(img)
+	}))
+	defer src.Close()
+	v := newEnvConfig(t, spool.Config{AllowPrivateNetworks: true}, nil)
+	res, b := v.do("POST", "/tasks", `{"kind": "image", "url": "`+src.URL+`/in.png", "width": 15, "format": "png"}`)
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	task := decode[map[string]any](t, b)
+	if in := task["input"].(map[string]any); in["original"] != src.URL+"/in.png" || in["url"] != nil {
+		t.Errorf("input before the download: %v", in)
+	}
+	done := v.waitTask(task["id"].(string))
+	in := done["input"].(map[string]any)
+	id, _ := in["id"].(string)
+	if done["status"] != "completed" || id == "" || in["original"] != src.URL+"/in.png" ||
+		in["url"] != v.srv.URL+"/files/"+id+"/content" {
+		t.Fatalf("input after the download: %v (%v)", in, done["error"])
+	}
+	if res, b := v.do("GET", "/files/"+id+"/content", nil); res.StatusCode != 200 || !bytes.Equal(b, img) {
+		t.Errorf("input content: %d, %d bytes", res.StatusCode, len(b))
+	}
+}
+
+// TestSlowUploadOutlivesReadTimeout: an upload extends the server's read
+// deadline, which is meant for small JSON bodies.
+func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
+	v := newEnv(t, nil)
+	srv := httptest.NewUnstartedServer(v.srv.Config.Handler)
+	srv.Config = api.NewServer("", srv.Config.Handler)
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	img := pngBytes(t, 16, 16)
+	pr, pw := io.Pipe()
+	go func() {
+		for i := range img {
+			if i%(len(img)/4) == 0 {
+				time.Sleep(150 * time.Millisecond) // 600 ms in all
+			}
+			if _, err := pw.Write(img[i : i+1]); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", srv.URL+"/files?filename=slow.png", pr)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 201 {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("slow upload: %d %s", res.StatusCode, b)
 	}
 }

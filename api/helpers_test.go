@@ -36,9 +36,17 @@ type env struct {
 // tasks run until their context ends, and serves it.
 func newEnv(t *testing.T, opts *api.Options) *env {
 	t.Helper()
+	return newEnvConfig(t, spool.Config{}, opts)
+}
+
+// newEnvConfig is newEnv with an engine configured by cfg.
+func newEnvConfig(t *testing.T, cfg spool.Config, opts *api.Options) *env {
+	t.Helper()
 	ctx := context.Background()
-	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "spool.db"),
-		Logger: slog.New(slog.DiscardHandler), PollInterval: 50 * time.Millisecond})
+	cfg.Path = filepath.Join(t.TempDir(), "spool.db")
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.PollInterval = 50 * time.Millisecond
+	e, err := spool.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

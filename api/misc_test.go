@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -152,5 +153,54 @@ func TestAllowNoAuth(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "AUTHENTICATION IS OFF") {
 		t.Errorf("no loud log line: %s", logs.String())
+	}
+}
+
+// TestTokensAndBaseURL: each token's name is its tasks' created_by, and
+// BaseURL roots Location and file urls under a mount prefix.
+func TestTokensAndBaseURL(t *testing.T) {
+	v := newEnv(t, &api.Options{BaseURL: "https://media.example.com/api/",
+		Tokens: []api.Token{{Name: "first", Secret: "other-secret"}, {Name: "tester", Secret: testToken}}})
+	f := v.upload("a.png", pngBytes(t, 8, 8))
+	if f["url"] != "https://media.example.com/api/files/"+f["id"].(string)+"/content" || f["created_by"] != "tester" {
+		t.Errorf("file: %v", f)
+	}
+	res, b := v.do("POST", "/tasks", `{"kind": "echo"}`, "Authorization", "Bearer other-secret")
+	task := decode[map[string]any](t, b)
+	if task["created_by"] != "first" || res.Header.Get("Location") != "https://media.example.com/api/tasks/"+task["id"].(string) {
+		t.Errorf("second token: %s, Location %q", b, res.Header.Get("Location"))
+	}
+}
+
+// TestConcurrentCreates: the handler under concurrent use (run with -race).
+func TestConcurrentCreates(t *testing.T) {
+	v := newEnv(t, nil)
+	var wg sync.WaitGroup
+	ids := make(chan string, 80)
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				req, _ := http.NewRequest("POST", v.srv.URL+"/tasks", strings.NewReader(`{"kind": "echo"}`))
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				res, err := v.srv.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var task struct{ ID string }
+				_ = json.NewDecoder(res.Body).Decode(&task)
+				res.Body.Close()
+				ids <- task.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 80 || seen[""] {
+		t.Errorf("%d distinct tasks, want 80", len(seen))
 	}
 }
