@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. Match them with errors.Is; the engine wraps them with
@@ -77,4 +78,49 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// retryAfterError asks for the next attempt no sooner than after.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter wraps err, a handler error that another attempt may fix, so
+// that the next attempt waits at least d: the engine waits the longer of d
+// and Config.Backoff's delay. Use it when a service says when to come
+// back, as an HTTP 429 or 503 answer's Retry-After does. It does not make
+// an attempt more likely: a task on its last attempt still ends in error.
+// RetryAfter(nil, d) returns nil; d <= 0 leaves err as it is.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return &retryAfterError{err: err, after: d}
+}
+
+// retryAfter returns the longest delay that err, or an error it wraps,
+// asks for with RetryAfter; 0 if none.
+func retryAfter(err error) time.Duration {
+	var d time.Duration
+	for err != nil {
+		if r, ok := err.(*retryAfterError); ok {
+			d = max(d, r.after)
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				d = max(d, retryAfter(e))
+			}
+			return d
+		default:
+			return d
+		}
+	}
+	return d
 }

@@ -507,7 +507,7 @@ func (e *Engine) execute(ctx context.Context, h Handler, t *Task) (*Change, []*F
 		ch.To, ch.Error = StatusError, err.Error()
 	default:
 		ch.To, ch.Error = StatusWaiting, err.Error()
-		ch.Due = time.Now().Add(e.cfg.Backoff(t.Attempt))
+		ch.Due = time.Now().Add(max(e.cfg.Backoff(t.Attempt), retryAfter(err)))
 	}
 	files := job.record(ch)
 	e.afterOutcome(t, ch, job.results)

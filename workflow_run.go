@@ -478,6 +478,28 @@ func (j *Job) Upstream(ctx context.Context, name string) (*Task, error) {
 	return nil, fmt.Errorf("spool: upstream %q: no earlier step of %s has that ref or kind: %w", name, t.Step, ErrNotFound)
 }
 
+// WorkflowResults returns the results of the workflow this task is a step
+// of as they are now, as Get shows them while it runs: its completed steps
+// with their outputs in Passed, those that ended otherwise in Failed, and
+// those that will never start in Skipped; steps still to run or running
+// (this one) are in none. An http step with no body sends them. It fails
+// with ErrNotFound for a task that is not a workflow step.
+func (j *Job) WorkflowResults(ctx context.Context) (*Results, error) {
+	t := j.Task
+	if t.ParentID == "" || t.Step == "" {
+		return nil, fmt.Errorf("spool: workflow results: task %s is not a workflow step: %w", t.ID, ErrNotFound)
+	}
+	parent, err := j.e.store.GetTask(ctx, t.ParentID)
+	if err != nil {
+		return nil, fmt.Errorf("spool: workflow results: %w", err)
+	}
+	steps, err := j.e.store.Steps(ctx, t.ParentID)
+	if err != nil {
+		return nil, fmt.Errorf("spool: workflow results: %w", err)
+	}
+	return j.e.plan(parent, steps, time.Now()).results, nil
+}
+
 // errPlanChanged rolls back a repair that raced with a step's outcome.
 var errPlanChanged = errors.New("workflow changed meanwhile")
 

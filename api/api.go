@@ -47,6 +47,10 @@ type Options struct {
 	// Heartbeat is how often GET /events writes a comment to an idle
 	// stream, so that proxies keep it open. Defaults to 15 seconds.
 	Heartbeat time.Duration
+	// Metrics, when set, is served at GET /metrics behind the same tokens,
+	// such as metrics.Handler(e) for Prometheus (which sends a bearer
+	// token with its scrapes). Defaults to nil: no /metrics route.
+	Metrics http.Handler
 }
 
 // version is the hosted API's version this package serves, the only
@@ -119,6 +123,9 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 	mux.HandleFunc("GET /files/{id}/content", h.fileContent)
 	mux.HandleFunc("DELETE /files/{id}", h.deleteFile)
 	mux.HandleFunc("GET /events", h.events)
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 	mux.HandleFunc("/", h.noRoute)
 	h.mux = mux
 	return h

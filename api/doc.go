@@ -33,6 +33,7 @@
 //	GET    /files/{id}/content its bytes (Range, ETag, conditional requests)
 //	DELETE /files/{id}         delete a file
 //	GET    /events             Server-Sent Events: Last-Event-ID or after, task, kind
+//	GET    /metrics            Options.Metrics, when set (such as metrics.Handler)
 //
 // Tasks are the task object of the hosted API. In every response, a file
 // object's url (a task's input, its output, files nested in outputs such

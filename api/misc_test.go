@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -202,5 +203,22 @@ func TestConcurrentCreates(t *testing.T) {
 	}
 	if len(seen) != 80 || seen[""] {
 		t.Errorf("%d distinct tasks, want 80", len(seen))
+	}
+}
+
+// TestMetricsRoute: Options.Metrics is served at GET /metrics behind the
+// tokens, and absent otherwise.
+func TestMetricsRoute(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "spool_up 1\n") })
+	v := newEnv(t, &api.Options{Tokens: []api.Token{{Name: "tester", Secret: testToken}}, Metrics: metrics})
+	if res, b := v.do("GET", "/metrics", nil); res.StatusCode != 200 || string(b) != "spool_up 1\n" {
+		t.Errorf("GET /metrics: %d %s", res.StatusCode, b)
+	}
+	if res, _ := v.do("GET", "/metrics", nil, "Authorization", ""); res.StatusCode != 401 {
+		t.Errorf("GET /metrics without a token: %d", res.StatusCode)
+	}
+	plain := newEnv(t, nil)
+	if res, _ := plain.do("GET", "/metrics", nil); res.StatusCode != 404 {
+		t.Errorf("GET /metrics with no Metrics handler: %d", res.StatusCode)
 	}
 }

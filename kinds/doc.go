@@ -22,6 +22,64 @@
 //   - thumbnails packs evenly spaced frames into one sprite image and a
 //     WebVTT track pointing into it, and completes with the track's File
 //     (object "track", kind "thumbnails") whose Sprite is the image's.
+//   - speech extracts the input's audio (mono 16 kHz), cuts it into
+//     chunks the provider accepts (at silences where it can), transcribes
+//     them and stitches their timelines; it completes with {object:
+//     "intelligence", kind: "speech", id, detected, language, text,
+//     confidence, timeline: [{start, end, text, confidence}]}, also stored
+//     as an intelligence File (JSON) that a workflow's next step gets as
+//     its input;
+//   - subtitles writes WebVTT or SubRip from the transcript of the speech
+//     step before it in a workflow, or its own, with at most two lines of
+//     42 characters a cue, cues of 1 to 7 s that do not overlap, broken at
+//     punctuation, and completes with the track File (object "track",
+//     kind "subtitles", language, format);
+//   - chapters gives the transcript to the chat model, which answers
+//     chapters in a JSON Schema; they are checked and repaired where that
+//     is safe (sorted, clamped into the input, overlaps trimmed, empty
+//     ones dropped, numbered from 1), else the task fails saying why, and
+//     written as a json or vtt track: the output is its File (object
+//     "track", kind "chapters") with chapters [{index, start, end, title}];
+//   - description and outline give the chat model the transcript (when
+//     the input has sound) and a few frames (of a video, or the image,
+//     sampled with ffmpeg, at most 512 pixels a side): {object:
+//     "intelligence", kind: "description", language, title, description,
+//     tags} and {object: "intelligence", kind: "outline", language,
+//     sections: [{start, end, title, points}]};
+//   - prompt asks the chat model the prompt option about the same
+//     material: {object: "intelligence", kind: "prompt", prompt, text},
+//     or with the schema option (a JSON Schema, checked at Create, that
+//     may refer to nothing outside itself) {…, data}, data checked
+//     against the schema: an answer that does not match fails the task;
+//   - nsfw scores frames of a video (one every 5 s, 4 to 12) or the image
+//     with the Moderator, else with a chat model that sees images: {object:
+//     "intelligence", kind: "nsfw", detected, nudity, sexual, violence,
+//     gore, confidence, timeline: [{time, nudity, sexual, violence,
+//     gore}]}, each score from 0 to 1 the highest of any frame's, detected
+//     when one reaches the threshold option.
+//
+// Like speech, the outputs of description, outline, prompt and nsfw are
+// also stored as intelligence Files, with the output carrying the File's
+// id, so that a workflow's next step can read them (a conditions step on
+// "<ref>.detected", an http step posting them). An http step that sends
+// a POST, PUT or PATCH without a body option sends the workflow's results
+// so far as JSON (outside a workflow, the task itself).
+//
+// The intelligence kinds ask a model only what needs one, through the
+// Transcriber, ChatModel and Moderator interfaces, each with an
+// OpenAI-compatible HTTP implementation (OpenAI, or a whisper.cpp,
+// llama.cpp, LocalAI, vLLM or Ollama server: see OpenAIConfig). With
+// nothing configured in Config, OPENAI_API_KEY and OPENAI_BASE_URL select
+// them; else speech and subtitles use PocketSphinx, a local, offline and
+// inaccurate transcriber from Debian's pocketsphinx and
+// pocketsphinx-en-us packages, and without it they are unavailable ("no
+// speech provider configured: …"); the kinds that need a chat model have
+// no local one, and without one are unavailable ("no chat provider
+// configured: set kinds.Config.Chat or OPENAI_API_KEY"). A provider's 408, 429 and 5xx answers
+// and network errors are retried (after its Retry-After, if longer than
+// the backoff), other 4xx answers and malformed ones fail the task; the
+// configured API key is redacted from whatever a provider says before it
+// reaches an error.
 //
 // The media kinds run ffmpeg and ffprobe from PATH (Debian's ffmpeg
 // package has every encoder they use). Without them the kinds are
@@ -35,10 +93,6 @@
 // -progress output. A corrupt or unsupported input fails the task (status
 // failed, not error) with ffmpeg's reason. The video kind's layers
 // option is not implemented, and refused at Create.
-//
-// The other built-in kinds (chapters, subtitles, speech, …) are not
-// implemented yet and stay unregistered, so that Engine.Kinds reports them
-// as "no handler registered" rather than pretending to run them.
 //
 // With the media kinds registered, an engine whose Config.Prober is nil
 // probes uploads and outputs with DefaultProber (ffprobe if in PATH, else

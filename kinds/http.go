@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"strings"
@@ -34,7 +35,10 @@ import (
 //
 // The request body option is sent as is when it is a string (as
 // text/plain unless the headers set a Content-Type), else encoded as JSON
-// (application/json). The timeout option bounds the whole exchange.
+// (application/json). A POST, PUT or PATCH without one sends as JSON, in a
+// workflow, the workflow's results so far ({passed, failed, skipped,
+// continue}, as the workflow's results field shows them, with each
+// completed step's output), else the task itself. The timeout option bounds the whole exchange.
 //
 // GET and HEAD follow up to 5 redirects; other methods follow none and
 // complete with the 3xx response, since following would turn a POST into
@@ -106,6 +110,14 @@ func (h *httpHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if s, ok := job.Float("timeout"); ok && s > 0 {
 		timeout = time.Duration(s * float64(time.Second))
 	}
+	if _, ok := opts["body"]; !ok && carriesBody(method) {
+		body, err := defaultBody(ctx, job)
+		if err != nil {
+			return err
+		}
+		opts = maps.Clone(opts)
+		opts["body"] = body
+	}
 	reqCtx, cancel := context.WithTimeoutCause(ctx, timeout, errTimedOut)
 	defer cancel()
 	req, err := newRequest(reqCtx, method, job.Task.URL, opts)
@@ -135,6 +147,31 @@ func (h *httpHandler) Handle(ctx context.Context, job *spool.Job) error {
 		Headers: flatHeaders(resp.Header), Size: len(body)}
 	out.Body, out.BodyEncoding = decodeBody(resp.Header.Get("Content-Type"), body)
 	return job.SetOutput(out)
+}
+
+// carriesBody reports whether requests of method get the default body:
+// GET, HEAD and DELETE send none unless the body option says.
+func carriesBody(method string) bool {
+	switch strings.ToUpper(method) {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// defaultBody is what a POST, PUT or PATCH without a body option sends:
+// in a workflow, its results so far (Job.WorkflowResults), so that a
+// step can report what the steps before it made; outside one, the task
+// itself.
+func defaultBody(ctx context.Context, job *spool.Job) (any, error) {
+	if job.Task.ParentID == "" {
+		return job.Task, nil
+	}
+	r, err := job.WorkflowResults(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read workflow results: %w", err)
+	}
+	return r, nil
 }
 
 // newRequest builds the task's request from its options.

@@ -75,6 +75,14 @@ type ChatRequest struct {
 	// model is asked for structured output named SchemaName.
 	Schema     json.RawMessage
 	SchemaName string
+	// Model, when set, is the model to ask instead of the one the
+	// ChatModel was configured with (the prompt kind's model option).
+	Model string
+	// Strict asks for OpenAI's strict structured outputs, which accept
+	// only schemas whose objects require every property and set
+	// additionalProperties to false. The caller checks the answer against
+	// Schema either way.
+	Strict bool
 }
 
 // Image is an image given to a model: its MIME type and bytes.

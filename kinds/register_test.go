@@ -13,10 +13,14 @@ import (
 	"github.com/spoolrun/spool/kinds"
 )
 
-// notImplemented are the built-in kinds this package leaves unregistered.
-// (The engine runs workflow and conditions itself.)
-var notImplemented = []string{"chapters", "subtitles", "nsfw",
-	"speech", "description", "outline", "prompt"}
+// notImplemented are the built-in kinds this package leaves unregistered:
+// none now. (The engine runs workflow and conditions itself.)
+var notImplemented []string
+
+// providerKinds are the kinds Register registers that need a model
+// provider; TestSpeechAvailability and TestDescriptionUnavailableWithoutProvider
+// check when they are available.
+var providerKinds = []string{"speech", "subtitles", "chapters", "nsfw", "description", "outline", "prompt"}
 
 // mediaKinds are the kinds Register registers that need ffmpeg.
 var mediaKinds = []string{"video", "audio", "thumbnails"}
@@ -24,8 +28,8 @@ var mediaKinds = []string{"video", "audio", "thumbnails"}
 // TestRegisterAvailability: Register makes ingest, http and image available
 // (the engine itself runs workflow and conditions), the media kinds
 // available where ffmpeg is (else unavailable, saying how to install it),
-// and leaves every kind it does not implement unregistered, which a
-// started engine refuses.
+// and leaves every kind it does not implement unregistered; a kind without
+// its provider is unavailable, and a started engine refuses it.
 func TestRegisterAvailability(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -34,7 +38,8 @@ func TestRegisterAvailability(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(ctx) })
-	if err := kinds.Register(e, nil); err != nil {
+	// No provider from the environment: description stays unavailable.
+	if err := kinds.Register(e, &kinds.Config{Getenv: func(string) string { return "" }}); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	infos := map[string]spool.KindInfo{}
@@ -58,8 +63,8 @@ func TestRegisterAvailability(t *testing.T) {
 			t.Errorf("%s: %+v, want unavailable: no handler registered", k, info)
 		}
 	}
-	if len(infos) != len(notImplemented)+len(mediaKinds)+5 {
-		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), len(notImplemented)+len(mediaKinds)+5)
+	if want := len(notImplemented) + len(mediaKinds) + len(providerKinds) + 5; len(infos) != want {
+		t.Errorf("Kinds lists %d kinds, want the %d built-in ones", len(infos), want)
 	}
 
 	if err := kinds.Register(e, nil); !errors.Is(err, spool.ErrDuplicateKind) ||
@@ -72,9 +77,9 @@ func TestRegisterAvailability(t *testing.T) {
 	if err := kinds.Register(e, nil); err == nil || !strings.Contains(err.Error(), "already started") {
 		t.Errorf("Register after Start = %v, want an error: engine already started", err)
 	}
-	_, err = e.Create(ctx, spool.Request{Kind: "speech", URL: "https://example.com/a.mp4"})
+	_, err = e.Create(ctx, spool.Request{Kind: spool.KindDescription, URL: "https://example.com/a.mp4"})
 	if !errors.Is(err, spool.ErrKindUnavailable) {
-		t.Errorf("Create(speech) = %v, want ErrKindUnavailable", err)
+		t.Errorf("Create(description) = %v, want ErrKindUnavailable", err)
 	}
 }
 
