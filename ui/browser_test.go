@@ -65,8 +65,12 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
+	start := time.Now()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("%s: %v", what, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Logf("%s took %s", what, d.Round(time.Second))
 	}
 }
 
@@ -286,7 +290,8 @@ func TestBrowserDashboard(t *testing.T) {
 	for _, task := range made {
 		v.wait(task.ID)
 	}
-	run(t, bctx, "open the overview", chromedp.Navigate(base+"/ui/"), overview())
+	run(t, bctx, "open the overview", chromedp.Navigate(base+"/ui/"))
+	run(t, bctx, "see the overview", overview())
 	screenshot(t, bctx, dir, "overview")
 }
 

@@ -13,6 +13,11 @@
   function stream(query, onEvent) {
     if (!window.EventSource) return;
     var es = new EventSource(prefix + "/events" + query);
+    // Close the stream as the page goes: a browser holds at most six
+    // connections to a host over HTTP/1.1, and pages kept for the back
+    // button would otherwise keep theirs open and stall the next page.
+    window.addEventListener("pagehide", function () { es.close(); });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) location.reload(); });
     es.onopen = function () { setState("Live: updates appear as they happen."); };
     es.onerror = function () { setState("Live updates lost; reconnecting…"); };
     es.onmessage = function (m) {
