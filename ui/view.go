@@ -34,6 +34,7 @@ func parseTemplates(prefix string) map[string]*template.Template {
 		"optval":   optValue,
 		"fval":     fmtValue,
 		"add":      func(a, b int) int { return a + b },
+		"short":    func(id string) string { return id[max(len(id)-8, 0):] },
 		"deref2":   func(f *float64) string { return strconv.FormatFloat(*f, 'g', -1, 64) },
 	}
 	out := make(map[string]*template.Template, len(pages))
