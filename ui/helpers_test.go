@@ -36,13 +36,17 @@ type env struct {
 }
 
 // newEnv opens an engine with the built-in kinds, a "slow" kind whose
-// tasks run until cancelled, reporting progress, and an "echo" kind, and
-// serves it.
-func newEnv(t *testing.T, opts *ui.Options) *env {
+// tasks run until cancelled, reporting progress, and "echo" and "subs"
+// kinds, and serves it. configure may change the engine's Config.
+func newEnv(t *testing.T, opts *ui.Options, configure ...func(*spool.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "spool.db"),
-		Logger: slog.New(slog.DiscardHandler), PollInterval: 50 * time.Millisecond})
+	cfg := spool.Config{Path: filepath.Join(t.TempDir(), "spool.db"),
+		Logger: slog.New(slog.DiscardHandler), PollInterval: 50 * time.Millisecond}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	e, err := spool.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

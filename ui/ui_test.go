@@ -14,10 +14,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/api"
 	"github.com/spoolrun/spool/ui"
+	"github.com/spoolrun/spool/webhook"
 )
 
 // TestAuthRequired: without a session every page redirects to the login
@@ -348,6 +350,50 @@ func TestPreviewTracks(t *testing.T) {
 	}
 	_, body := v.get("/ui/tasks/" + task.ID)
 	for _, w := range []string{`<video controls preload="metadata" src="/ui/files/` + video.ID + `/content"`, `<track kind="subtitles" src="/ui/files/file_`, `srclang="en"`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("no %q in the page", w)
+		}
+	}
+}
+
+// TestDeliveries: a task's page lists its webhook deliveries with each
+// attempt.
+func TestDeliveries(t *testing.T) {
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer recv.Close()
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newEnv(t, nil, func(c *spool.Config) {
+		c.AllowPrivateNetworks = true
+		c.Webhooks.Secrets = []string{secret.Encode()}
+	})
+	v.login()
+	task := v.create(spool.Request{Kind: "echo", WebhookURL: recv.URL + "/hook"})
+	v.wait(task.ID)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ds, err := v.e.Deliveries(context.Background(), task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := len(ds) > 0
+		for _, d := range ds {
+			done = done && d.State == spool.DeliveryDelivered
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not delivered: %+v", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, body := v.get("/ui/tasks/" + task.ID)
+	for _, w := range []string{"task.completed</span> → <span class=\"break\">" + recv.URL + "/hook", "d-delivered", "HTTP 200"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("no %q in the page", w)
 		}
