@@ -41,7 +41,8 @@ func (h *handler) retry(w http.ResponseWriter, r *http.Request) {
 }
 
 // retryRequest rebuilds the request that created t. Its options hold the
-// defaults filled in then, which is what the task ran with.
+// defaults filled in then, which is what the task ran with. A workflow's
+// step becomes a task of its own, on the input it had.
 func retryRequest(t *spool.Task, user string) spool.Request {
 	opts := maps.Clone(t.Options)
 	str := func(k string) string {
@@ -50,8 +51,13 @@ func retryRequest(t *spool.Task, user string) spool.Request {
 		return v
 	}
 	req := spool.Request{Kind: t.Kind, URL: t.URL, FileID: t.FileID, WebhookURL: t.WebhookURL,
-		Workflow: t.Steps, Ref: str("ref"), Filename: str("filename"), Folder: str("folder"),
+		Ref: str("ref"), Filename: str("filename"), Folder: str("folder"),
 		Options: opts, CreatedBy: user}
+	if t.Kind == spool.KindWorkflow {
+		// A step's Steps are its next steps, which a task of its own
+		// would not run.
+		req.Workflow = t.Steps
+	}
 	if req.URL == "" && req.FileID == "" && t.Input != nil && t.Input.ID != "" && t.Kind != spool.KindHTTP {
 		req.FileID = t.Input.ID
 	}

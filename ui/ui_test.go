@@ -294,6 +294,31 @@ func TestActions(t *testing.T) {
 	}
 }
 
+// TestRetryStep: retrying a workflow's step makes a task of its own on
+// the step's input, without the step's next steps.
+func TestRetryStep(t *testing.T) {
+	v := newEnv(t, nil)
+	csrf := v.login()
+	in := v.upload(30, 20)
+	wf := v.create(spool.Request{Kind: "workflow", FileID: in.ID, Workflow: []spool.Step{
+		{Kind: "image", Options: map[string]any{"width": 10, "format": "png"}, Next: []spool.Step{{Kind: "echo"}}}}})
+	wf = v.wait(wf.ID)
+	var step string
+	for _, s := range wf.Workflow {
+		if s.Kind == "image" {
+			step = s.ID
+		}
+	}
+	res, _ := v.post("/ui/tasks/"+step+"/retry", url.Values{"csrf": {csrf}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retry a step: status %d", res.StatusCode)
+	}
+	again := v.wait(strings.TrimPrefix(res.Header.Get("Location"), "/ui/tasks/"))
+	if again.Status != spool.StatusCompleted || again.ParentID != "" || len(again.Steps) != 0 || again.Input == nil || again.Input.ID != in.ID {
+		t.Fatalf("retried step: %s %q, parent %q, %d steps, input %+v", again.Status, again.Error, again.ParentID, len(again.Steps), again.Input)
+	}
+}
+
 // TestCreateForm: the form creates a task from an upload with typed
 // options, and shows a validation error with the values kept.
 func TestCreateForm(t *testing.T) {
