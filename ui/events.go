@@ -131,7 +131,7 @@ func (h *handler) taskEvents(ctx context.Context, t *spool.Task) ([]*spool.Event
 	return out, true, nil
 }
 
-// eventsSince returns a cursor at about the first event at or after since,
+// eventsSince returns a cursor just before the first event at or after since,
 // so that a task page need not read the events of older tasks. Event ids
 // are cursors that encode a commit sequence number (see the SQLite
 // store), which this searches by halves, reading one event per step. For
@@ -161,9 +161,9 @@ func (h *handler) eventsSince(ctx context.Context, since time.Time) string {
 		}
 	}
 	if lo == 0 {
-		return ""
+		return "" // the oldest event was not asked about
 	}
-	return seqCursor(lo)
+	return seqCursor(hi)
 }
 
 // eventSeq reads the sequence number of an event id of the SQLite store.

@@ -36,8 +36,8 @@ type env struct {
 }
 
 // newEnv opens an engine with the built-in kinds, a "slow" kind whose
-// tasks run until cancelled, reporting progress, and "echo" and "subs"
-// kinds, and serves it. configure may change the engine's Config.
+// tasks run until cancelled, reporting progress, and "echo", "subs" and
+// "chaps" kinds, and serves it. configure may change the engine's Config.
 func newEnv(t *testing.T, opts *ui.Options, configure ...func(*spool.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -72,6 +72,11 @@ func newEnv(t *testing.T, opts *ui.Options, configure ...func(*spool.Config)) *e
 		_, err := job.CreateFile(ctx, strings.NewReader("WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n"),
 			&spool.File{Object: "track", Kind: "subtitles", Type: "text/vtt", Language: "en", Filename: "subs.vtt"})
 		return err
+	}))
+	e.Register("chaps", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
+		return job.SetOutput(map[string]any{"chapters": []any{
+			map[string]any{"index": 0, "start": 0, "end": 61.5, "title": "Opening"},
+			map[string]any{"index": 1, "start": 61.5, "end": 125, "title": "The middle part"}}})
 	}))
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)

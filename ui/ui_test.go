@@ -360,7 +360,7 @@ func TestCreateForm(t *testing.T) {
 }
 
 // TestPreviewTracks: a video's player gets the subtitles made for it as a
-// track, and a chapters output is listed.
+// track, and a chapters output's chapters are listed.
 func TestPreviewTracks(t *testing.T) {
 	v := newEnv(t, nil)
 	v.login()
@@ -372,6 +372,11 @@ func TestPreviewTracks(t *testing.T) {
 	task := v.create(spool.Request{Kind: "subs", FileID: video.ID})
 	if got := v.wait(task.ID); got.Status != spool.StatusCompleted {
 		t.Fatalf("subs task %s: %s", got.Status, got.Error)
+	}
+	chaps := v.create(spool.Request{Kind: "chaps"})
+	v.wait(chaps.ID)
+	if _, body := v.get("/ui/tasks/" + chaps.ID); !strings.Contains(body, "<time>1m 1s</time>–<time>2m 5s</time> The middle part") {
+		t.Errorf("chapters not listed:\n%s", body)
 	}
 	_, body := v.get("/ui/tasks/" + task.ID)
 	for _, w := range []string{`<video controls preload="metadata" src="/ui/files/` + video.ID + `/content"`, `<track kind="subtitles" src="/ui/files/file_`, `srclang="en"`} {
