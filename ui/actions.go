@@ -81,6 +81,7 @@ func (h *handler) fileContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rs.Close()
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(uploadTime))
 	hd := w.Header()
 	hd.Set("ETag", `"`+f.ID+`"`)
 	if f.Type != "" {

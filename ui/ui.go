@@ -54,6 +54,11 @@ type Options struct {
 	Heartbeat time.Duration
 }
 
+// uploadTime is how long the create form's upload may take to arrive, and
+// a file's bytes to be sent (a video played from the start holds its
+// response open while it plays).
+const uploadTime = 30 * time.Minute
+
 type handler struct {
 	e         *spool.Engine
 	mux       *http.ServeMux
@@ -165,6 +170,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			h.needLogin(w, r)
 			return
+		}
+		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			// An upload may take longer than a server's ReadTimeout
+			// (api.NewServer's is a minute), meant for small bodies.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTime))
 		}
 		if r.Method == http.MethodPost && !h.checkCSRF(r, s) {
 			http.Error(w, "the form's CSRF token is missing or stale: reload the page and try again", http.StatusForbidden)

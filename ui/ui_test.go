@@ -542,3 +542,42 @@ func TestAllowNoAuth(t *testing.T) {
 		t.Errorf("cancel: status %d", res.StatusCode)
 	}
 }
+
+// TestSlowUpload: the create form's upload may take longer than the
+// server's ReadTimeout, which is meant for small bodies.
+func TestSlowUpload(t *testing.T) {
+	v := newEnv(t, nil)
+	csrf := v.login()
+	srv := httptest.NewUnstartedServer(v.srv.Config.Handler)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	_ = mw.WriteField("csrf", csrf)
+	_ = mw.WriteField("kind", "image")
+	_ = mw.WriteField("opt.image.width", "8")
+	_, _ = mw.CreateFormFile("file", "slow.png") // its header; the bytes trickle in below
+	img := pngBytes(t, 16, 16)
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(head.Bytes())
+		// The bytes trickle in over about a second, past the timeout.
+		for i := 0; i < len(img); i += len(img)/10 + 1 {
+			time.Sleep(100 * time.Millisecond)
+			_, _ = pw.Write(img[i:min(i+len(img)/10+1, len(img))])
+		}
+		_, _ = pw.Write([]byte("\r\n--" + mw.Boundary() + "--\r\n"))
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", srv.URL+"/ui/tasks", pr)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, body := v.send(req)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("slow upload: status %d: %s", res.StatusCode, body)
+	}
+	if task := v.wait(strings.TrimPrefix(res.Header.Get("Location"), "/ui/tasks/")); task.Status != spool.StatusCompleted {
+		t.Fatalf("task %s: %s", task.Status, task.Error)
+	}
+}
