@@ -291,7 +291,15 @@ func TestBrowserDashboard(t *testing.T) {
 		v.wait(task.ID)
 	}
 	run(t, bctx, "open the overview", chromedp.Navigate(base+"/ui/"))
-	run(t, bctx, "see the overview", overview())
+	run(t, bctx, "see the overview", overview(),
+		poll(`document.getElementById("live-state").textContent.startsWith("Live:")`))
+	// The overview follows the engine too.
+	running := v.create(spool.Request{Kind: "slow", Ref: "overview"})
+	run(t, bctx, "see the overview count a running task", poll(`document.getElementById("running").textContent === "1"`))
+	if _, err := v.e.Cancel(context.Background(), running.ID); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bctx, "see the overview count it no more", poll(`document.getElementById("running").textContent === "0"`))
 	screenshot(t, bctx, dir, "overview")
 }
 

@@ -17,6 +17,7 @@ import (
 // overview is GET /: counts, queue, throughput and kinds.
 func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	cursor := h.cursor(ctx)
 	st, err := h.e.Stats(ctx)
 	if err != nil {
 		h.fail(w, r, err)
@@ -66,7 +67,7 @@ func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
 		"Queue": st.ByStatus[spool.StatusPending], "Waiting": st.ByStatus[spool.StatusWaiting],
 		"Running": st.ByStatus[spool.StatusProcessing], "OldestPending": oldest,
 		"Rate": rate, "RatePeak": peak, "RateSum": sum, "RateSince": h.rate.since,
-		"KindInfo": h.e.Kinds(ctx),
+		"KindInfo": h.e.Kinds(ctx), "Cursor": cursor,
 	})
 }
 

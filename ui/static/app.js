@@ -120,6 +120,31 @@
     });
   }
 
+  // The overview: fetch the page again at most every two seconds while
+  // events come, and swap its sections.
+  function overview(el) {
+    var pending = null;
+    function refresh() {
+      fetch(location.pathname, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : ""; })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.querySelectorAll("#overview > section");
+          var old = el.querySelectorAll(":scope > section");
+          if (fresh.length !== old.length) return;
+          fresh.forEach(function (s, i) {
+            if (s.outerHTML !== old[i].outerHTML) old[i].replaceWith(document.importNode(s, true));
+          });
+        })
+        .finally(function () { pending = null; });
+    }
+    var c = el.getAttribute("data-cursor");
+    stream(c ? "?after=" + encodeURIComponent(c) : "", function (ev) {
+      if (ev.type === "task.progress" || pending) return;
+      pending = setTimeout(refresh, 2000);
+    });
+  }
+
   // The create form: show the chosen kind's options only.
   function create(form) {
     var sel = form.querySelector("#kind");
@@ -141,6 +166,8 @@
   if (t) list(t);
   var p = document.getElementById("task");
   if (p) task(p);
+  var o = document.getElementById("overview");
+  if (o) overview(o);
   var c = document.querySelector("form.create");
   if (c) create(c);
 })();
