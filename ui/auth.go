@@ -88,8 +88,9 @@ func (h *handler) session(r *http.Request) (session, bool) {
 func (h *handler) csrfToken(s session) string { return h.sign("csrf", s.raw) }
 
 // checkCSRF reports whether a POST carries s's CSRF token, in the form
-// field "csrf" or the header X-CSRF-Token.
-func (h *handler) checkCSRF(r *http.Request, s session) bool {
+// field "csrf" or the header X-CSRF-Token, or the error that kept the form
+// from being read.
+func (h *handler) checkCSRF(r *http.Request, s session) (bool, error) {
 	tok := r.Header.Get("X-CSRF-Token")
 	if tok == "" {
 		// The create form's upload is parsed here, to disk past 32 MB,
@@ -99,9 +100,18 @@ func (h *handler) checkCSRF(r *http.Request, s session) bool {
 			limit += h.maxUpload
 		}
 		r.Body = http.MaxBytesReader(nil, r.Body, limit)
+		var err error
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			err = r.ParseMultipartForm(32 << 20)
+		} else {
+			err = r.ParseForm()
+		}
+		if err != nil {
+			return false, err
+		}
 		tok = r.PostFormValue("csrf")
 	}
-	return tok != "" && hmac.Equal([]byte(tok), []byte(h.csrfToken(s)))
+	return tok != "" && hmac.Equal([]byte(tok), []byte(h.csrfToken(s))), nil
 }
 
 // tokenName returns the name of the token whose secret is secret. Every

@@ -176,9 +176,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// (api.NewServer's is a minute), meant for small bodies.
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTime))
 		}
-		if r.Method == http.MethodPost && !h.checkCSRF(r, s) {
-			http.Error(w, "the form's CSRF token is missing or stale: reload the page and try again", http.StatusForbidden)
-			return
+		if r.Method == http.MethodPost {
+			ok, err := h.checkCSRF(r, s)
+			if err != nil {
+				http.Error(w, "the form could not be read: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			if !ok {
+				// A parsed upload's temporary files are otherwise the
+				// route's to remove.
+				if r.MultipartForm != nil {
+					_ = r.MultipartForm.RemoveAll()
+				}
+				http.Error(w, "the form's CSRF token is missing or stale: reload the page and try again", http.StatusForbidden)
+				return
+			}
 		}
 		r = r.WithContext(withSession(r.Context(), s))
 	}
