@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -579,5 +582,42 @@ func TestSlowUpload(t *testing.T) {
 	}
 	if task := v.wait(strings.TrimPrefix(res.Header.Get("Location"), "/ui/tasks/")); task.Status != spool.StatusCompleted {
 		t.Fatalf("task %s: %s", task.Status, task.Error)
+	}
+}
+
+// TestThumbnailsPreview: a thumbnails task's page shows the video with
+// the thumbnails track, and the sprite image.
+func TestThumbnailsPreview(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skip("install ffmpeg to run this test")
+	}
+	clip := filepath.Join(t.TempDir(), "clip.mp4")
+	out, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10:duration=2",
+		"-pix_fmt", "yuv420p", clip).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make a clip: %v\n%s", err, out)
+	}
+	v := newEnv(t, nil)
+	v.login()
+	f, err := os.Open(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	video, err := v.e.CreateFile(context.Background(), f, &spool.FileParams{Filename: "clip.mp4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := v.create(spool.Request{Kind: "thumbnails", FileID: video.ID})
+	if got := v.wait(task.ID); got.Status != spool.StatusCompleted {
+		t.Fatalf("thumbnails: %s %s", got.Status, got.Error)
+	}
+	_, body := v.get("/ui/tasks/" + task.ID)
+	for _, w := range []string{`<video controls preload="metadata" src="/ui/files/` + video.ID + `/content"`,
+		`<track kind="metadata" src="/ui/files/file_`, `class="sprite" src="/ui/files/file_`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("no %q in the page", w)
+		}
 	}
 }
