@@ -1,0 +1,175 @@
+package ui
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cookieName is the session cookie's name.
+const cookieName = "spool_session"
+
+// session is a logged-in user, as the cookie tells.
+type session struct {
+	user    string
+	expires int64 // unix seconds
+	raw     string
+}
+
+type sessionKey struct{}
+
+func withSession(ctx context.Context, s session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
+func sessionFrom(ctx context.Context) (session, bool) {
+	s, ok := ctx.Value(sessionKey{}).(session)
+	return s, ok
+}
+
+// sign returns the MAC of parts under the handler's key, which is random
+// per handler: a restart logs everyone out, which is the price of
+// keeping no secret on disk.
+func (h *handler) sign(parts ...string) string {
+	m := hmac.New(sha256.New, h.key)
+	for _, p := range parts {
+		m.Write([]byte(strconv.Itoa(len(p))))
+		m.Write([]byte{':'})
+		m.Write([]byte(p))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// newSession returns the cookie value of a session of user: the user's
+// name, the expiry and their MAC. It never holds the token.
+func (h *handler) newSession(user string, now time.Time) string {
+	name := base64.RawURLEncoding.EncodeToString([]byte(user))
+	exp := strconv.FormatInt(now.Add(h.ttl).Unix(), 10)
+	return name + "." + exp + "." + h.sign("session", name, exp)
+}
+
+// session returns the request's valid session. With AllowNoAuth every
+// request has one.
+func (h *handler) session(r *http.Request) (session, bool) {
+	if h.noAuth {
+		return session{user: "anonymous", raw: "anonymous"}, true
+	}
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return session{}, false
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 {
+		return session{}, false
+	}
+	if !hmac.Equal([]byte(parts[2]), []byte(h.sign("session", parts[0], parts[1]))) {
+		return session{}, false
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || time.Now().Unix() >= exp {
+		return session{}, false
+	}
+	user, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return session{}, false
+	}
+	return session{user: string(user), expires: exp, raw: c.Value}, true
+}
+
+// csrfToken is the token the forms of s carry: a MAC of the session, so
+// it needs no storage and dies with the session.
+func (h *handler) csrfToken(s session) string { return h.sign("csrf", s.raw) }
+
+// checkCSRF reports whether a POST carries s's CSRF token, in the form
+// field "csrf" or the header X-CSRF-Token, or the error that kept the form
+// from being read.
+func (h *handler) checkCSRF(r *http.Request, s session) (bool, error) {
+	tok := r.Header.Get("X-CSRF-Token")
+	if tok == "" {
+		// The create form's upload is parsed here, to disk past 32 MB,
+		// and its route finds the form parsed.
+		limit := int64(1 << 20)
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			limit += h.maxUpload
+		}
+		r.Body = http.MaxBytesReader(nil, r.Body, limit)
+		var err error
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			err = r.ParseMultipartForm(32 << 20)
+		} else {
+			err = r.ParseForm()
+		}
+		if err != nil {
+			return false, err
+		}
+		tok = r.PostFormValue("csrf")
+	}
+	return tok != "" && hmac.Equal([]byte(tok), []byte(h.csrfToken(s))), nil
+}
+
+// tokenName returns the name of the token whose secret is secret. Every
+// token is compared, in constant time over hashes, as the API does.
+func (h *handler) tokenName(secret string) (string, bool) {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+	found := -1
+	for i := range h.tokens {
+		if subtle.ConstantTimeCompare(sum[:], h.tokens[i].sum[:]) == 1 && found < 0 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return "", false
+	}
+	return h.tokens[found].name, true
+}
+
+// loginPage is GET /login.
+func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.session(r); ok {
+		http.Redirect(w, r, h.next(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	h.render(w, r, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": r.URL.Query().Get("next")})
+}
+
+// login is POST /login: a valid token sets the session cookie.
+func (h *handler) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	next := r.PostFormValue("next")
+	user, ok := h.tokenName(r.PostFormValue("token"))
+	if !ok {
+		h.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Title": "Log in", "Next": next,
+			"Error": "That token is not valid."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: h.newSession(user, time.Now()), Path: h.prefix + "/",
+		MaxAge: int(h.ttl / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, h.next(next), http.StatusSeeOther)
+}
+
+// logout is POST /logout.
+func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: h.prefix + "/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, h.prefix+"/login", http.StatusSeeOther)
+}
+
+// next returns where to go after logging in: a path under the prefix,
+// never another site.
+func (h *handler) next(p string) string {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, h.prefix+"/") ||
+		strings.HasPrefix(p, "//") || strings.Contains(p, `\`) {
+		return h.prefix + "/"
+	}
+	return p
+}
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
