@@ -270,10 +270,10 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // NewServer returns an http.Server for h on addr with timeouts that keep
 // slow or idle clients from holding connections: 10 s to read a
-// request's headers, 1 minute to read a body (an upload slower than that
-// is cut), 1 minute to write a response (GET /events lifts it for its
-// stream), 2 minutes idle between keep-alive requests, and 64 KiB of
-// headers.
+// request's headers, 1 minute to read a body (POST /files gives an
+// upload 30), 1 minute to write a response (GET /files/{id}/content gives
+// a file's bytes 30, and GET /events lifts it for its stream), 2 minutes
+// idle between keep-alive requests, and 64 KiB of headers.
 func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,

@@ -13,8 +13,9 @@ import (
 	"github.com/spoolrun/spool"
 )
 
-// uploadReadTime is how long an upload may take to arrive, beyond the
-// server's ReadTimeout, which is meant for small JSON bodies.
+// uploadReadTime is how long an upload may take to arrive, or a file's
+// bytes to be sent, beyond the server's ReadTimeout and WriteTimeout,
+// which are meant for small JSON bodies.
 const uploadReadTime = 30 * time.Minute
 
 // uploadFile is POST /files: the bytes as the raw body, or as the part
@@ -186,6 +187,9 @@ func (h *handler) fileContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rs.Close()
+	// A large file takes longer to send than the server's WriteTimeout,
+	// meant for JSON answers.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(uploadReadTime))
 	hd := w.Header()
 	hd.Set("ETag", `"`+f.ID+`"`)
 	if f.Type != "" {

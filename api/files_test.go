@@ -177,3 +177,39 @@ func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
 		t.Fatalf("slow upload: %d %s", res.StatusCode, b)
 	}
 }
+
+// TestSlowDownloadOutlivesWriteTimeout: a file's bytes may take longer to
+// send than the server's WriteTimeout, meant for JSON answers.
+func TestSlowDownloadOutlivesWriteTimeout(t *testing.T) {
+	v := newEnv(t, nil)
+	big := make([]byte, 16<<20) // more than loopback's socket buffers hold
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	f := v.upload("big.bin", big)
+	srv := httptest.NewUnstartedServer(v.srv.Config.Handler)
+	srv.Config = api.NewServer("", srv.Config.Handler)
+	srv.Config.WriteTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/files/"+f["id"].(string)+"/content", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got int
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := res.Body.Read(buf)
+		got += n
+		if err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // 64 reads or more: over a second
+	}
+	if res.StatusCode != 200 || got != len(big) {
+		t.Fatalf("slow download: %d, %d of %d bytes", res.StatusCode, got, len(big))
+	}
+}

@@ -40,7 +40,8 @@ start. A second signal exits at once.
 
 Timeouts (api.NewServer's): a client has 10s to send a request's headers,
 1 minute to send its body (30 minutes for an upload) and to read the
-answer (the event stream, GET /events, is exempt), and a connection stays
+answer (30 minutes for a file's bytes; the event stream, GET /events, is
+exempt), and a connection stays
 idle at most 2 minutes. No timeout cuts a running task: tasks run in the
 engine, apart from requests. Bodies are bounded by size too: 1 MiB of JSON,
 --max-upload-size for uploads.
