@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/spoolrun/spool/api"
 	"github.com/spoolrun/spool/kinds"
 	"github.com/spoolrun/spool/metrics"
+	"github.com/spoolrun/spool/ui"
 )
 
 const serveUsage = `Usage: spool serve [flags]
@@ -25,6 +27,8 @@ const serveUsage = `Usage: spool serve [flags]
 Serves the hosted Tasks API (POST /tasks, GET /tasks, GET /tasks/{id}, files,
 events) from an engine on one SQLite database, running every built-in kind
 this machine can run. It logs which kinds it can run and why not the others.
+The dashboard is at /ui/ (log in with a token), Prometheus metrics at
+/metrics (with a token, as for the API).
 
 Auth: every request needs "Authorization: Bearer SECRET" with a configured
 token. --token (or SPOOL_TOKEN) is one secret, named "default"; a tokens
@@ -143,9 +147,13 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	defer cancelBase()
 	// NewServer sets the timeouts that keep slow clients from holding
 	// connections.
-	srv := api.NewServer(ln.Addr().String(), api.NewHandler(e, &api.Options{Tokens: tokens,
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", ui.NewHandler(e, &ui.Options{Tokens: tokens, AllowNoAuth: *noAuth,
+		MaxUploadSize: *maxUpload, Logger: log}))
+	mux.Handle("/", api.NewHandler(e, &api.Options{Tokens: tokens,
 		AllowNoAuth: *noAuth, MaxUploadSize: *maxUpload, BaseURL: *baseURL, Logger: log,
 		Metrics: metrics.Handler(e)}))
+	srv := api.NewServer(ln.Addr().String(), mux)
 	srv.ErrorLog = slog.NewLogLogger(h, slog.LevelWarn)
 	// Cancelled when the drain ends, so that event streams end.
 	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }

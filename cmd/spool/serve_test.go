@@ -239,6 +239,17 @@ func TestServeEndToEnd(t *testing.T) {
 	if resp := call(t, http.MethodGet, s.url+"/tasks", "", nil, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /tasks without a token: %d, want 401", resp.StatusCode)
 	}
+	// The dashboard sends a browser without a session to its login form;
+	// the metrics want a token, as the API does.
+	if resp := call(t, http.MethodGet, s.url+"/ui/login", "", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ui/login: %d, want 200", resp.StatusCode)
+	}
+	if resp := call(t, http.MethodGet, s.url+"/metrics", "", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without a token: %d, want 401", resp.StatusCode)
+	}
+	if resp := call(t, http.MethodGet, s.url+"/metrics", token, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /metrics: %d, want 200", resp.StatusCode)
+	}
 
 	// The seed's create call, on an uploaded file.
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/files?filename=in.png", bytes.NewReader(png))
