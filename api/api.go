@@ -2,8 +2,6 @@ package api
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/serve"
 )
 
 // Token is a bearer token that the API accepts, with the name that tasks
@@ -64,18 +63,13 @@ type handler struct {
 	e         *spool.Engine
 	mux       *http.ServeMux
 	log       *slog.Logger
-	tokens    []tokenHash
+	tokens    serve.Tokens
 	noAuth    bool
 	maxUpload int64
 	base      string
 	heartbeat time.Duration
 	reqPrefix string
 	reqSeq    atomic.Uint64
-}
-
-type tokenHash struct {
-	name string
-	sum  [sha256.Size]byte
 }
 
 // NewHandler returns an http.Handler that serves e's tasks and files in
@@ -98,7 +92,7 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 		h.heartbeat = 15 * time.Second
 	}
 	for _, t := range o.Tokens {
-		h.tokens = append(h.tokens, tokenHash{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))})
+		h.tokens.Add(t.Name, t.Secret)
 	}
 	var p [4]byte
 	_, _ = rand.Read(p[:])
@@ -106,7 +100,7 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 	switch {
 	case h.noAuth:
 		h.log.Warn("api: AUTHENTICATION IS OFF: anyone who reaches this listener can create, read and delete tasks and files; serve it on a loopback address only")
-	case len(h.tokens) == 0:
+	case h.tokens.Len() == 0:
 		h.log.Warn("api: no tokens configured and AllowNoAuth is false: every request will be refused with 401")
 	}
 
@@ -173,9 +167,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(rw, r)
 }
 
-// authorize checks the bearer token. Every configured token is compared,
-// in constant time over hashes of equal length, so that neither the
-// match's position nor the secrets' lengths show in the timing.
+// authorize checks the bearer token, in constant time (serve.Tokens).
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request, st *reqState) bool {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
@@ -187,15 +179,8 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, st *reqState
 	}
 	scheme, secret, ok := strings.Cut(auth, " ")
 	if ok && strings.EqualFold(scheme, "Bearer") {
-		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
-		found := -1
-		for i := range h.tokens {
-			if subtle.ConstantTimeCompare(sum[:], h.tokens[i].sum[:]) == 1 && found < 0 {
-				found = i
-			}
-		}
-		if found >= 0 {
-			st.user = h.tokens[found].name
+		if name, ok := h.tokens.Name(secret); ok {
+			st.user = name
 			return true
 		}
 	}

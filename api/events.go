@@ -1,17 +1,14 @@
 package api
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/serve"
 )
-
-// eventPage is how many stored events a catch-up reads per query.
-const eventPage = 500
 
 // events is GET /events: Server-Sent Events of the engine's events.
 //
@@ -34,102 +31,26 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	taskID, kind := q.Get("task"), q.Get("kind")
-	ctx := r.Context()
-	// Subscribing before the catch-up leaves no gap between the two: the
-	// subscription's events that the catch-up already sent are skipped.
-	sub, err := h.e.Subscribe(ctx)
-	if err != nil {
-		h.failErr(w, r, err, "")
-		return
-	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
-	flush := func() bool {
-		return bw.Flush() == nil && rc.Flush() == nil
-	}
-	_, _ = bw.WriteString(": spool events\nretry: 2000\n\n")
-	if !flush() {
-		return
-	}
 	base := h.baseURL(r)
-	write := func(ev *spool.Event) {
-		if ev.Task == nil || taskID != "" && ev.Task.ID != taskID && ev.Task.ParentID != taskID ||
-			kind != "" && ev.Task.Kind != kind {
-			return
-		}
-		c := *ev
-		c.Task = taskView(base, ev.Task)
-		b, err := json.Marshal(&c)
-		if err != nil {
-			return
-		}
-		_, _ = bw.WriteString("id: " + ev.ID + "\nevent: " + string(ev.Type) + "\ndata: ")
-		_, _ = bw.Write(b)
-		_, _ = bw.WriteString("\n\n")
-	}
-	last := cursor
-	for last != "" {
-		evs, err := h.e.Events(ctx, last, eventPage)
-		if err != nil {
-			if ctx.Err() == nil {
-				h.log.ErrorContext(ctx, "api: read events", "request_id", state(w).id, "err", err)
+	began, err := serve.Events(w, r, h.e, &serve.EventStream{CatchUp: cursor != "", After: cursor,
+		Hello: "spool events", Heartbeat: h.heartbeat,
+		Frame: func(ev *spool.Event) []byte {
+			if ev.Task == nil || taskID != "" && ev.Task.ID != taskID && ev.Task.ParentID != taskID ||
+				kind != "" && ev.Task.Kind != kind {
+				return nil
 			}
-			return // the client reconnects from the last id it got
-		}
-		for _, ev := range evs {
-			write(ev)
-			last = ev.ID
-		}
-		if !flush() {
-			return
-		}
-		if len(evs) < eventPage {
-			break
-		}
-	}
-	tick := time.NewTicker(h.heartbeat)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-sub:
-			if !ok {
-				return
+			c := *ev
+			c.Task = taskView(base, ev.Task)
+			b, err := json.Marshal(&c)
+			if err != nil {
+				return nil
 			}
-			if last != "" && ev.ID <= last {
-				continue
-			}
-			write(&ev)
-			// Write what else is queued before flushing, for bursts.
-			for more := true; more; {
-				select {
-				case ev, ok := <-sub:
-					if !ok {
-						flush()
-						return
-					}
-					if last == "" || ev.ID > last {
-						write(&ev)
-					}
-				default:
-					more = false
-				}
-			}
-			if !flush() {
-				return
-			}
-		case <-tick.C:
-			_, _ = bw.WriteString(": ping\n\n")
-			if !flush() {
-				return
-			}
-		}
+			return slices.Concat([]byte("id: "+ev.ID+"\nevent: "+string(ev.Type)+"\ndata: "), b, []byte("\n\n"))
+		}})
+	switch {
+	case !began:
+		h.failErr(w, r, err, "")
+	case err != nil:
+		h.log.ErrorContext(r.Context(), "api: read events", "request_id", state(w).id, "err", err)
 	}
 }

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/serve"
 )
 
-// uploadReadTime is how long an upload may take to arrive, or a file's
-// bytes to be sent, beyond the server's ReadTimeout and WriteTimeout,
-// which are meant for small JSON bodies.
+// uploadReadTime is how long an upload may take to arrive, beyond the
+// server's ReadTimeout, which is meant for small JSON bodies.
 const uploadReadTime = 30 * time.Minute
 
 // uploadFile is POST /files: the bytes as the raw body, or as the part
@@ -187,25 +187,7 @@ func (h *handler) fileContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rs.Close()
-	// A large file takes longer to send than the server's WriteTimeout,
-	// meant for JSON answers.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(uploadReadTime))
-	hd := w.Header()
-	hd.Set("ETag", `"`+f.ID+`"`)
-	if f.Type != "" {
-		hd.Set("Content-Type", f.Type)
-	}
-	hd.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": f.Filename}))
-	// The bytes are anyone's upload: never let a browser run them as a
-	// page of this origin.
-	hd.Set("Content-Security-Policy", "sandbox")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
-	var mod time.Time
-	if f.Created != nil {
-		mod = *f.Created
-	}
-	http.ServeContent(w, r, f.Filename, mod, rs)
+	serve.File(w, r, f, rs)
 }
 
 // deleteFile is DELETE /files/{id}.

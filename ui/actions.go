@@ -9,9 +9,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/serve"
 )
 
 // cancel is POST /tasks/{id}/cancel.
@@ -81,21 +81,7 @@ func (h *handler) fileContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rs.Close()
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(uploadTime))
-	hd := w.Header()
-	hd.Set("ETag", `"`+f.ID+`"`)
-	if f.Type != "" {
-		hd.Set("Content-Type", f.Type)
-	}
-	hd.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": f.Filename}))
-	// The bytes are anyone's upload: never run them as a page of ours.
-	hd.Set("Content-Security-Policy", "sandbox")
-	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
-	var mod time.Time
-	if f.Created != nil {
-		mod = *f.Created
-	}
-	http.ServeContent(w, r, f.Filename, mod, rs)
+	serve.File(w, r, f, rs)
 }
 
 // newPage is GET /new: the create form, one fieldset of options per kind.

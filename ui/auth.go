@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -114,22 +113,6 @@ func (h *handler) checkCSRF(r *http.Request, s session) (bool, error) {
 	return tok != "" && hmac.Equal([]byte(tok), []byte(h.csrfToken(s))), nil
 }
 
-// tokenName returns the name of the token whose secret is secret. Every
-// token is compared, in constant time over hashes, as the API does.
-func (h *handler) tokenName(secret string) (string, bool) {
-	sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
-	found := -1
-	for i := range h.tokens {
-		if subtle.ConstantTimeCompare(sum[:], h.tokens[i].sum[:]) == 1 && found < 0 {
-			found = i
-		}
-	}
-	if found < 0 {
-		return "", false
-	}
-	return h.tokens[found].name, true
-}
-
 // loginPage is GET /login.
 func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	if _, ok := h.session(r); ok {
@@ -143,7 +126,7 @@ func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	next := r.PostFormValue("next")
-	user, ok := h.tokenName(r.PostFormValue("token"))
+	user, ok := h.tokens.Name(r.PostFormValue("token"))
 	if !ok {
 		h.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Title": "Log in", "Next": next,
 			"Error": "That token is not valid."})

@@ -1,17 +1,18 @@
 package ui
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/serve"
 )
 
 // liveEvent is one message of the live stream.
@@ -25,7 +26,6 @@ type liveEvent struct {
 // keeps that task's events and its workflow steps'. A reconnecting
 // EventSource's Last-Event-ID gets the stored events it missed first.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	taskID := r.URL.Query().Get("task")
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
@@ -37,69 +37,20 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if !catchUp || last == "start" {
 		last = ""
 	}
-	sub, err := h.e.Subscribe(ctx)
-	if err != nil {
+	began, err := serve.Events(w, r, h.e, &serve.EventStream{CatchUp: catchUp, After: last,
+		Hello: "spool ui", Heartbeat: h.heartbeat,
+		Frame: func(ev *spool.Event) []byte {
+			if ev.Task == nil || taskID != "" && ev.Task.ID != taskID && ev.Task.ParentID != taskID {
+				return nil
+			}
+			b, err := json.Marshal(liveEvent{Type: ev.Type, Task: toLive(ev.Task)})
+			if err != nil {
+				return nil
+			}
+			return slices.Concat([]byte("id: "+ev.ID+"\ndata: "), b, []byte("\n\n"))
+		}})
+	if !began {
 		h.fail(w, r, err)
-		return
-	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
-	flush := func() bool { return bw.Flush() == nil && rc.Flush() == nil }
-	_, _ = bw.WriteString(": spool ui\nretry: 2000\n\n")
-	if !flush() {
-		return
-	}
-	write := func(ev *spool.Event) {
-		if ev.Task == nil || taskID != "" && ev.Task.ID != taskID && ev.Task.ParentID != taskID {
-			return
-		}
-		b, err := json.Marshal(liveEvent{Type: ev.Type, Task: toLive(ev.Task)})
-		if err != nil {
-			return
-		}
-		_, _ = bw.WriteString("id: " + ev.ID + "\ndata: ")
-		_, _ = bw.Write(b)
-		_, _ = bw.WriteString("\n\n")
-	}
-	for catchUp {
-		evs, err := h.e.Events(ctx, last, 500)
-		if err != nil {
-			return // the client reconnects from the last id it got
-		}
-		for _, ev := range evs {
-			write(ev)
-			last = ev.ID
-		}
-		catchUp = flush() && len(evs) == 500
-	}
-	tick := time.NewTicker(h.heartbeat)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-sub:
-			if !ok {
-				return
-			}
-			if last == "" || ev.ID > last {
-				write(&ev)
-			}
-			if len(sub) == 0 && !flush() {
-				return
-			}
-		case <-tick.C:
-			_, _ = bw.WriteString(": ping\n\n")
-			if !flush() {
-				return
-			}
-		}
 	}
 }
 

@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"embed"
 	"errors"
 	"html/template"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/api"
+	"github.com/spoolrun/spool/internal/serve"
 )
 
 //go:embed templates/*.html
@@ -54,16 +54,15 @@ type Options struct {
 	Heartbeat time.Duration
 }
 
-// uploadTime is how long the create form's upload may take to arrive, and
-// a file's bytes to be sent (a video played from the start holds its
-// response open while it plays).
+// uploadTime is how long the create form's upload may take to arrive
+// (serve.File gives a file's bytes as long to be sent).
 const uploadTime = 30 * time.Minute
 
 type handler struct {
 	e         *spool.Engine
 	mux       *http.ServeMux
 	log       *slog.Logger
-	tokens    []tokenHash
+	tokens    serve.Tokens
 	noAuth    bool
 	prefix    string
 	ttl       time.Duration
@@ -74,11 +73,6 @@ type handler struct {
 	static    http.Handler
 	cop       *http.CrossOriginProtection
 	rate      *throughput
-}
-
-type tokenHash struct {
-	name string
-	sum  [sha256.Size]byte
 }
 
 // NewHandler returns an http.Handler serving e's dashboard under
@@ -108,7 +102,7 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 		h.heartbeat = 15 * time.Second
 	}
 	for _, t := range o.Tokens {
-		h.tokens = append(h.tokens, tokenHash{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))})
+		h.tokens.Add(t.Name, t.Secret)
 	}
 	h.key = make([]byte, 32)
 	_, _ = rand.Read(h.key)

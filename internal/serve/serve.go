@@ -1,0 +1,171 @@
+// Package serve holds what the API and the dashboard both serve the same
+// way: bearer tokens, a file's bytes, and the engine's events as
+// Server-Sent Events.
+package serve
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"crypto/subtle"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spoolrun/spool"
+)
+
+// Tokens are the bearer tokens a handler accepts, by name. The zero value
+// accepts none.
+type Tokens struct {
+	list []token
+}
+
+type token struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// Add accepts secret as the token named name.
+func (ts *Tokens) Add(name, secret string) {
+	ts.list = append(ts.list, token{name: name, sum: sha256.Sum256([]byte(secret))})
+}
+
+// Len is the number of tokens.
+func (ts *Tokens) Len() int { return len(ts.list) }
+
+// Name returns the name of the token whose secret is secret (spaces
+// around it ignored). Every token is compared, in constant time over
+// hashes of equal length, so that neither the match's position nor the
+// secrets' lengths show in the timing.
+func (ts *Tokens) Name(secret string) (string, bool) {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+	found := -1
+	for i := range ts.list {
+		if subtle.ConstantTimeCompare(sum[:], ts.list[i].sum[:]) == 1 && found < 0 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return "", false
+	}
+	return ts.list[found].name, true
+}
+
+// SendTime is how long a file's bytes may take to be sent, beyond a
+// server's WriteTimeout, which is meant for small answers.
+const SendTime = 30 * time.Minute
+
+// File serves a file's bytes from rs with http.ServeContent (Range,
+// conditional requests), its ETag its id, inline under its filename. The
+// bytes are anyone's upload: a browser never runs them as a page of this
+// origin, nor guesses their type.
+func File(w http.ResponseWriter, r *http.Request, f *spool.File, rs io.ReadSeeker) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(SendTime))
+	hd := w.Header()
+	hd.Set("ETag", `"`+f.ID+`"`)
+	if f.Type != "" {
+		hd.Set("Content-Type", f.Type)
+	}
+	hd.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": f.Filename}))
+	hd.Set("Content-Security-Policy", "sandbox")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
+	var mod time.Time
+	if f.Created != nil {
+		mod = *f.Created
+	}
+	http.ServeContent(w, r, f.Filename, mod, rs)
+}
+
+// EventStream says what Events sends.
+type EventStream struct {
+	// CatchUp sends the stored events after After first (all of them when
+	// After is empty), then the new ones; without it, only new events.
+	CatchUp bool
+	After   string
+	// Hello is a comment the stream starts with.
+	Hello string
+	// Heartbeat is how often an idle stream gets a comment, so that
+	// proxies keep it open.
+	Heartbeat time.Duration
+	// Frame returns an event's frame ("id: …\ndata: …\n\n"), or nil to
+	// leave the event out.
+	Frame func(*spool.Event) []byte
+}
+
+// eventPage is how many stored events a catch-up reads per query.
+const eventPage = 500
+
+// Events streams e's events to w as Server-Sent Events until the client
+// goes or the engine closes. It subscribes before anything is written, so
+// that the caller can answer Subscribe's error (began false); the
+// subscription begins before the catch-up, which leaves no gap between
+// the two, and the subscription's events that the catch-up already sent
+// are skipped. Once begun, it returns a store's read error, after which
+// the client reconnects from the last id it got, or nil.
+func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStream) (began bool, err error) {
+	ctx := r.Context()
+	sub, err := e.Subscribe(ctx)
+	if err != nil {
+		return false, err
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	flush := func() bool { return bw.Flush() == nil && rc.Flush() == nil }
+	_, _ = bw.WriteString(": " + s.Hello + "\nretry: 2000\n\n")
+	if !flush() {
+		return true, nil
+	}
+	write := func(ev *spool.Event) {
+		if b := s.Frame(ev); b != nil {
+			_, _ = bw.Write(b)
+		}
+	}
+	last := s.After
+	for catchUp := s.CatchUp; catchUp; {
+		evs, err := e.Events(ctx, last, eventPage)
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, nil
+			}
+			return true, err
+		}
+		for _, ev := range evs {
+			write(ev)
+			last = ev.ID
+		}
+		catchUp = flush() && len(evs) == eventPage
+	}
+	tick := time.NewTicker(s.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case ev, ok := <-sub:
+			if !ok {
+				return true, nil
+			}
+			if last == "" || ev.ID > last {
+				write(&ev)
+			}
+			// Write what else is queued before flushing, for bursts.
+			if len(sub) == 0 && !flush() {
+				return true, nil
+			}
+		case <-tick.C:
+			_, _ = bw.WriteString(": ping\n\n")
+			if !flush() {
+				return true, nil
+			}
+		}
+	}
+}

@@ -1,0 +1,29 @@
+package serve
+
+import "testing"
+
+func TestTokensName(t *testing.T) {
+	var ts Tokens
+	if _, ok := ts.Name(""); ok {
+		t.Error("the zero Tokens accepted an empty secret")
+	}
+	ts.Add("first", "one-secret")
+	ts.Add("second", "two-secret")
+	ts.Add("again", "two-secret") // the first of equal secrets wins
+	for _, c := range []struct {
+		secret, name string
+		ok           bool
+	}{
+		{"one-secret", "first", true},
+		{" two-secret ", "second", true},
+		{"two-secre", "", false},
+		{"", "", false},
+	} {
+		if name, ok := ts.Name(c.secret); name != c.name || ok != c.ok {
+			t.Errorf("Name(%q) = %q, %v; want %q, %v", c.secret, name, ok, c.name, c.ok)
+		}
+	}
+	if ts.Len() != 3 {
+		t.Errorf("Len = %d", ts.Len())
+	}
+}
