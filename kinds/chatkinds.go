@@ -47,6 +47,19 @@ func (b *chatBase) Check(ctx context.Context) error {
 	return b.enc.check(ctx, "mjpeg")
 }
 
+// CheckTask refuses at Create a task on an audio file when nothing here
+// can transcribe it: the model would be given nothing to read. (A video
+// without a transcript still has its frames.)
+func (b *chatBase) CheckTask(ctx context.Context, t *spool.Task) error {
+	if t.Input == nil || t.Input.Kind != "audio" {
+		return nil
+	}
+	if err := checkTranscriber(ctx, b.speech); err != nil {
+		return &spool.ValidationError{Field: "file_id", Reason: "an audio input needs a transcript: " + err.Error()}
+	}
+	return nil
+}
+
 // material is what a model is told about the input.
 type material struct {
 	media      *media

@@ -10,6 +10,9 @@ import (
 	_ "image/jpeg"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -616,5 +619,36 @@ func TestChaptersAfterSpeechStep(t *testing.T) {
 		if len(images) != want || !strings.Contains(text, "a video of 4.0 seconds") || !strings.Contains(text, "Today we bake bread.") {
 			t.Errorf("%s request: %d images, text %s", c.ResponseFormat.JSONSchema.Name, len(images), text)
 		}
+	}
+}
+
+// TestDescriptionAudioNeedsTranscriber: with a chat model but nothing to
+// transcribe with, a task on an audio file is refused at Create, naming
+// what is missing; one on an image is not.
+func TestDescriptionAudioNeedsTranscriber(t *testing.T) {
+	needFFmpeg(t)
+	audio := noiseAudio(t)
+	dir := t.TempDir()
+	for _, prog := range []string{"ffmpeg", "ffprobe"} { // and no pocketsphinx
+		p, _ := exec.LookPath(prog)
+		if err := os.Symlink(p, filepath.Join(dir, prog)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	chat := kinds.NewOpenAIChat(kinds.OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1", APIKey: "k"})
+	e := newEngine(t, spool.Config{}, &kinds.Config{Chat: chat, Getenv: noEnv})
+	for _, kind := range []string{spool.KindDescription, spool.KindOutline} {
+		_, err := e.Create(t.Context(), spool.Request{Kind: kind, FileID: upload(t, e, audio)})
+		if !errors.Is(err, spool.ErrKindUnavailable) || !strings.Contains(err.Error(), "an audio input needs a transcript: no speech provider configured") {
+			t.Errorf("%s on audio: Create = %v, want refused for want of a transcriber", kind, err)
+		}
+	}
+	img, err := e.CreateFile(t.Context(), bytes.NewReader(pngBytes(t, 8, 8)), &spool.FileParams{Filename: "a.png"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Create(t.Context(), spool.Request{Kind: spool.KindDescription, FileID: img.ID}); err != nil {
+		t.Errorf("description on an image: %v", err)
 	}
 }
