@@ -75,7 +75,9 @@
 // pocketsphinx-en-us packages, and without it they are unavailable ("no
 // speech provider configured: …"); the kinds that need a chat model have
 // no local one, and without one are unavailable ("no chat provider
-// configured: set kinds.Config.Chat or OPENAI_API_KEY"). A provider's 408, 429 and 5xx answers
+// configured: set kinds.Config.Chat or OPENAI_API_KEY"); with a chat model
+// but no transcriber, they refuse at Create a task on an audio file. A
+// provider's 408, 429 and 5xx answers
 // and network errors are retried (after its Retry-After, if longer than
 // the backoff), other 4xx answers and malformed ones fail the task; the
 // configured API key is redacted from whatever a provider says before it
