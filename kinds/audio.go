@@ -59,11 +59,7 @@ func (h *audioHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err := h.need(ctx, format.encoder); err != nil {
 		return err
 	}
-	p, err := job.InputPath(ctx)
-	if err != nil {
-		return err
-	}
-	info, err := inputInfo(ctx, job, p, true)
+	p, info, err := inputInfo(ctx, job, true)
 	if err != nil {
 		return err
 	}

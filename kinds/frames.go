@@ -42,11 +42,7 @@ func probeInput(ctx context.Context, job *spool.Job) (*media, error) {
 	if in := job.Input(); in != nil && in.Object == "intelligence" {
 		return speechMedia(ctx, job, in)
 	}
-	p, err := job.InputPath(ctx)
-	if err != nil {
-		return nil, err
-	}
-	info, err := inputInfo(ctx, job, p, true)
+	p, info, err := inputInfo(ctx, job, true)
 	if err != nil {
 		return nil, err
 	}

@@ -22,21 +22,27 @@ type mediaInfo struct {
 	video, audio  bool    // has a video (not cover art) or an audio stream
 }
 
-// inputInfo returns what the input's record says when it says enough (an
-// input the engine probed with ffprobe: a video's size and duration, an
-// audio's duration), else what probeMedia reads: starting ffprobe costs a
-// good part of a second on a busy machine. needAudio asks to know whether
-// a video has sound, which its record does not tell.
-func inputInfo(ctx context.Context, job *spool.Job, p string, needAudio bool) (*mediaInfo, error) {
+// inputInfo returns the local path of the job's input (Job.InputPath)
+// and what its record says of it when it says enough (an input the engine
+// probed with ffprobe: a video's size and duration, an audio's duration),
+// else what probeMedia reads: starting ffprobe costs a good part of a
+// second on a busy machine. needAudio asks to know whether a video has
+// sound, which its record does not tell.
+func inputInfo(ctx context.Context, job *spool.Job, needAudio bool) (string, *mediaInfo, error) {
+	p, err := job.InputPath(ctx)
+	if err != nil {
+		return "", nil, err
+	}
 	if in := job.Input(); in != nil && in.Duration > 0 {
 		switch {
 		case in.Kind == "video" && in.Width > 0 && in.Height > 0 && !needAudio:
-			return &mediaInfo{width: in.Width, height: in.Height, duration: in.Duration, video: true}, nil
+			return p, &mediaInfo{width: in.Width, height: in.Height, duration: in.Duration, video: true}, nil
 		case in.Kind == "audio":
-			return &mediaInfo{duration: in.Duration, audio: true}, nil
+			return p, &mediaInfo{duration: in.Duration, audio: true}, nil
 		}
 	}
-	return probeMedia(ctx, p)
+	info, err := probeMedia(ctx, p)
+	return p, info, err
 }
 
 // probeMedia reads the input's streams with ffprobe. An input that ffprobe

@@ -19,18 +19,27 @@ import (
 // task's output: {object: intelligence, kind: speech, id, detected,
 // language, text, confidence?, speakers?, duration, timeline: [{start,
 // end, speaker?, text, confidence?}]}.
-type speechHandler struct {
+type speechHandler struct{ transcribing }
+
+func newSpeech(enc *encoders, t Transcriber) *speechHandler {
+	return &speechHandler{transcribing{handlerBase{enc: enc}, t}}
+}
+
+var (
+	_ spool.Checker = (*speechHandler)(nil)
+	_ spool.Checker = (*subtitlesHandler)(nil)
+)
+
+// transcribing is what the speech and subtitles kinds share: ffmpeg, to
+// extract the audio, and a Transcriber.
+type transcribing struct {
 	handlerBase
 	speech Transcriber // nil: none configured
 }
 
-func newSpeech(enc *encoders, t Transcriber) *speechHandler {
-	return &speechHandler{handlerBase{enc: enc}, t}
-}
-
-// Check says why speech tasks cannot run here: no speech provider, or no
+// Check says why the kind cannot run here: no speech provider, or no
 // ffmpeg.
-func (h *speechHandler) Check(ctx context.Context) error {
+func (h *transcribing) Check(ctx context.Context) error {
 	if err := checkTranscriber(ctx, h.speech); err != nil {
 		return err
 	}
@@ -109,11 +118,7 @@ func roundMS(s float64) float64 { return math.Round(s*1000) / 1000 }
 // for the kinds that need a transcript and have no speech step before
 // them.
 func transcribeInput(ctx context.Context, job *spool.Job, t Transcriber, upto int) (*Transcript, error) {
-	p, err := job.InputPath(ctx)
-	if err != nil {
-		return nil, err
-	}
-	info, err := inputInfo(ctx, job, p, true)
+	p, info, err := inputInfo(ctx, job, true)
 	if err != nil {
 		return nil, err
 	}

@@ -19,22 +19,10 @@ import (
 // 1 to 7 seconds that do not overlap, broken at punctuation where one is
 // near. The output is the subtitles File itself: object track, kind
 // subtitles, with its language and format.
-type subtitlesHandler struct {
-	handlerBase
-	speech Transcriber // nil: none configured
-}
+type subtitlesHandler struct{ transcribing }
 
 func newSubtitles(enc *encoders, t Transcriber) *subtitlesHandler {
-	return &subtitlesHandler{handlerBase{enc: enc}, t}
-}
-
-// Check says why subtitles tasks cannot run here: no speech provider, or
-// no ffmpeg.
-func (h *subtitlesHandler) Check(ctx context.Context) error {
-	if err := checkTranscriber(ctx, h.speech); err != nil {
-		return err
-	}
-	return h.enc.check(ctx)
+	return &subtitlesHandler{transcribing{handlerBase{enc: enc}, t}}
 }
 
 // Subtitle conventions.

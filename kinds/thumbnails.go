@@ -52,11 +52,7 @@ func (h *thumbnailsHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err := h.need(ctx, map[string]string{"jpeg": "mjpeg", "png": "png"}[format]); err != nil {
 		return err
 	}
-	p, err := job.InputPath(ctx)
-	if err != nil {
-		return err
-	}
-	info, err := inputInfo(ctx, job, p, false)
+	p, info, err := inputInfo(ctx, job, false)
 	switch {
 	case err != nil:
 		return err

@@ -92,11 +92,7 @@ func (h *videoHandler) Handle(ctx context.Context, job *spool.Job) error {
 	if err := h.need(ctx, enc.name, audio); err != nil {
 		return err
 	}
-	p, err := job.InputPath(ctx)
-	if err != nil {
-		return err
-	}
-	info, err := inputInfo(ctx, job, p, false)
+	p, info, err := inputInfo(ctx, job, false)
 	if err != nil {
 		return err
 	}
