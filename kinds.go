@@ -80,31 +80,25 @@ func unavailable(ctx context.Context, kind string, h Handler) string {
 
 // checkAvailable refuses, on a started engine, a kind it cannot run, unless
 // Config.AcceptUnavailableKinds. The reasons are worked out once, at Start.
-func (e *Engine) checkAvailable(kind string) error {
+// It returns the kind's TaskChecker when its tasks are to be checked too
+// (checkTask), so that Create takes the engine's lock once.
+func (e *Engine) checkAvailable(kind string) (TaskChecker, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started || e.cfg.AcceptUnavailableKinds {
-		return nil
+		return nil, nil
 	}
 	if reason, ok := e.unavailable[kind]; ok {
-		return &ValidationError{Field: "kind", Reason: "kind " + kind + " cannot run here: " + reason +
+		return nil, &ValidationError{Field: "kind", Reason: "kind " + kind + " cannot run here: " + reason +
 			" (Config.AcceptUnavailableKinds queues it for another process)", Err: ErrKindUnavailable}
 	}
-	return nil
+	c, _ := e.handlers[kind].(TaskChecker)
+	return c, nil
 }
 
-// checkTask refuses, on a started engine, a task its handler says it
-// cannot run here (TaskChecker), unless Config.AcceptUnavailableKinds. The
-// error matches ErrKindUnavailable.
-func (e *Engine) checkTask(ctx context.Context, t *Task) error {
-	e.mu.Lock()
-	h := e.handlers[t.Kind]
-	skip := !e.started || e.cfg.AcceptUnavailableKinds
-	e.mu.Unlock()
-	c, ok := h.(TaskChecker)
-	if skip || !ok {
-		return nil
-	}
+// checkTask refuses a task that c, its handler, says it cannot run here.
+// The error matches ErrKindUnavailable.
+func (e *Engine) checkTask(ctx context.Context, c TaskChecker, t *Task) error {
 	err := c.CheckTask(ctx, e.typed(t)) // options as handlers read them
 	if err == nil {
 		return nil

@@ -36,14 +36,15 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	tasks := make([]*Task, len(reqs))
 	for i := range reqs {
 		t, err := e.newTask(&reqs[i], now)
+		var checker TaskChecker
 		if err == nil {
-			err = e.checkAvailable(t.Kind)
+			checker, err = e.checkAvailable(t.Kind)
 		}
 		if err == nil {
 			err = e.resolveInput(ctx, t)
 		}
-		if err == nil {
-			err = e.checkTask(ctx, t)
+		if err == nil && checker != nil {
+			err = e.checkTask(ctx, checker, t)
 		}
 		if err != nil {
 			if many {

@@ -145,7 +145,7 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 		if !ok {
 			return nil, invalid(f+".kind", "unknown kind %q", st.Kind)
 		}
-		if err := e.checkAvailable(st.Kind); err != nil {
+		if _, err := e.checkAvailable(st.Kind); err != nil {
 			return nil, asValidation(f, err)
 		}
 		if !utf8.ValidString(st.Ref) {
