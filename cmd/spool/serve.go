@@ -143,6 +143,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		log.Warn("NO AUTH: anyone who can reach this address can create, read, cancel and delete tasks and files",
 			"addr", ln.Addr().String())
 	}
+	// Signals are caught from before the serving line: a process manager
+	// (or a test) that stops the server as soon as it answers must get a
+	// graceful shutdown, not the signal's default exit.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	// NewServer sets the timeouts that keep slow clients from holding
@@ -161,9 +167,6 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "url", "http://"+ln.Addr().String(), "db", *db, "tokens", len(tokens))
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)

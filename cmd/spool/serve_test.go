@@ -433,3 +433,17 @@ func recv(t *testing.T, ch <-chan struct{}, what string) {
 		t.Fatalf("no %s", what)
 	}
 }
+
+// A SIGTERM as soon as the server says it serves stops it gracefully: the
+// signal is caught from before that line.
+func TestServeStopsAtOnce(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	for i := range 5 {
+		s := startServe(t, bin, "--db", filepath.Join(dir, fmt.Sprintf("%d.db", i)), "--token", "s3cret")
+		s.stop(t)
+		if !strings.Contains(s.stderr.String(), "stopped") {
+			t.Fatalf("run %d: no stopped line in the log:\n%s", i, s.stderr)
+		}
+	}
+}
