@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -99,6 +100,51 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	<-finished
 	if err := e.Close(ctx); err != nil { // waits for the last completions to commit
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkWorkflowDrain runs pre-created workflows of 10 parallel no-op
+// steps with 8 workers: one op is one step, created by its workflow's
+// start and run through claim, handler, completion and its workflow's
+// advance. Compare ns/op with BenchmarkDrain's.
+func BenchmarkWorkflowDrain(b *testing.B) {
+	const steps = 10
+	ctx := context.Background()
+	e := benchEngine(b, spool.Config{Concurrency: 8})
+	n := int64((b.N + steps - 1) / steps * steps)
+	var done atomic.Int64
+	finished := make(chan struct{})
+	e.Register("noop", spool.HandlerFunc(func(context.Context, *spool.Job) error {
+		if done.Add(1) == n {
+			close(finished)
+		}
+		return nil
+	}))
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := spool.Request{Kind: spool.KindWorkflow, FileID: in.ID, Workflow: make([]spool.Step, steps)}
+	for i := range req.Workflow {
+		req.Workflow[i] = spool.Step{Kind: "noop"}
+	}
+	reqs := make([]spool.Request, 100)
+	for i := range reqs {
+		reqs[i] = req
+	}
+	for left := int(n / steps); left > 0; left -= len(reqs) {
+		if _, err := e.CreateMany(ctx, reqs[:min(left, len(reqs))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := e.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	<-finished
+	if err := e.Close(ctx); err != nil { // the last outcomes' hooks finish the workflows
 		b.Fatal(err)
 	}
 }

@@ -344,10 +344,24 @@ func (s *sqliteStore) Close() error {
 type sqlTx struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	// counted is the last UnfinishedSteps answer, kept until the next
+	// statement: the hooks of sibling steps whose outcomes share one
+	// UPDATE count the same workflow one after another, with nothing
+	// written in between (see UnfinishedSteps).
+	counted unfinished
 }
 
-// stmt returns the prepared statement for query, preparing it once.
+// unfinished is an answer of UnfinishedSteps.
+type unfinished struct {
+	parent string // empty: none kept
+	n      int
+	status Status
+}
+
+// stmt returns the prepared statement for query, preparing it once. Any
+// statement may write, so it forgets the kept count.
 func (tx *sqlTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	tx.counted.parent = ""
 	if st, ok := tx.stmts[query]; ok {
 		return st, nil
 	}

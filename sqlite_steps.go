@@ -52,13 +52,23 @@ func (s *sqliteStore) UnfinishedSteps(ctx context.Context, parentID string) (int
 	return scanUnfinished(s.queryRow(ctx, countUnfinished, parentID), parentID)
 }
 
-// UnfinishedSteps counts inside the transaction.
+// UnfinishedSteps counts inside the transaction. The answer holds until
+// the transaction's next statement, so a count repeated before that is not
+// run again: the hooks of ten sibling steps finished by one UPDATE count
+// once, not ten times (most of a leaf step's hook).
 func (tx *sqlTx) UnfinishedSteps(ctx context.Context, parentID string) (int, Status, error) {
+	if c := tx.counted; c.parent == parentID && parentID != "" {
+		return c.n, c.status, nil
+	}
 	st, err := tx.stmt(ctx, countUnfinished)
 	if err != nil {
 		return 0, "", fmt.Errorf("count steps of %s: %w", parentID, err)
 	}
-	return scanUnfinished(st.QueryRowContext(ctx, parentID), parentID)
+	n, status, err := scanUnfinished(st.QueryRowContext(ctx, parentID), parentID)
+	if err == nil {
+		tx.counted = unfinished{parent: parentID, n: n, status: status}
+	}
+	return n, status, err
 }
 
 func scanUnfinished(row *sql.Row, parentID string) (int, Status, error) {

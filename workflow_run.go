@@ -158,7 +158,7 @@ func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
 	if st.status == parent.Status {
 		return nil // reads work the rest out (liveSummaries)
 	}
-	ch := &Change{ID: parent.ID, To: st.status, Error: st.errMsg, Progress: st.progress}
+	ch := &Change{ID: parent.ID, To: st.status, Error: st.errMsg, Progress: st.progress, NoResult: true}
 	if _, err := tx.Apply(ctx, ch); err != nil {
 		return fmt.Errorf("advance workflow %s: %w", parent.ID, err)
 	}
