@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/spoolrun/spool/api"
 )
 
 // upload posts a PNG as a raw body and returns the file object.
@@ -98,5 +100,25 @@ func TestIdempotencyKey(t *testing.T) {
 	_, b3 := v.do("POST", "/tasks", `{"kind": "echo", "idempotency_key": "k-1"}`)
 	if decode[map[string]any](t, b3)["id"] != t1["id"] {
 		t.Errorf("body idempotency_key not honoured: %s", b3)
+	}
+}
+
+// TestIdempotencyKeyPerToken: a key is its token's own; another token
+// with the same key gets a task of its own, and its own retry returns it.
+func TestIdempotencyKeyPerToken(t *testing.T) {
+	v := newEnv(t, &api.Options{Tokens: []api.Token{{Name: "tester", Secret: testToken}, {Name: "other", Secret: "0ther"}}})
+	body := `{"kind": "echo", "idempotency_key": "order-1"}`
+	_, b1 := v.do("POST", "/tasks", body)
+	res2, b2 := v.do("POST", "/tasks", body, "Authorization", "Bearer 0ther")
+	_, b3 := v.do("POST", "/tasks", body, "Authorization", "Bearer 0ther")
+	t1, t2, t3 := decode[map[string]any](t, b1), decode[map[string]any](t, b2), decode[map[string]any](t, b3)
+	if t1["id"] == nil || t2["id"] == nil || t1["id"] == t2["id"] {
+		t.Fatalf("two tokens with one key share a task: %s and %s", b1, b2)
+	}
+	if res2.Header.Get("Idempotent-Replayed") != "" || t2["created_by"] != "other" {
+		t.Errorf("the other token's first POST: replayed %q, created_by %v", res2.Header.Get("Idempotent-Replayed"), t2["created_by"])
+	}
+	if t3["id"] != t2["id"] {
+		t.Errorf("the other token's retry made another task: %s then %s", b2, b3)
 	}
 }

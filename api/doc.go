@@ -44,7 +44,9 @@
 // Create takes the kind options at the top level of the body, beside
 // kind, url or file_id, filename, folder, ref, webhook_url and workflow;
 // idempotency_key (or the Idempotency-Key header: a retried POST returns
-// the first task, with Idempotent-Replayed: true) and run_at (RFC 3339)
+// the first task, with Idempotent-Replayed: true; a key is its token's
+// own, so two tokens never share a task by picking the same key) and
+// run_at (RFC 3339)
 // are spool's additions. A field that is neither a request field nor an
 // option the kind declares is a 400 naming it.
 //

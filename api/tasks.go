@@ -74,6 +74,7 @@ func (h *handler) createTask(w http.ResponseWriter, r *http.Request) {
 		req.IdempotencyKey = key
 	}
 	req.CreatedBy = state(w).user
+	req.IdempotencyKey = scopedKey(req.CreatedBy, req.IdempotencyKey)
 	start := time.Now()
 	t, err := h.e.Create(r.Context(), req)
 	if err != nil {
@@ -86,6 +87,17 @@ func (h *handler) createTask(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	h.writeJSON(w, r, http.StatusCreated, taskView(base, t))
+}
+
+// scopedKey makes an idempotency key the token's own, as a hosted API's
+// keys are its account's: two clients that happen to pick the same key
+// each get their own task, not the other's. The name's length keeps any
+// two (name, key) pairs apart whatever they contain.
+func scopedKey(user, key string) string {
+	if key == "" || user == "" {
+		return key
+	}
+	return "token " + strconv.Itoa(len(user)) + ":" + user + ":" + key
 }
 
 // getTask is GET /tasks/{id}.
