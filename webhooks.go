@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolrun/spool/internal/safehttp"
@@ -143,6 +144,12 @@ type webhooks struct {
 	sender *webhook.Sender
 	wake   signal   // deliveries were added, or a sender slot freed
 	gone   sync.Map // URL -> when it answered 410 here
+	// busy is set while the sender has more due deliveries than it can
+	// start: its last claim got all it asked for. The dispatcher then
+	// waits for hungry, the sender's next claim that comes back short,
+	// before it makes more deliveries (see dispatchLoop).
+	busy   atomic.Bool
+	hungry signal
 }
 
 // newWebhooks returns the machinery, or nil when the engine has no secrets.
@@ -190,12 +197,28 @@ func (e *Engine) startWebhooks(loopCtx context.Context) {
 
 // dispatchLoop turns events into deliveries, whenever something was
 // committed here and every PollInterval (for other processes' events).
+//
+// It makes deliveries only as fast as the sender takes them: while the
+// sender is busy (more deliveries due than it can start), it waits until
+// the sender runs short. Making rows that cannot be sent yet would only
+// take the one writer from the tasks' own changes: in a burst of tasks
+// with webhooks it halved the drain. The events wait behind the cursor,
+// as durable as the deliveries they become; each task's deliveries keep
+// their order, since events are dispatched in order.
 func (e *Engine) dispatchLoop(ctx context.Context) {
 	poll := time.NewTicker(e.cfg.PollInterval)
 	defer poll.Stop()
 	p := &DispatchParams{Cursor: webhookCursor, URL: e.cfg.Webhooks.URL, Progress: e.cfg.Webhooks.Progress,
 		Limit: dispatchBatch}
 	for {
+		hungry := e.hooks.hungry.wait() // before busy: a notify after the check is not missed
+		if e.hooks.busy.Load() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hungry:
+			}
+		}
 		changed := e.changed.wait()
 		p.Now = time.Now()
 		n, made, err := e.store.DispatchDeliveries(ctx, p)
@@ -264,6 +287,10 @@ func (e *Engine) sendLoop(ctx context.Context) {
 			}
 			queue = append(queue, claimed...)
 			short = len(claimed) < want
+			e.hooks.busy.Store(!short)
+			if short {
+				e.hooks.hungry.notify()
+			}
 		}
 		for len(queue) > 0 && len(slots) < conc {
 			d := queue[0]

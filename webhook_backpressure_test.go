@@ -1,0 +1,122 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// While the sender is busy, the dispatcher makes no deliveries: a burst of
+// tasks then writes no delivery rows that could not be sent yet. Once the
+// endpoint answers, every event is delivered all the same, each task's in
+// order.
+func TestWebhookDispatchWaitsForBusySender(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := map[string][]EventType{} // task id -> event types, as received
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var env struct {
+			Type EventType `json:"type"`
+			Data Task      `json:"data"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&env); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		mu.Lock()
+		got[env.Data.ID] = append(got[env.Data.ID], env.Type)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), AllowPrivateNetworks: true,
+		PollInterval: 20 * time.Millisecond,
+		Webhooks:     WebhookConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Concurrency: 1, Timeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.Register("x", HandlerFunc(func(context.Context, *Job) error { return nil }))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	create := func() *Task {
+		t.Helper()
+		task, err := e.Create(ctx, Request{Kind: "x", WebhookURL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+
+	// One slot, held by the first delivery; one more claimed behind it:
+	// the sender has all it can take.
+	var tasks []*Task
+	for range 3 {
+		tasks = append(tasks, create())
+	}
+	waitFor("a busy sender", e.hooks.busy.Load)
+
+	burst := make([]*Task, 50)
+	for i := range burst {
+		burst[i] = create()
+	}
+	for _, b := range burst {
+		waitFor("the burst to complete", func() bool {
+			task, err := e.Get(ctx, b.ID)
+			return err == nil && task.Status == StatusCompleted
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // several dispatch rounds
+	for _, b := range burst {
+		if ds, err := e.Deliveries(ctx, b.ID); err != nil || len(ds) > 0 {
+			t.Fatalf("task %s of the burst has %d deliveries (%v) while the sender is busy, want none yet", b.ID, len(ds), err)
+		}
+	}
+
+	close(release)
+	tasks = append(tasks, burst...)
+	waitFor("every delivery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, types := range got {
+			n += len(types)
+		}
+		return n == 3*len(tasks)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	want := []EventType{EventCreated, "task.processing", "task.completed"}
+	for _, task := range tasks {
+		if g := got[task.ID]; len(g) != 3 || g[0] != want[0] || g[1] != want[1] || g[2] != want[2] {
+			t.Errorf("task %s: deliveries %v, want %v in order", task.ID, g, want)
+		}
+	}
+}
