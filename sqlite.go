@@ -202,6 +202,16 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 		s.Close()
 		return nil, err
 	}
+	// Before the read connections open, which load the statistics then
+	// (see sqlite_planner.go).
+	if err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+		s.w.optimized = time.Now()
+		_, err := tx.exec(ctx, optimizePragma)
+		return err
+	}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite: planner statistics: %w", err)
+	}
 	if !memory {
 		q.Add("_pragma", "query_only(1)")
 		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
@@ -212,6 +222,7 @@ func OpenSQLite(ctx context.Context, path string, opts *SQLiteOptions) (Store, e
 	}
 	s.rdb.SetMaxOpenConns(o.ReadConns)
 	s.rdb.SetMaxIdleConns(o.ReadConns)
+	s.rdb.SetConnMaxLifetime(optimizeEvery) // new connections load new statistics
 	if !memory {
 		if s.cdb, err = sql.Open("sqlite", wdsn); err != nil {
 			s.Close()

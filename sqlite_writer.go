@@ -50,6 +50,7 @@ type sqlWriter struct {
 	// writer is closed.
 	checkpoint chan struct{}
 	commits    int
+	optimized  time.Time // when the planner's statistics were last refreshed
 	// restartWAL asks the writer to finish a checkpoint between two
 	// transactions, so that the next one writes the WAL from its start.
 	restartWAL atomic.Bool
@@ -305,6 +306,7 @@ func (w *sqlWriter) afterCommit() {
 		case w.checkpoint <- struct{}{}:
 		default: // one is running or already asked for
 		}
+		w.optimizeIfDue()
 	}
 }
 
@@ -629,6 +631,8 @@ func (w *sqlWriter) close() error {
 	for _, st := range w.stmts {
 		st.Close()
 	}
+	// What this run taught the statistics, for the next one; best effort.
+	w.conn.ExecContext(context.Background(), optimizePragma)
 	return w.conn.Close()
 }
 

@@ -297,3 +297,39 @@ func TestMergedLateHooks(t *testing.T) {
 		}
 	}
 }
+
+// The planner has statistics after a restart: the store refreshes them
+// when it opens and closes (sqlite_planner.go), so that a list filtered on
+// a rare kind and a status takes the kind's index.
+func TestPlannerStatisticsAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "stats.db")
+	st, err := OpenSQLite(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	tasks := make([]*Task, 2000)
+	for i := range tasks {
+		kind := "common"
+		if i%100 == 0 {
+			kind = "rare"
+		}
+		tasks[i] = &Task{ID: fmt.Sprintf("task_%06d", i), Kind: kind, Status: StatusCompleted, Created: now, Updated: now, MaxAttempts: 1}
+	}
+	if _, err := st.CreateTasks(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = OpenSQLite(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var n int
+	if err := st.(*sqliteStore).queryRow(ctx, `SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'tasks'`).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("sqlite_stat1 rows for tasks: %d, %v; want some", n, err)
+	}
+}

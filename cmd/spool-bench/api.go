@@ -261,7 +261,6 @@ func runAPIList(o options) (*result, error) {
 		`UPDATE tasks SET status = 'pending', progress = 0 WHERE substr(id, -2) = 'Y0'`,
 		`SELECT id FROM tasks ORDER BY id LIMIT 1`,
 		`UPDATE tasks SET parent_id = ? WHERE substr(id, -2) = 'X1'`,
-		`ANALYZE`,
 	} {
 		if strings.HasPrefix(q, "SELECT") {
 			if err := db.QueryRow(q).Scan(&parent); err != nil {
