@@ -25,7 +25,8 @@ func Example() {
 
 	engine.Register("greet", spool.HandlerFunc(func(ctx context.Context, job *spool.Job) error {
 		job.Progress(50)
-		return job.SetOutput(map[string]string{"greeting": "hello, " + job.Task.Options["name"].(string)})
+		name, _ := job.String("name") // "" when the option is absent
+		return job.SetOutput(map[string]string{"greeting": "hello, " + name})
 	}))
 	if err := engine.Start(ctx); err != nil {
 		log.Fatal(err)
