@@ -144,6 +144,11 @@ func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 	var fields map[string]json.RawMessage
 	d := json.NewDecoder(bytes.NewReader(b))
 	if err := d.Decode(&fields); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// Not encoding/json's words, which name Go types.
+			return nil, fmt.Errorf("must be a JSON object, not %s", jsonKind(te.Value))
+		}
 		return nil, fmt.Errorf("must be a JSON object: %v", err)
 	}
 	if fields == nil {
@@ -153,6 +158,20 @@ func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("has data after the JSON object")
 	}
 	return fields, nil
+}
+
+// jsonKind names a JSON value's kind, from encoding/json's
+// UnmarshalTypeError.Value ("array", "number 3", "string", "bool").
+func jsonKind(v string) string {
+	switch {
+	case v == "array":
+		return "an array"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "bool":
+		return "a boolean"
+	}
+	return "a " + v
 }
 
 func decodeValue(raw json.RawMessage) (any, error) {

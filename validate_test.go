@@ -219,6 +219,13 @@ func TestRequestJSON(t *testing.T) {
 			t.Errorf("decode %s = %v, want a ValidationError on %s", body, err, field)
 		}
 	}
+	// Not encoding/json's words, which name Go types.
+	for body, want := range map[string]string{`[]`: "not an array", `"x"`: "not a string", `3`: "not a number", `true`: "not a boolean"} {
+		var r spool.Request
+		if err := json.Unmarshal([]byte(body), &r); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Go value") {
+			t.Errorf("decode %s = %v, want it to say %q", body, err, want)
+		}
+	}
 }
 
 // FuzzRequest decodes and validates arbitrary create bodies: no panic, and
