@@ -140,6 +140,16 @@ func TestURLInputFetchedAndProbed(t *testing.T) {
 	if bad.Status != spool.StatusFailed || bad.Attempt != 1 || !strings.Contains(bad.Error, "404") {
 		t.Errorf("404 input: %s after %d attempts: %q", bad.Status, bad.Attempt, bad.Error)
 	}
+	// In words for users: the URL without its query, and the answer; not
+	// the storage's layers.
+	if want := "download input " + srv.URL + "/missing.png: the server answered 404 Not Found"; bad.Error != want {
+		t.Errorf("404 input's error = %q, want %q", bad.Error, want)
+	}
+	gone := spooltest.CreateAndWait(t, e, spool.Request{Kind: "size", URL: "http://127.0.0.1:1/x.png?token=secret"})
+	if !strings.HasPrefix(gone.Error, "download input http://127.0.0.1:1/x.png: ") || strings.Contains(gone.Error, "secret") ||
+		strings.Contains(gone.Error, "store file") || strings.Contains(gone.Error, `Get "`) {
+		t.Errorf("unreachable input's error = %q", gone.Error)
+	}
 }
 
 func TestURLInputRefusedAddress(t *testing.T) {

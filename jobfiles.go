@@ -77,7 +77,10 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 		name = "input"
 	}
 	meta := &File{Object: "source", URL: raw, Original: raw, Filename: name}
-	var body io.Reader
+	var (
+		body    io.Reader
+		fetched chan error // the download's own error, when there is one
+	)
 	if u.Scheme == "file" {
 		if !j.e.cfg.AllowLocalFiles {
 			return nil, Permanent(errors.New("input url: file URLs are not allowed (Config.AllowLocalFiles)"))
@@ -90,16 +93,27 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 		body = lf
 	} else {
 		pr, pw := io.Pipe()
+		fetched = make(chan error, 1)
 		go func() {
 			_, _, err := j.e.httpClient().Download(ctx, raw, &downloadProgress{w: pw, job: j})
 			pw.CloseWithError(err)
+			fetched <- err
 		}()
 		defer pr.Close()
 		body = pr
 	}
 	f, err := j.e.putFile(ctx, body, meta, j.Task.ID)
 	if err != nil {
-		return nil, downloadError(err)
+		if fetched != nil {
+			// The storage's error wraps the download's in its own words
+			// ("store file: put …"): the download's alone says what went
+			// wrong. Closing the pipe ends a download still writing.
+			body.(*io.PipeReader).Close()
+			if derr := <-fetched; derr != nil && !errors.Is(derr, io.ErrClosedPipe) {
+				err = derr
+			}
+		}
+		return nil, downloadError(u, err)
 	}
 	j.mu.Lock()
 	j.fetched = f
@@ -134,18 +148,43 @@ func (d *downloadProgress) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// downloadError marks the download failures that retrying cannot fix.
-func downloadError(err error) error {
-	var se *safehttp.StatusError
+// downloadError says why the download of input u failed, in words for the
+// task's error ("download input https://host/a.mp4: 404 Not Found"), and
+// marks the failures that retrying cannot fix.
+func downloadError(u *url.URL, err error) error {
+	shown := *u // a query or user info may hold a secret
+	shown.User, shown.RawQuery, shown.Fragment = nil, "", ""
+	reason := err.Error()
+	var (
+		se *safehttp.StatusError
+		ue *url.Error
+	)
+	switch {
+	case errors.As(err, &se):
+		reason = "the server answered " + se.Status
+	case errors.As(err, &ue) && !errors.Is(err, safehttp.ErrForbiddenAddress):
+		reason = ue.Err.Error() // not Get "URL" again
+	}
+	err = &inputError{msg: "download input " + shown.String() + ": " + reason, err: err}
 	switch {
 	case errors.Is(err, safehttp.ErrForbiddenAddress), errors.Is(err, safehttp.ErrTooLarge),
 		errors.Is(err, safehttp.ErrUnsupportedScheme), errors.Is(err, safehttp.ErrTooManyRedirects):
-		return Permanent(fmt.Errorf("download input: %w", err))
-	case errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != 408 && se.StatusCode != 429:
-		return Permanent(fmt.Errorf("download input: %w", err))
+		return Permanent(err)
+	case se != nil && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != 408 && se.StatusCode != 429:
+		return Permanent(err)
 	}
-	return fmt.Errorf("download input: %w", err)
+	return err
 }
+
+// inputError is a failed download's error: its own message, and the
+// cause for errors.Is and As.
+type inputError struct {
+	msg string
+	err error
+}
+
+func (e *inputError) Error() string { return e.msg }
+func (e *inputError) Unwrap() error { return e.err }
 
 // httpClient returns the engine's SSRF-safe client for downloads.
 func (e *Engine) httpClient() *safehttp.Client {
