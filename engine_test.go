@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,8 +150,19 @@ func TestRunAtWaits(t *testing.T) {
 	if got, err := e.Wait(ctx, soon.ID); err != nil || got.Status != spool.StatusCompleted {
 		t.Fatalf("the task due soon: %v, %v", got, err)
 	}
-	if got, _ := e.Get(ctx, later.ID); got.Status != spool.StatusWaiting {
+	got, _ := e.Get(ctx, later.ID)
+	if got.Status != spool.StatusWaiting {
 		t.Errorf("the task due in an hour is %s, want waiting", got.Status)
+	}
+	// Its JSON says when it runs; a task without run_at has none.
+	b, _ := json.Marshal(got)
+	var back spool.Task
+	if err := json.Unmarshal(b, &back); err != nil || !strings.Contains(string(b), `"run_at":"`) ||
+		!back.RunAt.Equal(later.RunAt) || later.RunAt.IsZero() {
+		t.Errorf("JSON of a task due later: %s (decoded run_at %v, want %v; %v)", b, back.RunAt, later.RunAt, err)
+	}
+	if b, _ := json.Marshal(soon); strings.Contains(string(b), "run_at") != !soon.RunAt.IsZero() {
+		t.Errorf("run_at in %s", b)
 	}
 	if ran.Load() != 1 {
 		t.Errorf("%d handler runs, want 1", ran.Load())

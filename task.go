@@ -111,7 +111,7 @@ type Task struct {
 	FileID         string    `json:"-"`
 	WebhookURL     string    `json:"-"`
 	IdempotencyKey string    `json:"-"`
-	RunAt          time.Time `json:"-"` // zero: as soon as possible
+	RunAt          time.Time `json:"-"` // zero: as soon as possible; in the JSON as run_at when set
 	// Steps are a workflow task's step definitions; on a step, the
 	// definitions of its next steps.
 	Steps []Step `json:"-"`
@@ -176,9 +176,12 @@ type taskJSON struct {
 	CreatedBy string          `json:"created_by,omitempty"`
 	Created   time.Time       `json:"created"`
 	Updated   time.Time       `json:"updated"`
-	ParentID  *string         `json:"parent_id"`
-	Workflow  []TaskSummary   `json:"workflow"`
-	Results   *Results        `json:"results"`
+	// RunAt is spool's addition, as in the create body: when a task
+	// created to run later becomes runnable.
+	RunAt    time.Time     `json:"run_at,omitzero"`
+	ParentID *string       `json:"parent_id"`
+	Workflow []TaskSummary `json:"workflow"`
+	Results  *Results      `json:"results"`
 }
 
 func nullable(s string) *string {
@@ -195,6 +198,9 @@ func (t Task) MarshalJSON() ([]byte, error) {
 		Output: t.Output, Status: t.Status, Progress: t.Progress, Error: nullable(t.Error),
 		CreatedBy: t.CreatedBy, Created: t.Created.UTC(), Updated: t.Updated.UTC(),
 		ParentID: nullable(t.ParentID), Workflow: t.Workflow, Results: t.Results,
+	}
+	if !t.RunAt.IsZero() {
+		w.RunAt = t.RunAt.UTC()
 	}
 	if w.Options == nil {
 		w.Options = map[string]any{}
@@ -220,7 +226,7 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 	*t = Task{
 		ID: w.ID, Kind: w.Kind, Input: w.Input, Options: w.Options, Status: w.Status,
 		Progress: w.Progress, CreatedBy: w.CreatedBy, Created: w.Created, Updated: w.Updated,
-		Workflow: w.Workflow, Results: w.Results,
+		Workflow: w.Workflow, Results: w.Results, RunAt: w.RunAt,
 	}
 	if string(w.Output) != "null" {
 		t.Output = w.Output
