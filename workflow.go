@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -195,7 +196,7 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 				return nil, err
 			}
 		case st.URL != "":
-			return nil, invalid(f+".url", "a %s step takes its input from the workflow or the step before it: give the workflow the url", st.Kind)
+			return nil, invalid(f+".url", "%s %s step takes its input from the workflow or the step before it: give the workflow the url", article(st.Kind), st.Kind)
 		case input == InputRequired && pred == KindHTTP:
 			// An http step has no input to pass on and makes no file.
 			return nil, invalid(f+".kind", "kind %s needs an input file, and the http step before it makes none: "+
@@ -231,4 +232,13 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 		out[i] = st
 	}
 	return out, nil
+}
+
+// article is the indefinite article before a kind's name: "an image step",
+// "an http step", "a video step".
+func article(kind string) string {
+	if strings.HasPrefix(kind, "http") || kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an"
+	}
+	return "a"
 }
