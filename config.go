@@ -123,7 +123,8 @@ type Config struct {
 
 	// Webhooks configures the webhook notifications of task events, sent to
 	// each task's webhook_url (or Webhooks.URL). Defaults to none sent: an
-	// engine sends webhooks only once Webhooks.Secrets is set.
+	// engine sends webhooks only once Webhooks.Secrets is set, and warns
+	// (once) of a task created with a webhook_url before that.
 	Webhooks WebhookConfig
 
 	// AllowLocalFiles lets requests name file:// URLs as inputs. Defaults to

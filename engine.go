@@ -59,7 +59,10 @@ type Engine struct {
 	httpOnce sync.Once
 	http     *safehttp.Client
 	hooks    *webhooks // nil unless Config.Webhooks.Secrets is set
-	obs      observers // see Observe
+	// noWebhooks warns, once, of a webhook_url that nothing here sends
+	// (another engine on the database may).
+	noWebhooks sync.Once
+	obs        observers // see Observe
 
 	storageOnce sync.Once
 	storage     Storage

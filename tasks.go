@@ -56,6 +56,12 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 			return nil, err
 		}
 		tasks[i] = t
+		if t.WebhookURL != "" && e.hooks == nil {
+			e.noWebhooks.Do(func() {
+				e.log.Warn("spool: tasks carry a webhook_url, but this engine sends no webhooks: set Config.Webhooks.Secrets",
+					"task", t.ID)
+			})
+		}
 	}
 	if !many {
 		if r := e.reserve(tasks[0]); r != nil {

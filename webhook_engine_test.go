@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -501,3 +502,35 @@ func TestWebhookCreatedBeforeStart(t *testing.T) {
 		t.Errorf("deliveries:\n%s", describeDeliveries(ds))
 	}
 }
+
+// An engine without secrets sends no webhooks, and says so, once, when a
+// task carries a webhook_url: it is stored, for an engine that sends.
+func TestWebhookURLWithoutSecretsWarns(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	cfg := spool.Config{Path: ":memory:", Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))}
+	e, err := spool.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	e.Register(hookKind, spool.HandlerFunc(nil))
+	for range 2 {
+		if _, err := e.Create(context.Background(), spool.Request{Kind: hookKind, WebhookURL: "https://example.com/hook"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "sends no webhooks"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
