@@ -255,7 +255,8 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 }
 
 // Wait returns the task once it has finished (completed, failed, error or
-// cancelled), or ctx's error.
+// cancelled), or ctx's error. It fails at once, with an error matching
+// ErrNotFound, for a task that does not exist or was deleted meanwhile.
 func (e *Engine) Wait(ctx context.Context, id string) (*Task, error) {
 	poll := time.NewTicker(e.cfg.PollInterval)
 	defer poll.Stop()
