@@ -73,7 +73,6 @@ func BenchmarkCreateMany1000(b *testing.B) {
 // BenchmarkDrain claims and completes pre-created no-op tasks with 8
 // workers: one op is one task run through claim, handler and completion.
 func BenchmarkDrain(b *testing.B) {
-	ctx := context.Background()
 	e := benchEngine(b, spool.Config{Concurrency: 8})
 	var done atomic.Int64
 	finished := make(chan struct{})
@@ -88,7 +87,15 @@ func BenchmarkDrain(b *testing.B) {
 	for i := range reqs {
 		reqs[i] = spool.Request{Kind: "noop"}
 	}
-	for left := b.N; left > 0; left -= len(reqs) {
+	timedDrain(b, e, reqs, b.N, finished)
+}
+
+// timedDrain creates count tasks of reqs (CreateMany of len(reqs) at a
+// time), then times Start until finished is closed, and Close, which waits
+// for the last outcomes (and their hooks) to commit.
+func timedDrain(b *testing.B, e *spool.Engine, reqs []spool.Request, count int, finished <-chan struct{}) {
+	ctx := context.Background()
+	for left := count; left > 0; left -= len(reqs) {
 		if _, err := e.CreateMany(ctx, reqs[:min(left, len(reqs))]); err != nil {
 			b.Fatal(err)
 		}
@@ -99,7 +106,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Fatal(err)
 	}
 	<-finished
-	if err := e.Close(ctx); err != nil { // waits for the last completions to commit
+	if err := e.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -133,20 +140,7 @@ func BenchmarkWorkflowDrain(b *testing.B) {
 	for i := range reqs {
 		reqs[i] = req
 	}
-	for left := int(n / steps); left > 0; left -= len(reqs) {
-		if _, err := e.CreateMany(ctx, reqs[:min(left, len(reqs))]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	if err := e.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	<-finished
-	if err := e.Close(ctx); err != nil { // the last outcomes' hooks finish the workflows
-		b.Fatal(err)
-	}
+	timedDrain(b, e, reqs, int(n/steps), finished)
 }
 
 func BenchmarkGet(b *testing.B) {
