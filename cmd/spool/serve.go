@@ -20,6 +20,7 @@ import (
 	"github.com/spoolrun/spool/kinds"
 	"github.com/spoolrun/spool/metrics"
 	"github.com/spoolrun/spool/ui"
+	"github.com/spoolrun/spool/webhook"
 )
 
 const serveUsage = `Usage: spool serve [flags]
@@ -35,6 +36,13 @@ token. --token (or SPOOL_TOKEN) is one secret, named "default"; a tokens
 file has one token per line, "name:secret" (the name is what tasks record
 as created_by; blank lines and lines starting with # are skipped). Both may
 be given. --no-auth serves without tokens, and only on a loopback address.
+
+Webhooks: a task's webhook_url gets its status changes, signed per the
+Standard Webhooks specification, once --webhook-secret (or
+SPOOL_WEBHOOK_SECRET) gives the whsec_ secret that signs them (several,
+space-separated, all sign: for rotating one). Without it webhook_url is
+stored and nothing is sent. Receivers on loopback or private addresses
+need --allow-private-networks.
 
 Shutdown: on SIGINT or SIGTERM it stops accepting connections, lets requests
 in flight finish (up to 5s, then closes the rest, event streams included),
@@ -73,6 +81,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	maxUpload := fs.Int64("max-upload-size", 0, "the largest upload in bytes; defaults to 1 GiB")
 	baseURL := fs.String("base-url", c.getenv("SPOOL_BASE_URL"), "the URL clients reach the API at, behind a proxy or under a path (env SPOOL_BASE_URL); defaults to the request's host")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	webhookSecret := fs.String("webhook-secret", "", "the whsec_ secret that signs webhooks, several space-separated (env SPOOL_WEBHOOK_SECRET); without one no webhook is sent")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -104,8 +113,25 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			"mode", st.Mode().Perm().String())
 	}
 
+	hookSecrets := strings.Fields(*webhookSecret)
+	if !set["webhook-secret"] {
+		hookSecrets = strings.Fields(c.getenv("SPOOL_WEBHOOK_SECRET"))
+	}
+	if _, err := webhook.ParseSecrets(hookSecrets); err != nil {
+		return usagef("--webhook-secret: %v", err) // the error never shows the secret
+	}
+	// Listening comes first: a port in use or a bad address must not leave
+	// a new database behind.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve owns it once it runs; a second Close is harmless
+	if a, ok := ln.Addr().(*net.TCPAddr); *noAuth && (!ok || !a.IP.IsLoopback()) {
+		return usagef("--no-auth on %s: only loopback addresses may serve without tokens", ln.Addr())
+	}
 	e, err := spool.Open(ctx, spool.Config{Path: *db, DataDir: *data, Concurrency: *concurrency,
-		AllowPrivateNetworks: *private, Logger: log})
+		AllowPrivateNetworks: *private, Logger: log, Webhooks: spool.WebhookConfig{Secrets: hookSecrets}})
 	if err != nil {
 		return err
 	}
@@ -131,13 +157,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	if a, ok := ln.Addr().(*net.TCPAddr); *noAuth && (!ok || !a.IP.IsLoopback()) {
-		ln.Close()
-		return usagef("--no-auth on %s: only loopback addresses may serve without tokens", ln.Addr())
+	if len(hookSecrets) == 0 {
+		log.Info("webhooks off: tasks' webhook_url is stored, nothing is sent; --webhook-secret turns them on")
 	}
 	if *noAuth {
 		log.Warn("NO AUTH: anyone who can reach this address can create, read, cancel and delete tasks and files",

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/webhook"
 )
 
 // server is a running "spool serve".
@@ -444,6 +447,74 @@ func TestServeStopsAtOnce(t *testing.T) {
 		s.stop(t)
 		if !strings.Contains(s.stderr.String(), "stopped") {
 			t.Fatalf("run %d: no stopped line in the log:\n%s", i, s.stderr)
+		}
+	}
+}
+
+// With --webhook-secret, a task's webhook_url gets its status changes,
+// signed with that secret; a bad secret is refused without showing it.
+func TestServeWebhooks(t *testing.T) {
+	bin := binary(t)
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	sec, err := webhook.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var types []string
+	hook := httptest.NewServer(webhook.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var env struct{ Type string }
+		json.NewDecoder(r.Body).Decode(&env)
+		mu.Lock()
+		types = append(types, env.Type)
+		mu.Unlock()
+	}), nil, sec))
+	t.Cleanup(hook.Close)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(target.Close)
+
+	dir := t.TempDir()
+	s := startServe(t, bin, "--db", filepath.Join(dir, "spool.db"), "--token", "s3cret",
+		"--allow-private-networks", "--webhook-secret", secret)
+	var task spool.Task
+	call(t, http.MethodPost, s.url+"/tasks", "s3cret", map[string]any{"kind": "http", "url": target.URL,
+		"webhook_url": hook.URL}, &task)
+	waitStatus(t, s, "s3cret", task.ID, spool.StatusCompleted)
+	want := []string{"task.created", "task.processing", "task.completed"}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := slices.Clone(types)
+		mu.Unlock()
+		if slices.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verified deliveries %v, want %v\n%s", got, want, s.stderr)
+		}
+	}
+	s.stop(t)
+
+	r := runCLI(t, nil, "serve", "--token", "x", "--db", filepath.Join(dir, "other.db"), "--webhook-secret", "whsec_not-base64!")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--webhook-secret") || strings.Contains(r.stderr, "not-base64!") {
+		t.Errorf("a bad webhook secret: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// A port in use, or a bad address, fails before the database is made.
+func TestServeBadAddressMakesNoDatabase(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	for i, addr := range []string{ln.Addr().String(), "127.0.0.1:99999", "nonsense"} {
+		db := filepath.Join(dir, fmt.Sprintf("%d.db", i))
+		if r := runCLI(t, nil, "serve", "--token", "x", "--db", db, "--addr", addr); r.code == 0 {
+			t.Errorf("serve on %s: exit 0", addr)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Errorf("serve on %s left %s behind", addr, db)
 		}
 	}
 }
