@@ -199,7 +199,12 @@ func fromFFprobe(out *ffprobeOutput, basic *spool.File, path string) *spool.File
 		s := &out.Streams[i]
 		switch {
 		case s.CodecType == "video" && s.Disposition.AttachedPic == 0 && video == nil:
-			video = s
+			// A picture with no size is none: ffprobe names an image
+			// pipe's codec from the file's extension alone ("hello" in
+			// a.png is "png" to it), and finds no size in what follows.
+			if s.Width > 0 && s.Height > 0 {
+				video = s
+			}
 		case s.CodecType == "audio" && audio == nil:
 			audio = s
 		}

@@ -115,6 +115,9 @@ func TestFFprobeNotMedia(t *testing.T) {
 		"data.json": `{"a": 1}`,
 		"notes.txt": "hello\n",
 		"subs.vtt":  "WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n",
+		// Not a picture whatever its name: no codec, no size.
+		"fake.png": "hello\n",
+		"fake.jpg": "hello\n",
 	}
 	for name, content := range files {
 		path := filepath.Join(dir, name)
