@@ -27,8 +27,13 @@ type token struct {
 	sum  [sha256.Size]byte
 }
 
-// Add accepts secret as the token named name.
+// Add accepts secret as the token named name. A blank secret is left
+// out: it would let in a request that sends an empty token, as a secret
+// read from an unset environment variable would.
 func (ts *Tokens) Add(name, secret string) {
+	if strings.TrimSpace(secret) == "" {
+		return
+	}
 	ts.list = append(ts.list, token{name: name, sum: sha256.Sum256([]byte(secret))})
 }
 

@@ -27,3 +27,19 @@ func TestTokensName(t *testing.T) {
 		t.Errorf("Len = %d", ts.Len())
 	}
 }
+
+// TestTokensBlankSecret: a token configured with a blank secret (an unset
+// environment variable) must not let in a request with an empty token.
+func TestTokensBlankSecret(t *testing.T) {
+	var ts Tokens
+	ts.Add("unset", "")
+	ts.Add("spaces", "  ")
+	for _, s := range []string{"", " ", "  "} {
+		if name, ok := ts.Name(s); ok {
+			t.Errorf("Name(%q) = %q, true: a blank secret let a blank token in", s, name)
+		}
+	}
+	if ts.Len() != 0 {
+		t.Errorf("Len = %d, want 0: blank secrets are not tokens", ts.Len())
+	}
+}
