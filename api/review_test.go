@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/spoolrun/spool/api"
@@ -17,5 +19,56 @@ func TestBlankSecretLetsNobodyIn(t *testing.T) {
 		if res, b := v.do("GET", "/tasks", nil, "Authorization", auth); res.StatusCode != 401 {
 			t.Errorf("Authorization %q: status %d %s, want 401", auth, res.StatusCode, b)
 		}
+	}
+}
+
+// TestAllowNoAuthRefusesOtherSites: without a token, a browser page of
+// another site must not create tasks (a fetch with a Blob body sends no
+// Content-Type and needs no CORS preflight), and a page that rebinds its
+// own name to 127.0.0.1 must not reach the API either.
+func TestAllowNoAuthRefusesOtherSites(t *testing.T) {
+	v := newEnv(t, &api.Options{AllowNoAuth: true})
+	send := func(method, host string, hdr ...string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, v.srv.URL+"/tasks", strings.NewReader(`{"kind": "echo"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := v.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	port := v.srv.URL[strings.LastIndex(v.srv.URL, ":"):]
+	for _, c := range []struct {
+		name, method, host string
+		hdr                []string
+		want               int
+	}{
+		{"curl", "POST", "", nil, 201},
+		{"localhost", "POST", "localhost" + port, nil, 201},
+		{"ipv6 loopback", "GET", "[::1]" + port, nil, 200},
+		{"same-origin page", "POST", "", []string{"Sec-Fetch-Site", "same-origin"}, 201},
+		{"cross-site page", "POST", "", []string{"Sec-Fetch-Site", "cross-site"}, 401},
+		{"cross-site page, old browser", "POST", "", []string{"Origin", "https://evil.example"}, 401},
+		{"rebound name", "GET", "rebind.evil.example" + port, nil, 401},
+		{"rebound name, POST", "POST", "rebind.evil.example" + port, []string{"Sec-Fetch-Site", "same-origin"}, 401},
+	} {
+		if got := send(c.method, c.host, c.hdr...); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+	// A token still works from anywhere.
+	v2 := newEnv(t, &api.Options{AllowNoAuth: true, Tokens: []api.Token{{Name: "tester", Secret: testToken}}})
+	if res, b := v2.do("POST", "/tasks", `{"kind": "echo"}`, "Sec-Fetch-Site", "cross-site"); res.StatusCode != 201 {
+		t.Errorf("with a token: status %d %s", res.StatusCode, b)
 	}
 }
