@@ -72,3 +72,26 @@ func TestAllowNoAuthRefusesOtherSites(t *testing.T) {
 		t.Errorf("with a token: status %d %s", res.StatusCode, b)
 	}
 }
+
+// TestEventsBadCursor: a cursor that looks like an event id but is not
+// one is a 400 naming where it came from, not a stream that begins and
+// then ends at once, which a client would reopen with the same cursor
+// forever.
+func TestEventsBadCursor(t *testing.T) {
+	v := newEnv(t, nil)
+	v.createEchoes(1)
+	for _, c := range []struct{ path, lastID, field string }{
+		{"/events?after=evt_1", "", "after"},
+		{"/events?after=evt_zzzzzzzzzzzzzzzzzzzzzzzzzz", "", "after"},
+		{"/events", "evt_not-an-id-but-long-enough", "Last-Event-ID"},
+	} {
+		res, b := v.do("GET", c.path, nil, "Last-Event-ID", c.lastID)
+		if res.StatusCode != 400 {
+			t.Errorf("%s (%s): status %d %q, want 400", c.path, c.field, res.StatusCode, b)
+			continue
+		}
+		if e := decode[errBody](t, b); e.Error.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.path, e.Error.Field, c.field)
+		}
+	}
+}
