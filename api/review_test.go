@@ -95,3 +95,22 @@ func TestEventsBadCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestListHugePage: a page far past the end is [] or a 400 naming page,
+// never the first page's tasks, which a skip of (page-1)*limit rows that
+// overflows int64 gave.
+func TestListHugePage(t *testing.T) {
+	v := newEnv(t, nil)
+	v.createEchoes(2)
+	for _, q := range []string{"page=4611686018427387905&limit=2", "page=9223372036854775807&limit=100", "page=1099511627776&limit=100"} {
+		res, b := v.do("GET", "/tasks?"+q, nil)
+		switch {
+		case res.StatusCode == 400:
+			if e := decode[errBody](t, b); e.Error.Field != "page" {
+				t.Errorf("%s: field %q, want page", q, e.Error.Field)
+			}
+		case res.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]":
+			t.Errorf("%s: status %d %.200s, want [] or a 400", q, res.StatusCode, b)
+		}
+	}
+}
