@@ -199,11 +199,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// loadTokens returns the token named "default" with secret, if any, and
-// those of the tokens file, if any.
+// loadTokens returns the token named "default" with secret, if any (a
+// blank one is none: the handlers would drop it, and refuse everyone),
+// and those of the tokens file, if any.
 func loadTokens(secret, file string) ([]api.Token, error) {
 	var tokens []api.Token
-	if secret != "" {
+	if strings.TrimSpace(secret) != "" {
 		tokens = append(tokens, api.Token{Name: "default", Secret: secret})
 	}
 	if file == "" {
