@@ -1,6 +1,9 @@
 package ui_test
 
 import (
+	"bytes"
+	"context"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,5 +48,34 @@ func TestAllowNoAuthRefusesReboundNames(t *testing.T) {
 		if res, _ := v.send(req); res.StatusCode != want {
 			t.Errorf("Host %q: status %d, want %d", host, res.StatusCode, want)
 		}
+	}
+}
+
+// TestRefusedCreateKeepsNoUpload: a create form whose task is refused
+// (an option out of range) leaves no stored upload behind; the user sends
+// the file again with the corrected form.
+func TestRefusedCreateKeepsNoUpload(t *testing.T) {
+	v := newEnv(t, nil)
+	csrf := v.login()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("csrf", csrf)
+	_ = mw.WriteField("kind", "image")
+	_ = mw.WriteField("opt.image.width", "-5")
+	fw, _ := mw.CreateFormFile("file", "upload.png")
+	_, _ = fw.Write(pngBytes(t, 16, 16))
+	_ = mw.Close()
+	req, _ := http.NewRequest("POST", v.srv.URL+"/ui/tasks", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if res, body := v.send(req); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "width") {
+		t.Fatalf("create with width -5: status %d\n%s", res.StatusCode, body)
+	}
+	fs, err := v.e.ListFiles(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 0 {
+		t.Errorf("%d files stored after a refused create, want 0: %s", len(fs), fs[0].Filename)
 	}
 }
