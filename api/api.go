@@ -175,17 +175,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request, st *reqState) bool {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		if !h.noAuth {
-			h.fail(w, r, newErr(http.StatusUnauthorized, "token_missing", "", "send the header Authorization: Bearer <token>"))
+		missing := func(msg string) bool {
+			// A 401 names the scheme it wants (RFC 9110, section 11.6.1).
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			h.fail(w, r, newErr(http.StatusUnauthorized, "token_missing", "", msg))
 			return false
+		}
+		if !h.noAuth {
+			return missing("send the header Authorization: Bearer <token>")
 		}
 		// Without a token, a browser's page of another site could send
 		// a POST here (a body with no Content-Type needs no preflight),
 		// or reach the listener under its own name (DNS rebinding).
 		if !serve.LoopbackHost(r.Host) || h.cop.Check(r) != nil {
-			h.fail(w, r, newErr(http.StatusUnauthorized, "token_missing", "",
-				"without a token, this API answers only requests to localhost or a loopback address that no page of another origin sent: send the header Authorization: Bearer <token>"))
-			return false
+			return missing("without a token, this API answers only requests to localhost or a loopback address that no page of another origin sent: send the header Authorization: Bearer <token>")
 		}
 		return true
 	}

@@ -114,3 +114,15 @@ func TestListHugePage(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenMissingNamesScheme: a 401 carries WWW-Authenticate, which
+// HTTP requires of it, whether the token is missing or invalid.
+func TestTokenMissingNamesScheme(t *testing.T) {
+	v := newEnv(t, nil)
+	for _, auth := range []string{"", "Bearer nope"} {
+		res, _ := v.do("GET", "/tasks", nil, "Authorization", auth)
+		if res.StatusCode != 401 || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("Authorization %q: status %d, WWW-Authenticate %q", auth, res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	}
+}
