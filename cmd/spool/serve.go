@@ -34,7 +34,9 @@ Auth: every request needs "Authorization: Bearer SECRET" with a configured
 token. --token (or SPOOL_TOKEN) is one secret, named "default"; a tokens
 file has one token per line, "name:secret" (the name is what tasks record
 as created_by; blank lines and lines starting with # are skipped). Both may
-be given. --no-auth serves without tokens, and only on a loopback address.
+be given. --no-auth serves without tokens, and only on a loopback address
+(to requests that name localhost or a loopback address as their host and,
+from a browser, come from a page of that origin).
 
 Shutdown: on SIGINT or SIGTERM it stops accepting connections, lets requests
 in flight finish (up to 5s, then closes the rest, event streams included),
