@@ -29,7 +29,10 @@ type Options struct {
 	// refuses every request unless AllowNoAuth is set.
 	Tokens []Token
 	// AllowNoAuth serves requests without a token. It is meant for a
-	// listener on a loopback address only. Defaults to false.
+	// listener on a loopback address only: a request without a token
+	// must name localhost or a loopback address as its Host, and a
+	// browser must not have sent it from a page of another origin.
+	// Defaults to false.
 	AllowNoAuth bool
 	// MaxUploadSize is the largest file POST /files accepts, in bytes.
 	// Defaults to 1 GiB.
@@ -70,6 +73,7 @@ type handler struct {
 	heartbeat time.Duration
 	reqPrefix string
 	reqSeq    atomic.Uint64
+	cop       *http.CrossOriginProtection // for requests without a token
 }
 
 // NewHandler returns an http.Handler that serves e's tasks and files in
@@ -81,7 +85,7 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 		o = *opts
 	}
 	h := &handler{e: e, log: o.Logger, noAuth: o.AllowNoAuth, maxUpload: o.MaxUploadSize,
-		base: strings.TrimSuffix(o.BaseURL, "/"), heartbeat: o.Heartbeat}
+		base: strings.TrimSuffix(o.BaseURL, "/"), heartbeat: o.Heartbeat, cop: http.NewCrossOriginProtection()}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -171,11 +175,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request, st *reqState) bool {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		if h.noAuth {
-			return true
+		missing := func(msg string) bool {
+			// A 401 names the scheme it wants (RFC 9110, section 11.6.1).
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			h.fail(w, r, newErr(http.StatusUnauthorized, "token_missing", "", msg))
+			return false
 		}
-		h.fail(w, r, newErr(http.StatusUnauthorized, "token_missing", "", "send the header Authorization: Bearer <token>"))
-		return false
+		if !h.noAuth {
+			return missing("send the header Authorization: Bearer <token>")
+		}
+		// Without a token, a browser's page of another site could send
+		// a POST here (a body with no Content-Type needs no preflight),
+		// or reach the listener under its own name (DNS rebinding).
+		if !serve.LoopbackHost(r.Host) || h.cop.Check(r) != nil {
+			return missing("without a token, this API answers only requests to localhost or a loopback address that no page of another origin sent: send the header Authorization: Bearer <token>")
+		}
+		return true
 	}
 	scheme, secret, ok := strings.Cut(auth, " ")
 	if ok && strings.EqualFold(scheme, "Bearer") {

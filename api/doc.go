@@ -78,7 +78,10 @@
 // compared in constant time and never logged. Options.AllowNoAuth serves
 // requests without a token: the handler cannot see the listener, so the
 // program that sets it must listen on a loopback address only (cmd/spool
-// does); NewHandler logs a warning when it is set.
+// does); NewHandler logs a warning when it is set. Such a request must
+// name localhost or a loopback address as its Host (against DNS
+// rebinding), and a browser's cross-origin POST or DELETE is refused
+// (a 401 token_missing), so that no web page can drive the API.
 //
 // # Versions
 //

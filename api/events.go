@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,6 +30,20 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if cursor != "" && (!strings.HasPrefix(cursor, "evt_") || len(cursor) > 64) {
 		h.fail(w, r, badRequest(field, "%q is not an event id (evt_…)", cursor))
 		return
+	}
+	if cursor != "" {
+		// The store judges the cursor: once the stream has begun, its
+		// refusal could only end it, and the client would reconnect
+		// with the same cursor, again and again.
+		if _, err := h.e.Events(r.Context(), cursor, 1); err != nil {
+			var ve *spool.ValidationError
+			if errors.As(err, &ve) {
+				h.fail(w, r, badRequest(field, "%q is not an event id: %s", cursor, ve.Reason))
+			} else {
+				h.failErr(w, r, err, "")
+			}
+			return
+		}
 	}
 	taskID, kind := q.Get("task"), q.Get("kind")
 	base := h.baseURL(r)

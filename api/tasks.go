@@ -142,6 +142,10 @@ func queryInt(q url.Values, name string) (int, *apiError) {
 	return n, nil
 }
 
+// maxPage is the largest page=N of GET /tasks: far past any table's end,
+// and (N-1)*100 rows to skip still fits an int64.
+const maxPage = 1 << 40
+
 // listTasks is GET /tasks: a bare array, newest first, with a Link header.
 func (h *handler) listTasks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -160,6 +164,10 @@ func (h *handler) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	if ae == nil && q.Has("page") && lp.Page < 1 {
 		ae = badRequest("page", "must be 1 or more")
+	}
+	if ae == nil && lp.Page > maxPage {
+		// The rows skipped, (page-1)*limit, would overflow into the first page's.
+		ae = badRequest("page", "must be at most %d", maxPage)
 	}
 	if ae != nil {
 		h.fail(w, r, ae)

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -142,6 +143,13 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ve *spool.ValidationError
 		if errors.As(err, &ve) {
+			if req.FileID != "" {
+				// The form's upload was for this refused task only, and
+				// the user sends it again with the corrected form.
+				if derr := h.e.DeleteFile(context.WithoutCancel(ctx), req.FileID); derr != nil {
+					h.log.WarnContext(ctx, "ui: delete the upload of a refused task", "file", req.FileID, "err", derr)
+				}
+			}
 			h.renderNew(w, r, http.StatusBadRequest, form, ve.Error())
 			return
 		}

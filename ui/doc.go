@@ -32,7 +32,9 @@
 // Origin, come from the dashboard's own origin (http.CrossOriginProtection).
 //
 // Options.AllowNoAuth turns the login off for a listener on a loopback
-// address, and refuses requests that arrived on any other address.
+// address, and refuses requests that arrived on any other address or
+// name another host than localhost or a loopback address (a page of
+// another site whose name an attacker points at 127.0.0.1).
 //
 // # Routes
 //

@@ -33,7 +33,8 @@ type Options struct {
 	Tokens []api.Token
 	// AllowNoAuth serves the dashboard without a login, as the user
 	// "anonymous". It works only on a loopback listener: a request that
-	// arrived on any other local address is refused with 403. Actions
+	// arrived on any other local address, or whose Host is not localhost
+	// or a loopback address (DNS rebinding), is refused with 403. Actions
 	// still need the CSRF token. Defaults to false.
 	AllowNoAuth bool
 	// Prefix is the path the dashboard is mounted at, without a trailing
@@ -144,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "same-origin")
-	if h.noAuth && !loopback(r) {
+	if h.noAuth && (!loopback(r) || !serve.LoopbackHost(r.Host)) {
 		http.Error(w, "this dashboard runs without authentication and answers on a loopback address only", http.StatusForbidden)
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"math"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,11 +28,7 @@ func parseTemplates(prefix string) map[string]*template.Template {
 		"dur":      humanDuration,
 		"json":     prettyJSON,
 		"terminal": func(s spool.Status) bool { return s.Terminal() },
-		"statuses": spool.Statuses,
-		"deref":    func(s *string) string { return derefStr(s) },
-		"optval":   optValue,
 		"fval":     fmtValue,
-		"add":      func(a, b int) int { return a + b },
 		"short":    func(id string) string { return id[max(len(id)-8, 0):] },
 		"deref2":   func(f *float64) string { return strconv.FormatFloat(*f, 'g', -1, 64) },
 	}
@@ -43,13 +38,6 @@ func parseTemplates(prefix string) map[string]*template.Template {
 			"templates/layout.html", "templates/parts.html", "templates/"+p+".html"))
 	}
 	return out
-}
-
-func derefStr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // ago says how long ago t was, in the largest unit that fits.
@@ -126,10 +114,6 @@ func fmtValue(v any) string {
 	}
 	return fmt.Sprint(v)
 }
-
-// optValue is the value a create form's field shows: what the user sent
-// last, if the form came back with an error.
-func optValue(form url.Values, name string) string { return form.Get(name) }
 
 // keyValue is one row of a definition list.
 type keyValue struct {

@@ -35,7 +35,9 @@ Auth: every request needs "Authorization: Bearer SECRET" with a configured
 token. --token (or SPOOL_TOKEN) is one secret, named "default"; a tokens
 file has one token per line, "name:secret" (the name is what tasks record
 as created_by; blank lines and lines starting with # are skipped). Both may
-be given. --no-auth serves without tokens, and only on a loopback address.
+be given. --no-auth serves without tokens, and only on a loopback address
+(to requests that name localhost or a loopback address as their host and,
+from a browser, come from a page of that origin).
 
 Webhooks: a task's webhook_url gets its status changes, signed per the
 Standard Webhooks specification, once --webhook-secret (or
@@ -220,11 +222,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// loadTokens returns the token named "default" with secret, if any, and
-// those of the tokens file, if any.
+// loadTokens returns the token named "default" with secret, if any (a
+// blank one is none: the handlers would drop it, and refuse everyone),
+// and those of the tokens file, if any.
 func loadTokens(secret, file string) ([]api.Token, error) {
 	var tokens []api.Token
-	if secret != "" {
+	if strings.TrimSpace(secret) != "" {
 		tokens = append(tokens, api.Token{Name: "default", Secret: secret})
 	}
 	if file == "" {

@@ -9,7 +9,9 @@ import (
 	"crypto/subtle"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -27,8 +29,13 @@ type token struct {
 	sum  [sha256.Size]byte
 }
 
-// Add accepts secret as the token named name.
+// Add accepts secret as the token named name. A blank secret is left
+// out: it would let in a request that sends an empty token, as a secret
+// read from an unset environment variable would.
 func (ts *Tokens) Add(name, secret string) {
+	if strings.TrimSpace(secret) == "" {
+		return
+	}
 	ts.list = append(ts.list, token{name: name, sum: sha256.Sum256([]byte(secret))})
 }
 
@@ -51,6 +58,22 @@ func (ts *Tokens) Name(secret string) (string, bool) {
 		return "", false
 	}
 	return ts.list[found].name, true
+}
+
+// LoopbackHost reports whether host, a request's Host with or without its
+// port, names this machine's loopback: localhost or a loopback address. A
+// handler that serves without a token on a loopback listener checks it:
+// a web page whose own name an attacker points at 127.0.0.1 (DNS
+// rebinding) reaches that listener with its name as the Host.
+func LoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // SendTime is how long a file's bytes may take to be sent, beyond a
