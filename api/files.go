@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"mime"
@@ -48,7 +49,18 @@ func (h *handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.Type = mt
 	}
-	src2 := &readErr{r: src}
+	// An empty upload is a mistake (a curl without --data-binary, a form
+	// without its file), not a file anyone asked to store.
+	peek := bufio.NewReader(src)
+	if _, err := peek.Peek(1); err == io.EOF {
+		field := "body"
+		if mt == "multipart/form-data" {
+			field = "file"
+		}
+		h.fail(w, r, badRequest(field, "is empty: send the file's bytes"))
+		return
+	}
+	src2 := &readErr{r: peek}
 	f, err := h.e.CreateFile(r.Context(), src2, &p)
 	if err != nil {
 		var mb *http.MaxBytesError
