@@ -239,6 +239,9 @@ func (e *Engine) ListFiles(ctx context.Context, p *FileListParams) ([]*File, err
 	if lp.Limit, err = pageLimit(lp.Limit); err != nil {
 		return nil, err
 	}
+	if lp.After != "" && !isID(lp.After, "file_") {
+		return nil, invalid("after", "%q is not a file id", lp.After)
+	}
 	fs, err := e.store.ListFiles(ctx, &lp)
 	if err != nil {
 		return nil, fmt.Errorf("spool: list files: %w", err)

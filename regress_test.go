@@ -437,3 +437,29 @@ func holdWriter(t *testing.T, st spool.Store, id string) {
 		}})
 	<-busy
 }
+
+// Bad list parameters are refused naming the field: a page whose rows to
+// skip overflow listed the first page, and a files cursor that is not a
+// file id listed nothing.
+func TestListRefusesBadPageAndCursor(t *testing.T) {
+	ctx := context.Background()
+	e := spooltest.New(t, nil, nil)
+	for _, tt := range []struct {
+		name  string
+		err   error
+		field string
+	}{
+		{"huge page", func() error { _, err := e.List(ctx, &spool.ListParams{Page: 1 << 62}); return err }(), "page"},
+		{"negative page", func() error { _, err := e.List(ctx, &spool.ListParams{Page: -1}); return err }(), "page"},
+		{"task cursor", func() error { _, err := e.List(ctx, &spool.ListParams{After: "nope"}); return err }(), "after"},
+		{"file cursor", func() error { _, err := e.ListFiles(ctx, &spool.FileListParams{After: "nope"}); return err }(), "after"},
+	} {
+		var ve *spool.ValidationError
+		if !errors.As(tt.err, &ve) || ve.Field != tt.field {
+			t.Errorf("%s: %v, want a ValidationError on %s", tt.name, tt.err, tt.field)
+		}
+	}
+	if _, err := e.List(ctx, &spool.ListParams{Page: 1 << 40}); err != nil {
+		t.Errorf("the highest page: %v", err)
+	}
+}

@@ -155,6 +155,9 @@ func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 	return t, nil
 }
 
+// maxPage is the highest ListParams.Page.
+const maxPage = 1 << 40
+
 // List returns a page of tasks, newest first unless p.Oldest. A nil p lists
 // the 20 newest.
 func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
@@ -174,6 +177,9 @@ func (e *Engine) List(ctx context.Context, p *ListParams) (*TaskPage, error) {
 		lp.Page = 1
 	case lp.Page < 0:
 		return nil, invalid("page", "must be 1 or more")
+	case lp.Page > maxPage:
+		// The rows to skip, (page-1)*limit, must not overflow.
+		return nil, invalid("page", "must be at most %d: use the after cursor", maxPage)
 	}
 	if lp.Status != "" && !lp.Status.Valid() {
 		return nil, invalid("status", "%q is not a status", lp.Status)
