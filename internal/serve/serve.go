@@ -36,7 +36,9 @@ func (ts *Tokens) Add(name, secret string) {
 	if strings.TrimSpace(secret) == "" {
 		return
 	}
-	ts.list = append(ts.list, token{name: name, sum: sha256.Sum256([]byte(secret))})
+	// Trimmed as Name trims what is sent: else a secret configured with a
+	// space around it (a tokens file's trailing blank) never matches.
+	ts.list = append(ts.list, token{name: name, sum: sha256.Sum256([]byte(strings.TrimSpace(secret)))})
 }
 
 // Len is the number of tokens.

@@ -10,6 +10,7 @@ func TestTokensName(t *testing.T) {
 	ts.Add("first", "one-secret")
 	ts.Add("second", "two-secret")
 	ts.Add("again", "two-secret") // the first of equal secrets wins
+	ts.Add("spaced", " three-secret\t") // as a tokens file's line may have it
 	for _, c := range []struct {
 		secret, name string
 		ok           bool
@@ -17,13 +18,14 @@ func TestTokensName(t *testing.T) {
 		{"one-secret", "first", true},
 		{" two-secret ", "second", true},
 		{"two-secre", "", false},
+		{"three-secret", "spaced", true},
 		{"", "", false},
 	} {
 		if name, ok := ts.Name(c.secret); name != c.name || ok != c.ok {
 			t.Errorf("Name(%q) = %q, %v; want %q, %v", c.secret, name, ok, c.name, c.ok)
 		}
 	}
-	if ts.Len() != 3 {
+	if ts.Len() != 4 {
 		t.Errorf("Len = %d", ts.Len())
 	}
 }
