@@ -84,13 +84,20 @@ func (c *cli) kindDetail(k spool.KindInfo, asJSON bool) error {
 	fmt.Fprintf(c.stdout, "input: %s\n\n", k.Spec.Input)
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "OPTION\tTYPE\tDEFAULT\tALLOWED\tDESCRIPTION")
+	// Cut to fit a terminal's line; whole for a pipe or a file, which a
+	// reader searches or pages (the first line only, the table's rows
+	// being lines).
+	width := 70
+	if !isTerminal(c.stdout) {
+		width = 1 << 20
+	}
 	for _, o := range k.Spec.Options {
 		def := ""
 		if o.Default != nil {
 			b, _ := json.Marshal(o.Default)
 			def = string(b)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Name, o.Type, def, allowed(o), oneLine(o.Description, 70))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Name, o.Type, def, allowed(o), oneLine(o.Description, width))
 	}
 	return tw.Flush()
 }

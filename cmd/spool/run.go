@@ -39,9 +39,9 @@ change ("status processing", "progress 40%"). Then the final task JSON goes
 to stdout, and each output file's path to stderr ("output: PATH").
 
 Where the outputs are:
-  --out DIR   copies them into DIR under their filenames (never overwriting
-              a file); without --db or --data, the work directory is then
-              removed.
+  --out DIR   copies them into DIR (made if missing) under their filenames
+              (never overwriting a file); without --db or --data, the work
+              directory is then removed.
   otherwise   they stay in the engine's storage, whose directory is
               --data DIR, or DB.files beside --db, or a new temporary
               directory, printed ("data: DIR"), that holds the database too.
@@ -61,7 +61,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("run", runUsage)
 	db := fs.String("db", "", "the database file; defaults to a new one in a temporary directory")
 	data := fs.String("data", "", "with --db, the directory of the files' bytes (defaults to DB.files); without, a directory for both, kept (defaults to a temporary one)")
-	out := fs.String("out", "", "copy the output files into this directory")
+	out := fs.String("out", "", "copy the output files into this directory, made if missing")
 	timeout := fs.Duration("timeout", 0, "cancel the task if it has not finished after this long (0: no limit)")
 	private := fs.Bool("allow-private-networks", false, "let URL inputs reach loopback and private addresses")
 	quiet := fs.Bool("q", false, "show no progress")

@@ -105,6 +105,15 @@ func TestKindsHere(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "width") || !strings.Contains(r.stdout, "jpeg|png") {
 		t.Errorf("kinds image: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Not a terminal: the descriptions whole, as the spec gives them.
+	spec, _ := spool.BuiltinSpec("conditions")
+	for _, o := range spec.Options {
+		if first, _, _ := strings.Cut(o.Description, "\n"); len(first) > 70 {
+			if r = runCLI(t, nil, "kinds", "conditions"); !strings.Contains(r.stdout, first) {
+				t.Errorf("kinds conditions to a pipe cuts %s's description:\n%s", o.Name, r.stdout)
+			}
+		}
+	}
 	if r = runCLI(t, nil, "kinds", "nope"); r.code != exitUsage {
 		t.Errorf("kinds nope: exit %d\n%s", r.code, r.stderr)
 	}
