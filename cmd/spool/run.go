@@ -162,7 +162,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	case final.Status != spool.StatusCompleted:
 		msg := ""
 		if final.Error != "" {
-			msg = ": " + final.Error
+			msg = ": " + printable(final.Error)
 		}
 		fmt.Fprintf(c.stderr, "spool run: task %s %s%s\n", final.ID, final.Status, msg)
 		return exitStatus(exitFailed)

@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/kinds"
@@ -233,7 +235,7 @@ func (c *cli) tasksList(ctx context.Context, args []string) error {
 
 // oneLine shortens s to one line of at most n characters.
 func oneLine(s string, n int) string {
-	r := []rune(s)
+	r := []rune(printable(s))
 	for i, c := range r {
 		if c == '\n' || c == '\r' {
 			r = r[:i]
@@ -244,6 +246,18 @@ func oneLine(s string, n int) string {
 		r = append(r[:n-1], '…')
 	}
 	return string(r)
+}
+
+// printable replaces the control characters of text from elsewhere (a
+// task's error quotes what a server answered) with U+FFFD, so that none
+// reaches a terminal as an escape sequence; newlines and tabs stay.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 func (c *cli) tasksOne(ctx context.Context, sub string, args []string) error {
