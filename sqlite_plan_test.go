@@ -141,4 +141,12 @@ func TestListIndexFewestRows(t *testing.T) {
 			t.Errorf("ListTasks(%+v): %d tasks, %v; want %d", tt.lp, len(page.Tasks), err, min(want, 20))
 		}
 	}
+	// Every index it may choose can serve its filter (a partial index
+	// SQLite could not use would fail the query).
+	for _, lp := range []ListParams{{ParentID: "task_0001", Status: StatusFailed}, {ParentID: "task_0001", Ref: "big"},
+		{Folder: "f", Kind: "rare"}, {Folder: "f", Ref: "big", Status: StatusFailed, After: "task_0300"}} {
+		if _, err := s.ListTasks(ctx, &lp); err != nil {
+			t.Errorf("ListTasks(%+v): %v", lp, err)
+		}
+	}
 }
