@@ -9,7 +9,7 @@ func TestTokensName(t *testing.T) {
 	}
 	ts.Add("first", "one-secret")
 	ts.Add("second", "two-secret")
-	ts.Add("again", "two-secret") // the first of equal secrets wins
+	ts.Add("again", "two-secret")       // the first of equal secrets wins
 	ts.Add("spaced", " three-secret\t") // as a tokens file's line may have it
 	for _, c := range []struct {
 		secret, name string
