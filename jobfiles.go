@@ -150,8 +150,7 @@ func (d *downloadProgress) Write(p []byte) (int, error) {
 
 // downloadError says why the download of input u failed, in words for the
 // task's error ("download input https://host/a.mp4: the server answered
-// 404 Not Found"), and
-// marks the failures that retrying cannot fix.
+// 404 Not Found"), and marks the failures that retrying cannot fix.
 func downloadError(u *url.URL, err error) error {
 	shown := *u // a query or user info may hold a secret
 	shown.User, shown.RawQuery, shown.Fragment = nil, "", ""
