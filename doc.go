@@ -53,7 +53,9 @@
 //
 // A task of kind workflow runs a tree of Steps on its input, and every
 // engine runs it (no Register call). Steps run in parallel: the top-level
-// steps start together when the workflow starts, and a step's Next steps
+// steps start together when the workflow starts (at Create for a workflow
+// on a stored file, which is stored waiting with them; after fetching its
+// input for one on a url), and a step's Next steps
 // start when it completes, on the file it produced (its output, when that
 // is a file object) or else on its own input. (The hosted API's docs say
 // both "in parallel" and "top to bottom"; spool runs in parallel, chained

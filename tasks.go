@@ -63,6 +63,10 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 			})
 		}
 	}
+	var steps []*Task
+	for _, t := range tasks {
+		steps = append(steps, e.startAtCreate(t, now)...)
+	}
 	if !many {
 		if r := e.reserve(tasks[0]); r != nil {
 			out, err := e.handOff(ctx, r)
@@ -72,10 +76,11 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 			return out, err
 		}
 	}
-	out, err := e.store.CreateTasks(ctx, tasks)
+	out, err := e.store.CreateTasks(ctx, append(tasks[:len(tasks):len(tasks)], steps...))
 	if err != nil {
 		return nil, createError(err)
 	}
+	out = out[:len(tasks)] // the steps after them are the workflows' own
 	e.observeCreated(out)
 	e.changed.notify()
 	e.poke()

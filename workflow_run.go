@@ -11,9 +11,12 @@ import (
 	"time"
 )
 
-// A workflow runs like this. Its own run fetches and probes a url input,
-// then moves the workflow to waiting and, in the same transaction, creates
-// its top-level steps (advance). Every step's final outcome runs stepDone
+// A workflow runs like this. One on a stored file is stored waiting with
+// its top-level steps, in Create's transaction (startAtCreate). One on a
+// url (or with an idempotency key or a run_at) runs first: its own run
+// fetches and probes a url input, then moves the workflow to waiting and,
+// in the same transaction, creates its top-level steps (advance). Every
+// step's final outcome runs stepDone
 // in the transaction that records it: the step's next steps are created,
 // and when no step is left unfinished the workflow's status, results and
 // summaries are worked out afresh from all its steps (advance again).
@@ -21,6 +24,24 @@ import (
 // steps finishing in one group commit both count; since a step is only
 // ever created by the transaction that makes it due, a crash at any point
 // leaves nothing lost and nothing run twice.
+
+// startAtCreate stores a workflow on a stored file waiting from the start,
+// and returns its top-level steps, to be stored with it in the same
+// transaction: it has nothing of its own to run (a url input is what its
+// own run fetches), so a claim, a run and an outcome with their events
+// would only delay its steps. Not for a workflow with an idempotency key
+// (an earlier one with that key may be returned instead, whose steps must
+// not be made again) or a run_at: those run as before.
+func (e *Engine) startAtCreate(t *Task, now time.Time) []*Task {
+	if t.Kind != KindWorkflow || t.FileID == "" || t.IdempotencyKey != "" || !t.RunAt.IsZero() ||
+		t.Status != StatusPending {
+		return nil
+	}
+	t.Status = StatusWaiting
+	p := e.plan(t, nil, now)
+	t.Workflow = p.summaries
+	return p.create
+}
 
 // workflowHandler is the workflow kind's own run: fetching the input.
 type workflowHandler struct{}

@@ -912,3 +912,63 @@ func TestWorkflowInputDeletedMidway(t *testing.T) {
 		t.Errorf("workflow %s %q: want it to fail on step b's missing input", done.Status, done.Error)
 	}
 }
+
+// A workflow on a stored file is stored waiting, with its top-level steps,
+// by Create itself: its steps exist before any engine runs, it never runs
+// (no processing), and Create's answer lists them. One with an
+// idempotency key still runs first, and a retried Create makes no second
+// set of steps.
+func TestWorkflowOnFileStartsAtCreate(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	e.Register("noop", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	steps := parseSteps(t, `[{"kind": "noop", "ref": "a", "next": [{"kind": "noop"}]}, {"kind": "noop", "ref": "b"}]`)
+	wf, err := e.Create(ctx, spool.Request{Kind: spool.KindWorkflow, FileID: in.ID, Workflow: steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wf.Status != spool.StatusWaiting || len(wf.Workflow) != 2 {
+		t.Fatalf("created workflow: %s with %d steps listed, want waiting with its 2 top-level steps", wf.Status, len(wf.Workflow))
+	}
+	page, err := e.List(ctx, &spool.ListParams{ParentID: wf.ID})
+	if err != nil || len(page.Tasks) != 2 {
+		t.Fatalf("steps stored by Create: %v, %v; want 2", page, err)
+	}
+	for _, s := range page.Tasks {
+		if s.Status != spool.StatusPending || s.Input == nil || s.Input.ID != in.ID {
+			t.Errorf("step %s: %s on %+v, want pending on the workflow's input", s.Step, s.Status, s.Input)
+		}
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil || done.Status != spool.StatusCompleted || len(done.Workflow) != 3 {
+		t.Fatalf("workflow: %v, %v; want completed with 3 steps", done, err)
+	}
+	evs, err := e.Events(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Task.ID == wf.ID && ev.Type == "task.processing" {
+			t.Errorf("the workflow ran itself: %s", ev.Type)
+		}
+	}
+
+	keyed := spool.Request{Kind: spool.KindWorkflow, FileID: in.ID, Workflow: steps, IdempotencyKey: "wf-1"}
+	first, err := e.Create(ctx, keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Create(ctx, keyed)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("retried Create: %v, %v; want %s", again, err, first.ID)
+	}
+	if done, err := e.Wait(ctx, first.ID); err != nil || done.Status != spool.StatusCompleted || len(done.Workflow) != 3 {
+		t.Fatalf("keyed workflow: %v, %v; want completed with 3 steps", done, err)
+	}
+	if page, err := e.List(ctx, &spool.ListParams{ParentID: first.ID}); err != nil || len(page.Tasks) != 3 {
+		t.Errorf("keyed workflow's steps: %v, %v; want 3, none twice", page, err)
+	}
+}
