@@ -243,12 +243,12 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	}
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return invalid(field, "%s is a local address (Config.AllowPrivateNetworks allows it)", host)
+		return invalid(field, "%s is a local address (allowed by Config.AllowPrivateNetworks, spool serve --allow-private-networks)", host)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		var ae *safehttp.AddressError
 		if err := safehttp.CheckAddr(ip, safehttp.Config{Allow: p.allow}); errors.As(err, &ae) {
-			return invalid(field, "%s is not a public address (%s); Config.AllowPrivateNetworks allows it", host, ae.Reason)
+			return invalid(field, "%s is not a public address (%s); Config.AllowPrivateNetworks (spool serve --allow-private-networks) allows it", host, ae.Reason)
 		}
 	}
 	return nil

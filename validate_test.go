@@ -90,6 +90,13 @@ func TestValidation(t *testing.T) {
 			if ve.Reason == "" {
 				t.Error("empty reason")
 			}
+			// An address refused by the network policy names both ways to
+			// allow it: the library's and the binary's.
+			if strings.Contains(tt.name, "private") || strings.Contains(tt.name, "loopback") || strings.Contains(tt.name, "localhost") {
+				if !strings.Contains(ve.Reason, "AllowPrivateNetworks") || !strings.Contains(ve.Reason, "--allow-private-networks") {
+					t.Errorf("reason %q names no way to allow the address", ve.Reason)
+				}
+			}
 		})
 	}
 	st, err := e.Stats(ctx)
