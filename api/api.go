@@ -90,10 +90,10 @@ func NewHandler(e *spool.Engine, opts *Options) http.Handler {
 		h.log = slog.Default()
 	}
 	if h.maxUpload <= 0 {
-		h.maxUpload = 1 << 30
+		h.maxUpload = serve.DefaultMaxUpload
 	}
 	if h.heartbeat <= 0 {
-		h.heartbeat = 15 * time.Second
+		h.heartbeat = serve.DefaultHeartbeat
 	}
 	for _, t := range o.Tokens {
 		h.tokens.Add(t.Name, t.Secret)

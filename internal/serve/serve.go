@@ -82,6 +82,15 @@ func LoopbackHost(host string) bool {
 // server's WriteTimeout, which is meant for small answers.
 const SendTime = 30 * time.Minute
 
+// The defaults the API and the dashboard share, so that one server's two
+// faces accept the same uploads and keep streams alive alike.
+const (
+	// DefaultMaxUpload is the largest upload when none is configured.
+	DefaultMaxUpload = 1 << 30
+	// DefaultHeartbeat is how often an idle event stream gets a comment.
+	DefaultHeartbeat = 15 * time.Second
+)
+
 // File serves a file's bytes from rs with http.ServeContent (Range,
 // conditional requests), its ETag its id, inline under its filename. The
 // bytes are anyone's upload: a browser never runs them as a page of this
