@@ -100,8 +100,8 @@ func listQuery(lp *ListParams, index string) (q string, pageArgs []any, filter s
 // kind is rare, and it walked the status index of 31,000 failed tasks for
 // a rare kind's few (80 ms for a page, at a million tasks), where the
 // kind's 1,000 take a millisecond. The counts are the trigger-kept ones
-// for kind and status, and for ref, folder and parent a count of index
-// entries that stops at listCountCap. With one filter, or none, the
+// for kind and status, and for ref and folder a count of index entries
+// that stops at listCountCap; a parent's steps are few by construction. With one filter, or none, the
 // planner's choice is the only one.
 func (s *sqliteStore) listIndex(ctx context.Context, lp *ListParams) (string, error) {
 	type candidate struct {
@@ -118,8 +118,10 @@ func (s *sqliteStore) listIndex(ctx context.Context, lp *ListParams) (string, er
 		cands = append(cands, candidate{"tasks_kind",
 			"SELECT COALESCE(SUM(" + strings.Join(countCols, " + ") + "), 0) FROM kind_counts WHERE kind = ?", lp.Kind})
 	}
+	if lp.ParentID != "" {
+		cands = append(cands, candidate{index: "tasks_parent"})
+	}
 	for _, f := range []struct{ index, cond, v string }{
-		{"tasks_parent", "parent_id = ?", lp.ParentID},
 		{"tasks_ref", "ref = ? AND ref != ''", lp.Ref},
 		{"tasks_folder", "folder = ? AND folder != ''", lp.Folder},
 	} {
@@ -130,6 +132,9 @@ func (s *sqliteStore) listIndex(ctx context.Context, lp *ListParams) (string, er
 	}
 	if len(cands) < 2 || lp.Status != "" && !lp.Status.Valid() {
 		return "", nil
+	}
+	if lp.ParentID != "" {
+		return "tasks_parent", nil // a workflow has at most maxSteps steps: no count needed
 	}
 	best, fewest := "", -1
 	for _, c := range cands {
@@ -148,7 +153,7 @@ func (s *sqliteStore) listIndex(ctx context.Context, lp *ListParams) (string, er
 	return best, nil
 }
 
-// listCountCap bounds listIndex's count of a ref's, folder's or parent's
+// listCountCap bounds listIndex's count of a ref's or a folder's
 // entries: a walk of the index alone, at most this long.
 const listCountCap = 5000
 

@@ -120,6 +120,7 @@ func TestListIndexFewestRows(t *testing.T) {
 		{ListParams{Ref: "big", Kind: "rare"}, "tasks_kind"},
 		{ListParams{Kind: "rare", Status: StatusCompleted}, ""}, // completed is not in the status index
 		{ListParams{Kind: "rare"}, ""},                          // one filter: the planner's
+		{ListParams{ParentID: "task_0001", Kind: "rare"}, "tasks_parent"},
 	}
 	for _, tt := range tests {
 		got, err := s.listIndex(ctx, &tt.lp)
@@ -133,7 +134,7 @@ func TestListIndexFewestRows(t *testing.T) {
 		want := 0
 		for _, task := range tasks {
 			if (tt.lp.Kind == "" || task.Kind == tt.lp.Kind) && (tt.lp.Status == "" || task.Status == tt.lp.Status) &&
-				(tt.lp.Ref == "" || task.Options["ref"] == tt.lp.Ref) {
+				(tt.lp.Ref == "" || task.Options["ref"] == tt.lp.Ref) && (tt.lp.ParentID == "" || task.ParentID == tt.lp.ParentID) {
 				want++
 			}
 		}
