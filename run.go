@@ -185,6 +185,14 @@ func (s *scheduler) prefetch() int {
 	}
 }
 
+// busy reports whether tasks may be waiting for this engine's workers:
+// the last claim did not drain the queue, or found every worker taken.
+func (s *scheduler) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.idle
+}
+
 func (s *scheduler) setIdle(idle bool) {
 	s.mu.Lock()
 	s.idle = idle

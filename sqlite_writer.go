@@ -122,6 +122,9 @@ type writeOp struct {
 	// create, when set, is a task without idempotency key that fn inserts:
 	// ops with one next to each other share a multi-row INSERT instead.
 	create *Task
+	// record, when set, is a delivered webhook attempt that fn records:
+	// ops with one next to each other share three statements instead.
+	record *recordOp
 	err    error
 	// panicked holds what fn panicked with: the op is undone, and the
 	// panic goes on in the caller's goroutine, not the writer's.
@@ -405,6 +408,8 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 			merge := w.applyMerged
 			if run[0].create != nil {
 				merge = w.insertMerged
+			} else if run[0].record != nil {
+				merge = w.recordMerged
 			}
 			if err := merge(ctx, tx, run); err != nil {
 				tx.exec(ctx, "ROLLBACK")
@@ -458,30 +463,35 @@ func (w *sqlWriter) attempt(ctx context.Context, tx *sqlTx, batch []*writeOp) er
 const maxMerged = 16
 
 // mergeRun returns the ops at the head of batch, whose first is claimed,
-// that can share one statement, claiming them: all carrying a mergeable
+// that can share statements, claiming them: all carrying a mergeable
 // change, each to a different task (one UPDATE would apply only one of two
-// changes to a task, and report both), or all a task to create.
+// changes to a task, and report both), all a task to create, or all a
+// delivered attempt to record for one owner.
 func mergeRun(batch []*writeOp) []*writeOp {
-	changes := batch[0].change != nil
-	if !changes && batch[0].create == nil {
+	head := batch[0]
+	if head.change == nil && head.create == nil && head.record == nil {
 		return batch[:1]
 	}
 	n := 1
-	for ; n < len(batch) && n < maxMerged; n++ {
-		o := batch[n]
-		if !changes {
-			if o.create == nil {
-				break
-			}
-		} else if o.change == nil ||
-			slices.ContainsFunc(batch[:n], func(p *writeOp) bool { return p.change.ID == o.change.ID }) {
-			break
-		}
-		if !o.claim() {
+	for ; n < len(batch) && n < maxMerged && joins(batch[:n], batch[n]); n++ {
+		if !batch[n].claim() {
 			break
 		}
 	}
 	return batch[:n]
+}
+
+// joins reports whether o can share the statements of run.
+func joins(run []*writeOp, o *writeOp) bool {
+	switch head := run[0]; {
+	case head.create != nil:
+		return o.create != nil
+	case head.record != nil:
+		return o.record != nil && mergeableRecord(head.record, o.record)
+	default:
+		return o.change != nil &&
+			!slices.ContainsFunc(run, func(p *writeOp) bool { return p.change.ID == o.change.ID })
+	}
 }
 
 // insertMerged inserts a run's tasks with one statement. If that fails
@@ -539,6 +549,42 @@ func oneByOne(tx *sqlTx, run []*writeOp) error {
 		if _, err := tx.exec(ctx, "RELEASE op"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// recordMerged records a run of delivered attempts together. If that
+// fails for a reason of the records' own, the run is undone and they are
+// recorded one by one, so that each gets its own answer.
+func (w *sqlWriter) recordMerged(ctx context.Context, tx *sqlTx, run []*writeOp) error {
+	ops := make([]*recordOp, len(run))
+	for i, o := range run {
+		ops[i] = o.record
+		o.record.err, *o.record.next = nil, nil // from an earlier try of the batch
+	}
+	if _, err := tx.exec(ctx, "SAVEPOINT merged"); err != nil {
+		return err
+	}
+	err := shared(func() error { return tx.recordDelivered(ctx, ops) })
+	if txLost(err) {
+		return err
+	}
+	if err != nil {
+		if _, err := tx.exec(ctx, "ROLLBACK TO merged"); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
+		return err
+	}
+	if err != nil {
+		for _, o := range ops {
+			*o.next = nil
+		}
+		return oneByOne(tx, run)
+	}
+	for i, o := range run {
+		o.err = ops[i].err
 	}
 	return nil
 }

@@ -120,3 +120,95 @@ func TestWebhookDispatchWaitsForBusySender(t *testing.T) {
 		}
 	}
 }
+
+// While tasks wait for the engine's workers, the sender makes a quarter
+// of Webhooks.Concurrency attempts at once; once the queue drains, all of
+// them.
+func TestWebhookYieldsToTasks(t *testing.T) {
+	hold := make(chan struct{})
+	var (
+		mu             sync.Mutex
+		inFlight, most int
+		received       int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		mu.Lock()
+		inFlight--
+		received++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), AllowPrivateNetworks: true,
+		Concurrency: 1, PollInterval: 20 * time.Millisecond,
+		Webhooks: WebhookConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Concurrency: 8,
+			Timeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	working := make(chan struct{})
+	t.Cleanup(func() { // before Close: nothing holds it up
+		for _, c := range []chan struct{}{hold, working} {
+			select {
+			case <-c:
+			default:
+				close(c)
+			}
+		}
+	})
+	e.Register("x", HandlerFunc(func(ctx context.Context, _ *Job) error {
+		select {
+		case <-working:
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	const n = 20
+	for range n {
+		if _, err := e.Create(ctx, Request{Kind: "x", WebhookURL: srv.URL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	locked := func(f func() bool) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return f() }
+	}
+
+	// The one worker is taken and 19 tasks wait: 2 attempts at once.
+	waitFor("two attempts at once", locked(func() bool { return inFlight >= 2 }))
+	time.Sleep(10 * e.cfg.PollInterval) // time for the sender to start more, if it would
+	mu.Lock()
+	if most != 2 {
+		t.Errorf("while tasks waited, %d attempts were made at once; want 2 (a quarter of 8)", most)
+	}
+	mu.Unlock()
+
+	// The queue drains: all 8.
+	close(working)
+	waitFor("every task to finish", func() bool {
+		page, err := e.List(ctx, &ListParams{Status: StatusCompleted, Limit: n})
+		return err == nil && len(page.Tasks) == n
+	})
+	waitFor("eight attempts at once", locked(func() bool { return inFlight == 8 }))
+	close(hold)
+	waitFor("every delivery", locked(func() bool { return received == 3*n }))
+}

@@ -534,3 +534,49 @@ func TestWebhookURLWithoutSecretsWarns(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Deliveries sent after their task has finished carry the task as of each
+// event: the output only on the completion. (The sender reuses the row of
+// a finished task for the task's next deliveries, which must not leak the
+// later fields into the earlier events.)
+func TestWebhookPayloadAfterFinish(t *testing.T) {
+	finished := make(chan struct{})
+	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
+		if n == 0 {
+			<-finished // the first delivery waits until the task is done
+		}
+		return http.StatusOK
+	}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	e := openFile(t, hookConfig(""))
+	e.Register(hookKind, spool.HandlerFunc(func(ctx context.Context, j *spool.Job) error {
+		return j.SetOutput(map[string]string{"answer": "42"})
+	}))
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Wait(ctxT(t), task.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(finished)
+	awaitDeliveries(t, e, task.ID, "three deliveries", allEnded(3))
+	hits := rc.snapshot()
+	if len(hits) != 3 {
+		t.Fatalf("receiver got %d requests, want 3", len(hits))
+	}
+	for i, want := range []spool.Status{spool.StatusPending, spool.StatusProcessing, spool.StatusCompleted} {
+		var env envelope
+		if err := json.Unmarshal(hits[i].body, &env); err != nil {
+			t.Fatal(err)
+		}
+		withOutput := len(env.Data.Output) > 0
+		if env.Data.Status != want || withOutput != (want == spool.StatusCompleted) {
+			t.Errorf("delivery %d: status %s, output %s; want %s, output only on completion", i, env.Data.Status, env.Data.Output, want)
+		}
+	}
+}

@@ -51,7 +51,9 @@ type WebhookConfig struct {
 	Timeout time.Duration
 	// Concurrency is the most attempts this engine makes at once. An
 	// attempt mostly waits on the network, so this is well above the CPU
-	// count. Defaults to 32.
+	// count. While tasks wait for this engine's workers (all are taken),
+	// webhooks yield to them: a quarter of Concurrency at once, at least
+	// one. Defaults to 32.
 	Concurrency int
 	// Progress sends task.progress events too. They are coalesced: a
 	// progress event followed by a later event of its task among those
@@ -253,7 +255,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 const dispatchPause = 10 * time.Millisecond
 
 // dispatchBatch is the most events one dispatch reads.
-const dispatchBatch = 1000
+const dispatchBatch = 128
 
 // sendLoop claims due deliveries and sends each in a goroutine of its own,
 // at most Webhooks.Concurrency at once. It claims up to Concurrency more
@@ -280,7 +282,11 @@ func (e *Engine) sendLoop(ctx context.Context) {
 	for {
 		woken := e.hooks.wake.wait()
 		short := false
-		if want := 2*conc - len(slots) - len(queue); want > conc/2 || len(queue) == 0 && want > 0 {
+		limit := conc
+		if e.sched.busy() {
+			limit = yielding(conc)
+		}
+		if want := 2*limit - len(slots) - len(queue); want > limit/2 || len(queue) == 0 && want > 0 {
 			claimed, err := e.store.ClaimDeliveries(ctx, e.inst.ID, time.Now(), lease, want)
 			if err != nil && ctx.Err() == nil {
 				e.log.Error("spool: claim webhook deliveries", "err", err)
@@ -292,7 +298,7 @@ func (e *Engine) sendLoop(ctx context.Context) {
 				e.hooks.hungry.notify()
 			}
 		}
-		for len(queue) > 0 && len(slots) < conc {
+		for len(queue) > 0 && len(slots) < limit {
 			d := queue[0]
 			queue = queue[1:]
 			if time.Until(d.Next) < e.cfg.Webhooks.Timeout+time.Second {
@@ -334,6 +340,13 @@ func (e *Engine) sendLoop(ctx context.Context) {
 	}
 }
 
+// yielding is how many attempts at once the sender makes, of conc, while
+// tasks wait for this engine's workers. Webhooks yield to tasks: an
+// attempt costs CPU time at both ends, and a sender making all it may took
+// half the machine from the tasks in a burst (BENCHMARKS.md). Deliveries
+// then lag, durably and in order, and catch up once the queue drains.
+func yielding(conc int) int { return max(1, conc/4) }
+
 // releaseDeliveries lets go of claimed deliveries that were never tried
 // (the engine is closing), due at once for whichever engine runs next.
 func (e *Engine) releaseDeliveries(ctx context.Context, ds []*Delivery) {
@@ -353,7 +366,7 @@ func (e *Engine) releaseDeliveries(ctx context.Context, ds []*Delivery) {
 // delivery, leased to this engine, when this one ended and one is waiting.
 func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Duration) *Delivery {
 	cfg := &e.cfg.Webhooks
-	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID}
+	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID, row: d.row}
 	var (
 		res *webhook.Result
 		err error

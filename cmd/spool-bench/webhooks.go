@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +49,9 @@ func runWebhooks(o options) (*result, error) {
 	defer store.Close()
 	cfg := spool.Config{Store: store, Concurrency: o.Concurrency, AllowPrivateNetworks: true,
 		Webhooks: spool.WebhookConfig{Secrets: []string{secret.Encode()}}}
+	if c := os.Getenv("WHCONC"); c != "" {
+		cfg.Webhooks.Concurrency, _ = strconv.Atoi(c)
+	}
 	e, err := spool.Open(ctx, cfg)
 	if err != nil {
 		return nil, err

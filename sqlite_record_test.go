@@ -1,0 +1,119 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Delivered attempts queued together are recorded together (one UPDATE
+// for their states, one INSERT for their attempts, one UPDATE for the next
+// deliveries) with the answers RecordDelivery alone gives: each its
+// attempt, its task's next delivery leased to the owner with the task
+// read, and a record whose delivery the owner does not hold refused.
+func TestMergedDeliveryRecords(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "w.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := st.(*sqliteStore)
+	if err := s.SetCursor(ctx, webhookCursor, eventID(0, time.Unix(0, 0))); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	const n = 4
+	for i := range n {
+		task := &Task{ID: fmt.Sprintf("task_%d", i), Kind: "k", Status: StatusPending, Created: now, Updated: now,
+			MaxAttempts: 1, WebhookURL: "http://receiver.test/" + fmt.Sprint(i), Options: map[string]any{"i": i}}
+		if _, err := s.CreateTasks(ctx, []*Task{task}); err != nil {
+			t.Fatal(err)
+		}
+		// A second event per task: its delivery waits behind the first.
+		if _, err := s.Apply(ctx, &Change{ID: task.ID, To: StatusCancelled, NoResult: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, made, err := s.DispatchDeliveries(ctx, &DispatchParams{Cursor: webhookCursor, Now: now}); err != nil || made != 2*n {
+		t.Fatalf("dispatch: %d made, %v", made, err)
+	}
+	claimed, err := s.ClaimDeliveries(ctx, "me", time.Now(), time.Minute, 2*n)
+	if err != nil || len(claimed) != n {
+		t.Fatalf("claim: %d, %v", len(claimed), err)
+	}
+
+	release := busy(t, s.w)
+	type answer struct {
+		i    int
+		next *Delivery
+		err  error
+	}
+	answers := make(chan answer, n)
+	for i, d := range claimed {
+		id := d.ID
+		if i == 2 {
+			// The owner does not hold the task's waiting delivery: refused,
+			// and the others go on.
+			id = eventID(int64(2*i+2), d.EventTime)
+		}
+		rec := &DeliveryRecord{ID: id, Owner: "me", State: DeliveryDelivered, Lease: time.Minute,
+			Attempt: &DeliveryAttempt{Time: now, StatusCode: 200 + i, Latency: time.Duration(i) * time.Millisecond}}
+		go func() {
+			next, err := s.RecordDelivery(ctx, rec)
+			answers <- answer{i, next, err}
+		}()
+		until(t, s.w, func() bool { return len(s.w.queue) == i+1 })
+	}
+	release()
+	for range n {
+		a := <-answers
+		d := claimed[a.i]
+		if a.i == 2 {
+			if !errors.Is(a.err, ErrInvalidTransition) || a.next != nil {
+				t.Errorf("record of a delivery not held: %v, %v; want ErrInvalidTransition", a.next, a.err)
+			}
+			continue
+		}
+		if a.err != nil {
+			t.Fatalf("record %d: %v", a.i, a.err)
+		}
+		next := a.next
+		if next == nil || next.TaskID != d.TaskID || next.Type != EventFor(StatusCancelled) ||
+			next.Task == nil || next.Task.Status != StatusCancelled || fmt.Sprint(next.Task.Options["i"]) != fmt.Sprint(a.i) {
+			t.Errorf("record %d handed on %+v, want its task's cancelled delivery with the task", a.i, next)
+		}
+	}
+
+	var updated time.Time
+	for i, d := range claimed {
+		ds, err := s.Deliveries(ctx, d.TaskID)
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("deliveries of %s: %d, %v", d.TaskID, len(ds), err)
+		}
+		first, second := ds[0], ds[1]
+		if i == 2 {
+			if first.State != DeliveryPending || len(first.Attempts) != 0 || !second.Next.IsZero() {
+				t.Errorf("the refused record changed its delivery: %s, %d attempts; next due %v",
+					first.State, len(first.Attempts), second.Next)
+			}
+			continue
+		}
+		if first.State != DeliveryDelivered || first.Attempted != 1 || len(first.Attempts) != 1 ||
+			first.Attempts[0].StatusCode != 200+i || first.Attempts[0].Latency != time.Duration(i)*time.Millisecond {
+			t.Errorf("delivery %d recorded as %s, %d attempts %+v", i, first.State, first.Attempted, first.Attempts)
+		}
+		if second.State != DeliveryPending || second.Next.IsZero() {
+			t.Errorf("the next delivery of %s is %s, due %v; want leased", d.TaskID, second.State, second.Next)
+		}
+		// One statement recorded them all, at one time.
+		if updated.IsZero() {
+			updated = first.Updated
+		} else if !first.Updated.Equal(updated) {
+			t.Errorf("delivery %d recorded at %v, another at %v: not recorded together", i, first.Updated, updated)
+		}
+	}
+}
