@@ -254,7 +254,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 // dispatches at most 100 times a second.
 const dispatchPause = 10 * time.Millisecond
 
-// dispatchBatch is the most events one dispatch reads.
+// dispatchBatch is the most events one dispatch reads. A dispatch is one
+// write, which the tasks' own changes wait behind: with 1000 the drain
+// with webhooks was 65-66% of the plain drain, with 128 69-82%.
 const dispatchBatch = 128
 
 // sendLoop claims due deliveries and sends each in a goroutine of its own,
