@@ -112,7 +112,8 @@ func (s *sqliteStore) ClaimDeliveries(ctx context.Context, owner string, now tim
 	// The tasks are read after the commit, from the read pool: the event's
 	// own fields are in the delivery row, and the task's others do not
 	// change after Create, so the one writer need not spend its time here.
-	if err := withTasks(ctx, s.query, out); err != nil {
+	// The deliveries are leased now: an ended context must not lose them.
+	if err := withTasks(context.WithoutCancel(ctx), s.query, out); err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	return out, nil
@@ -316,7 +317,8 @@ func (s *sqliteStore) RecordDelivery(ctx context.Context, r *DeliveryRecord) (*D
 		next.overlay(row)
 		return next, nil
 	}
-	if err := withTasks(ctx, s.query, []*Delivery{next}); err != nil {
+	// Leased now: an ended context must not lose it (see ClaimDeliveries).
+	if err := withTasks(context.WithoutCancel(ctx), s.query, []*Delivery{next}); err != nil {
 		return nil, fmt.Errorf("record delivery: %w", err)
 	}
 	return next, nil

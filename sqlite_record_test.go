@@ -117,3 +117,61 @@ func TestMergedDeliveryRecords(t *testing.T) {
 		}
 	}
 }
+
+// A claim, or a record handing on a task's next delivery, whose caller's
+// context ends once it has committed still answers with the deliveries it
+// leased, each with its task: they are the caller's to send or let go, and
+// an error instead would leave them held by no one until their lease ends
+// (found in review: the tasks, read after the commit, were read with the
+// ended context).
+func TestClaimDeliveriesAnswersOnceCommitted(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "w.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := st.(*sqliteStore)
+	if err := s.SetCursor(ctx, webhookCursor, eventID(0, time.Unix(0, 0))); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	task := &Task{ID: "task_0", Kind: "k", Status: StatusPending, Created: now, Updated: now,
+		MaxAttempts: 1, WebhookURL: "http://receiver.test/"}
+	if _, err := s.CreateTasks(ctx, []*Task{task}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, &Change{ID: task.ID, To: StatusCancelled, NoResult: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, made, err := s.DispatchDeliveries(ctx, &DispatchParams{Cursor: webhookCursor, Now: now}); err != nil || made != 2 {
+		t.Fatalf("dispatch: %d made, %v", made, err)
+	}
+
+	// The writer tells its observer of each commit: it ends the caller's
+	// context, as an engine's Close may meanwhile.
+	endsOnCommit := func() context.Context {
+		cctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		s.w.observe.Store(&commitObserver{report: func(int, time.Duration) { cancel() }, want: func() bool { return true }})
+		return cctx
+	}
+	cctx := endsOnCommit()
+	claimed, err := s.ClaimDeliveries(cctx, "me", time.Now(), time.Minute, 10)
+	if cctx.Err() == nil {
+		t.Fatal("the claim's commit was not observed")
+	}
+	if err != nil || len(claimed) != 1 || claimed[0].Task == nil || claimed[0].Task.ID != task.ID {
+		t.Fatalf("claim committed, then the context ended: %d deliveries, %v; want the one leased, with its task", len(claimed), err)
+	}
+	cctx = endsOnCommit()
+	next, err := s.RecordDelivery(cctx, &DeliveryRecord{ID: claimed[0].ID, Owner: "me", State: DeliveryDelivered,
+		Lease: time.Minute, Attempt: &DeliveryAttempt{Time: now, StatusCode: 200}})
+	s.w.observe.Store(nil)
+	if cctx.Err() == nil {
+		t.Fatal("the record's commit was not observed")
+	}
+	if err != nil || next == nil || next.Task == nil || next.Type != EventFor(StatusCancelled) {
+		t.Fatalf("record committed, then the context ended: next %+v, %v; want the task's next delivery, with its task", next, err)
+	}
+}
