@@ -311,14 +311,24 @@ func (s *sqliteStore) RecordDelivery(ctx context.Context, r *DeliveryRecord) (*D
 	if err := s.w.submit(op); err != nil || next == nil {
 		return nil, err
 	}
+	// Leased now: an ended context must not lose it (see ClaimDeliveries).
+	rctx := context.WithoutCancel(ctx)
 	if row := r.row; row != nil && row.ID == next.TaskID && row.Status.Terminal() {
 		// The row the recorded delivery was sent with is the task as it
-		// is now, short of a deletion: a finished task changes no more.
+		// is now, if it is still there: a finished task changes no more,
+		// but may be deleted, and a deleted task is not sent.
+		var one int
+		err := s.queryRow(rctx, `SELECT 1 FROM tasks WHERE id = ?`, row.ID).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			row = nil
+		case err != nil:
+			return nil, fmt.Errorf("record delivery: %w", err)
+		}
 		next.overlay(row)
 		return next, nil
 	}
-	// Leased now: an ended context must not lose it (see ClaimDeliveries).
-	if err := withTasks(context.WithoutCancel(ctx), s.query, []*Delivery{next}); err != nil {
+	if err := withTasks(rctx, s.query, []*Delivery{next}); err != nil {
 		return nil, fmt.Errorf("record delivery: %w", err)
 	}
 	return next, nil

@@ -580,3 +580,82 @@ func TestWebhookPayloadAfterFinish(t *testing.T) {
 		}
 	}
 }
+
+// A task deleted before its webhook is sent is not sent, also when an
+// earlier delivery was claimed after the task had finished: that row,
+// which serves the task's next deliveries, is no proof the task is still
+// there (found in review: the next deliveries went out with the deleted
+// task).
+func TestWebhookNotSentAfterDelete(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		finished bool // the task has finished: the next request is claimed after
+		failed   bool // one request answered 500 after it finished
+	)
+	sent, deleted := make(chan struct{}), make(chan struct{})
+	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished || !failed {
+			// Tried again until a try claimed after the task finished.
+			failed = finished
+			return http.StatusInternalServerError
+		}
+		if sent != nil {
+			close(sent)
+			sent = nil
+			mu.Unlock()
+			<-deleted
+			mu.Lock()
+		}
+		return http.StatusOK
+	}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	cfg := hookConfig("")
+	cfg.Webhooks.Schedule = make([]time.Duration, 200)
+	for i := range cfg.Webhooks.Schedule {
+		cfg.Webhooks.Schedule[i] = 20 * time.Millisecond
+	}
+	e := openFile(t, cfg)
+	e.Register(hookKind, spool.HandlerFunc(func(ctx context.Context, j *spool.Job) error {
+		return j.SetOutput(map[string]string{"answer": "42"})
+	}))
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	task, err := e.Create(ctxT(t), spool.Request{Kind: hookKind, WebhookURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Wait(ctxT(t), task.ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	finished = true
+	wait := sent
+	mu.Unlock()
+	select {
+	case <-wait:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the task's first delivery never came")
+	}
+	if err := e.Delete(ctxT(t), task.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(deleted)
+	ds := awaitDeliveries(t, e, task.ID, "three ended deliveries", allEnded(3))
+	hits := rc.snapshot()
+	var last envelope
+	if err := json.Unmarshal(hits[len(hits)-1].body, &last); err != nil {
+		t.Fatal(err)
+	}
+	if last.Type != spool.EventCreated {
+		t.Errorf("the deleted task's %s delivery was sent, want none after its deletion", last.Type)
+	}
+	for _, d := range ds[1:] {
+		if d.State != spool.DeliveryFailed {
+			t.Errorf("delivery %s of the deleted task: %s, want failed unsent", d.Type, d.State)
+		}
+	}
+}
