@@ -110,8 +110,9 @@ func (s *sqliteStore) ClaimDeliveries(ctx context.Context, owner string, now tim
 		return nil, err
 	}
 	// The tasks are read after the commit, from the read pool: the event's
-	// own fields are in the delivery row, and the task's others do not
-	// change after Create, so the one writer need not spend its time here.
+	// own fields are in the delivery row, and the task's others were read
+	// as they are now in the claim's transaction too (the output only
+	// shows on a completion), so the one writer need not spend its time here.
 	// The deliveries are leased now: an ended context must not lose them.
 	if err := withTasks(context.WithoutCancel(ctx), s.query, out); err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
