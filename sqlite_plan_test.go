@@ -151,3 +151,23 @@ func TestListIndexFewestRows(t *testing.T) {
 		}
 	}
 }
+
+// A repair's search for stalled workflows seeks the status index and
+// probes each workflow's steps by the parent index, with no scan or sort.
+func TestStalledWorkflowsPlan(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "plan.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	all := explain(t, st.(*sqliteStore), selectStalled, "waiting", "", 100)
+	for _, want := range []string{"SEARCH w USING INDEX tasks_status (status=? AND id>?)", "USING INDEX tasks_parent (parent_id=?)"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("plan lacks %q: %s", want, all)
+		}
+	}
+	if strings.Contains(all, "SCAN") || strings.Contains(all, "TEMP B-TREE") {
+		t.Errorf("plan scans or sorts: %s", all)
+	}
+}

@@ -3,7 +3,10 @@ package spool
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 )
 
 const selectSteps = `SELECT ` + taskCols + ` FROM tasks WHERE parent_id = ? ORDER BY id`
@@ -106,4 +109,136 @@ func (tx *sqlTx) SetResults(ctx context.Context, id string, r *Results, steps []
 		return fmt.Errorf("set results of %s: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// verdictReader is implemented by a Tx that can read a workflow and its
+// steps with only what a verdict (Engine.plan) needs when it creates no
+// step: the workflow's status and step definitions; each step's status,
+// progress, error, output, results, times, path and ref. Decoding whole
+// tasks (inputs with their media details, options) was most of the cost
+// of a workflow's last step. The engine reads whole tasks from any Tx
+// without it, and whenever the verdict would create steps.
+type verdictReader interface {
+	verdictTasks(ctx context.Context, parentID string) (parent *Task, steps []*Task, err error)
+}
+
+var _ verdictReader = (*sqlTx)(nil)
+
+const (
+	selectVerdictParent = `SELECT id, kind, status, steps FROM tasks WHERE id = ?`
+	selectVerdictSteps  = `SELECT id, kind, status, progress,
+		CASE WHEN json_valid(options) THEN CASE WHEN json_type(options, '$.ref') = 'text'
+			THEN json_extract(options, '$.ref') END END, output, error,
+		created_by, results, created, updated, step FROM tasks WHERE parent_id = ? ORDER BY id`
+)
+
+// verdictTasks reads a workflow and its steps for a verdict, inside the
+// transaction. Undecodable JSON is left out, as readers do (scanReadable).
+func (tx *sqlTx) verdictTasks(ctx context.Context, parentID string) (*Task, []*Task, error) {
+	st, err := tx.stmt(ctx, selectVerdictParent)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read workflow %s: %w", parentID, err)
+	}
+	parent := &Task{}
+	var defs sql.NullString
+	err = st.QueryRowContext(ctx, parentID).Scan(&parent.ID, &parent.Kind, &parent.Status, &defs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("task %s: %w", parentID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read workflow %s: %w", parentID, err)
+	}
+	if defs.Valid {
+		// Of a step's definition the verdict reads its kind, ref and next
+		// steps: decoding its options too (Step.UnmarshalJSON) took half
+		// the time of this read.
+		var shapes []stepShape
+		_ = json.Unmarshal([]byte(defs.String), &shapes)
+		parent.Steps = stepsOf(shapes)
+	}
+	rows, err := tx.query(ctx, selectVerdictSteps, parentID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+	}
+	defer rows.Close()
+	var steps []*Task
+	for rows.Next() {
+		var (
+			t                    = &Task{ParentID: parentID}
+			ref, output, results sql.NullString
+			created, updated     int64
+		)
+		if err := rows.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &ref, &output, &t.Error,
+			&t.CreatedBy, &results, &created, &updated, &t.Step); err != nil {
+			return nil, nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+		}
+		if ref.Valid {
+			t.Options = map[string]any{"ref": ref.String}
+		}
+		if output.Valid && json.Valid([]byte(output.String)) {
+			t.Output = json.RawMessage(output.String)
+		}
+		if results.Valid {
+			_ = json.Unmarshal([]byte(results.String), &t.Results)
+		}
+		t.Created, t.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+		steps = append(steps, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+	}
+	return parent, steps, nil
+}
+
+// stepShape is a stored step definition without its options.
+type stepShape struct {
+	Kind string      `json:"kind"`
+	Ref  string      `json:"ref"`
+	Next []stepShape `json:"next"`
+}
+
+func stepsOf(shapes []stepShape) []Step {
+	if shapes == nil {
+		return nil
+	}
+	steps := make([]Step, len(shapes))
+	for i, sh := range shapes {
+		steps[i] = Step{Kind: sh.Kind, Ref: sh.Ref, Next: stepsOf(sh.Next)}
+	}
+	return steps
+}
+
+var _ stalledFinder = (*sqliteStore)(nil)
+
+// selectStalled seeks waiting or ready tasks by the status index and
+// probes each one's steps by the parent index. The planner, without
+// statistics, preferred the kind index, which holds every workflow ever
+// run; the status index (partial: no completed tasks) holds only those
+// this status can find.
+const selectStalled = `SELECT w.id FROM tasks w INDEXED BY tasks_status
+	WHERE w.status = ?1 AND w.status != 'completed' AND w.id > ?2 AND w.kind = 'workflow'
+	AND EXISTS (SELECT 1 FROM tasks s WHERE s.parent_id = w.id)
+	AND NOT EXISTS (SELECT 1 FROM tasks s WHERE s.parent_id = w.id AND s.status NOT IN ` + finishedStatuses + `)
+	ORDER BY w.id LIMIT ?3`
+
+// stalledWorkflows lists, oldest first, the workflows of a status after
+// the id after whose steps have all finished.
+func (s *sqliteStore) stalledWorkflows(ctx context.Context, status Status, after string, limit int) ([]string, error) {
+	rows, err := s.query(ctx, selectStalled, string(status), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find stalled workflows: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("find stalled workflows: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find stalled workflows: %w", err)
+	}
+	return ids, nil
 }

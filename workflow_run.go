@@ -149,6 +149,22 @@ func (e *Engine) startsNext(step *Task, to Status, results *Results) bool {
 
 // advanceParent advances the workflow a step belongs to.
 func (e *Engine) advanceParent(ctx context.Context, tx Tx, parentID string) error {
+	if vr, ok := tx.(verdictReader); ok {
+		parent, steps, err := vr.verdictTasks(ctx, parentID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // deleted meanwhile: nothing to advance
+		}
+		if err != nil {
+			return err
+		}
+		if !advances(parent) {
+			return nil
+		}
+		if st := e.plan(parent, steps, time.Now().UTC()); len(st.create) == 0 {
+			return e.settleWorkflow(ctx, tx, parent, st)
+		}
+		// Steps to create are made from whole tasks: read them.
+	}
 	parent, err := tx.GetTask(ctx, parentID)
 	if errors.Is(err, ErrNotFound) {
 		return nil // deleted meanwhile: nothing to advance
@@ -163,7 +179,7 @@ func (e *Engine) advanceParent(ctx context.Context, tx Tx, parentID string) erro
 // and, when its status changes, records it with its results, summaries and
 // progress, inside tx. A finished workflow is left as it is.
 func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
-	if parent.Status.Terminal() || parent.Status == StatusPending || parent.Status == StatusProcessing {
+	if !advances(parent) {
 		return nil
 	}
 	steps, err := tx.Steps(ctx, parent.ID)
@@ -176,6 +192,18 @@ func (e *Engine) advance(ctx context.Context, tx Tx, parent *Task) error {
 			return fmt.Errorf("create steps of %s: %w", parent.ID, err)
 		}
 	}
+	return e.settleWorkflow(ctx, tx, parent, st)
+}
+
+// advances reports whether a workflow in its state is advanced by its
+// steps: not before it has started them, nor once it has finished.
+func advances(parent *Task) bool {
+	return !parent.Status.Terminal() && parent.Status != StatusPending && parent.Status != StatusProcessing
+}
+
+// settleWorkflow records the verdict st on the workflow, inside tx, when
+// its status changes.
+func (e *Engine) settleWorkflow(ctx context.Context, tx Tx, parent *Task, st *workflowPlan) error {
 	if st.status == parent.Status {
 		return nil // reads work the rest out (liveSummaries)
 	}
@@ -542,6 +570,9 @@ func (e *Engine) repairWorkflows(ctx context.Context) error {
 // the oldest waiting ones may wait for good on steps no engine runs, and
 // must not hide the newer ones.
 func (e *Engine) repairPages(ctx context.Context, status Status) error {
+	if sf, ok := e.store.(stalledFinder); ok {
+		return e.repairFound(ctx, sf, status)
+	}
 	lp := &ListParams{Kind: KindWorkflow, Status: status, Limit: 100, Oldest: true}
 	for {
 		page, err := e.store.ListTasks(ctx, lp)
@@ -549,55 +580,8 @@ func (e *Engine) repairPages(ctx context.Context, status Status) error {
 			return err
 		}
 		for _, t := range page.Tasks {
-			if len(t.Steps) == 0 {
-				continue // waiting on a run_at or a retry, not on steps
-			}
-			// Only a workflow none of whose steps runs can be stalled: a
-			// count spares reading the steps of every running workflow.
-			if n, _, err := e.store.UnfinishedSteps(ctx, t.ID); err != nil || n > 0 {
-				if err != nil && !errors.Is(err, ErrNotFound) {
-					return err
-				}
-				continue
-			}
-			steps, err := e.store.Steps(ctx, t.ID)
-			if err != nil {
+			if err := e.repairOne(ctx, t); err != nil {
 				return err
-			}
-			if len(steps) == 0 {
-				continue
-			}
-			p := e.plan(t, steps, time.Now().UTC())
-			if p.status == t.Status {
-				continue
-			}
-			hook := func(ctx context.Context, tx Tx, changed *Task) error {
-				steps, err := tx.Steps(ctx, changed.ID)
-				if err != nil {
-					return err
-				}
-				again := e.plan(changed, steps, time.Now().UTC())
-				if again.status != p.status {
-					return errPlanChanged
-				}
-				if len(again.create) > 0 {
-					if _, err := tx.CreateTasks(ctx, again.create); err != nil {
-						return err
-					}
-				}
-				return tx.SetResults(ctx, changed.ID, again.results, again.summaries, again.progress)
-			}
-			ch := &Change{ID: t.ID, To: p.status, Error: p.errMsg, Progress: p.progress, Hook: hook}
-			_, err = e.store.Apply(ctx, ch)
-			switch {
-			case errors.Is(err, errPlanChanged), errors.Is(err, ErrInvalidTransition):
-				// A step's outcome got there first.
-			case err != nil:
-				return err
-			default:
-				e.log.Info("spool: advanced a stalled workflow", "task", t.ID, "status", p.status)
-				e.changed.notify()
-				e.poke()
 			}
 		}
 		if page.Next == "" {
@@ -605,4 +589,100 @@ func (e *Engine) repairPages(ctx context.Context, status Status) error {
 		}
 		lp.After = page.Next
 	}
+}
+
+// stalledFinder is implemented by a store that finds, with one query a
+// page, the workflows of a status that have steps and none unfinished:
+// the only ones a repair may advance. Without it, repairs read every
+// waiting workflow and count its steps, which at the start of a burst of
+// 2,000 workflows took a tenth of the CPU time.
+type stalledFinder interface {
+	stalledWorkflows(ctx context.Context, status Status, after string, limit int) ([]string, error)
+}
+
+// repairFound repairs the workflows sf finds, a page at a time.
+func (e *Engine) repairFound(ctx context.Context, sf stalledFinder, status Status) error {
+	const page = 100
+	after := ""
+	for {
+		ids, err := sf.stalledWorkflows(ctx, status, after, page)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			t, err := e.store.GetTask(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if t.Status != status {
+				continue
+			}
+			if err := e.repairOne(ctx, t); err != nil {
+				return err
+			}
+		}
+		if len(ids) < page {
+			return nil
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// repairOne advances a workflow none of whose steps runs, if its steps
+// say it should have moved on.
+func (e *Engine) repairOne(ctx context.Context, t *Task) error {
+	if len(t.Steps) == 0 {
+		return nil // waiting on a run_at or a retry, not on steps
+	}
+	// Only a workflow none of whose steps runs can be stalled: a count
+	// spares reading the steps of every running workflow.
+	if n, _, err := e.store.UnfinishedSteps(ctx, t.ID); err != nil || n > 0 {
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	steps, err := e.store.Steps(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	p := e.plan(t, steps, time.Now().UTC())
+	if p.status == t.Status {
+		return nil
+	}
+	hook := func(ctx context.Context, tx Tx, changed *Task) error {
+		steps, err := tx.Steps(ctx, changed.ID)
+		if err != nil {
+			return err
+		}
+		again := e.plan(changed, steps, time.Now().UTC())
+		if again.status != p.status {
+			return errPlanChanged
+		}
+		if len(again.create) > 0 {
+			if _, err := tx.CreateTasks(ctx, again.create); err != nil {
+				return err
+			}
+		}
+		return tx.SetResults(ctx, changed.ID, again.results, again.summaries, again.progress)
+	}
+	ch := &Change{ID: t.ID, To: p.status, Error: p.errMsg, Progress: p.progress, Hook: hook}
+	_, err = e.store.Apply(ctx, ch)
+	switch {
+	case errors.Is(err, errPlanChanged), errors.Is(err, ErrInvalidTransition):
+		// A step's outcome got there first.
+	case err != nil:
+		return err
+	default:
+		e.log.Info("spool: advanced a stalled workflow", "task", t.ID, "status", p.status)
+		e.changed.notify()
+		e.poke()
+	}
+	return nil
 }

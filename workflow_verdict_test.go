@@ -1,0 +1,143 @@
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A verdict worked out from the light reads (verdictTasks) is the one
+// worked out from whole tasks, while a workflow runs and once it has
+// ended: the same status, error, progress, results and summaries.
+func TestWorkflowVerdictFromLightReads(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	release := make(chan struct{})
+	released := false
+	t.Cleanup(func() { // before Close, which waits for the slow step
+		if !released {
+			close(release)
+		}
+	})
+	e.Register("ok", HandlerFunc(func(ctx context.Context, j *Job) error {
+		return j.SetOutput(map[string]any{"step": j.Task.Step})
+	}))
+	e.Register("bad", HandlerFunc(func(context.Context, *Job) error { return Permanent(errors.New("boom")) }))
+	e.Register("slow", HandlerFunc(func(ctx context.Context, j *Job) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree []Step
+	if err := json.Unmarshal([]byte(`[
+		{"kind": "ok", "ref": "a", "next": [{"kind": "ok", "ref": "b"}]},
+		{"kind": "bad", "ref": "c", "next": [{"kind": "ok"}]},
+		{"kind": "conditions", "conditions": [{"prop": "filesize", "operator": "gt", "value": "1000000"}],
+			"next": [{"kind": "ok", "ref": "never"}]},
+		{"kind": "conditions", "ref": "big", "conditions": [{"prop": "filesize", "operator": "gt", "value": "1"}],
+			"next": [{"kind": "ok", "ref": "d"}]},
+		{"kind": "slow", "ref": "s"}]`), &tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, Request{Kind: KindWorkflow, FileID: in.ID, Workflow: tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.store.(*sqliteStore)
+	compare := func(when string) {
+		t.Helper()
+		err := s.w.do(ctx, func(ctx context.Context, tx *sqlTx) error {
+			now := time.Now().UTC()
+			parent, err := tx.GetTask(ctx, wf.ID)
+			if err != nil {
+				return err
+			}
+			steps, err := tx.Steps(ctx, wf.ID)
+			if err != nil {
+				return err
+			}
+			whole := e.plan(parent, steps, now)
+			lp, ls, err := tx.verdictTasks(ctx, wf.ID)
+			if err != nil {
+				return err
+			}
+			light := e.plan(lp, ls, now)
+			if len(whole.create) > 0 || len(light.create) > 0 {
+				t.Errorf("%s: the verdicts create steps (%d, %d)", when, len(whole.create), len(light.create))
+			}
+			whole.create, light.create = nil, nil
+			if !reflect.DeepEqual(jsonOf(t, whole.results), jsonOf(t, light.results)) ||
+				!reflect.DeepEqual(whole.summaries, light.summaries) || whole.status != light.status ||
+				whole.errMsg != light.errMsg || whole.progress != light.progress {
+				t.Errorf("%s: verdicts differ:\nwhole %s %q %d %s %+v\nlight %s %q %d %s %+v", when,
+					whole.status, whole.errMsg, whole.progress, jsonOf(t, whole.results), whole.summaries,
+					light.status, light.errMsg, light.progress, jsonOf(t, light.results), light.summaries)
+			}
+			if len(whole.summaries) < 6 {
+				t.Errorf("%s: %d summaries, want the steps that exist (at least 6)", when, len(whole.summaries))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Everything has ended but the slow step.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		page, err := e.List(ctx, &ListParams{ParentID: wf.ID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := 0
+		for _, st := range page.Tasks {
+			if st.Status.Terminal() {
+				ended++
+			}
+		}
+		if ended == 6 { // a, b, c, the two conditions and d; nothing under c or the failed condition
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d steps ended, want 6", ended)
+		}
+	}
+	compare("while a step runs")
+	close(release)
+	released = true
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != StatusFailed || len(done.Results.Skipped) != 2 || len(done.Results.Passed) != 6 {
+		t.Fatalf("workflow ended %s with %+v", done.Status, done.Results)
+	}
+	compare("after the end")
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
