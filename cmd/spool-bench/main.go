@@ -33,6 +33,7 @@ type options struct {
 	CPUProfile  string // file prefix for CPU profiles
 	Payload     int    // bytes of options each task carries
 	MediaReps   int    // runs of each side in the video workloads
+	HookConc    int    // Webhooks.Concurrency for the webhooks workload; 0 is the default
 }
 
 // result is what a workload child reports to the parent.
@@ -77,6 +78,7 @@ func main() {
 	var which, child string
 	flag.IntVar(&o.N, "n", 20000, "tasks per workload")
 	flag.IntVar(&o.Concurrency, "concurrency", 8, "workers for the drain workloads")
+	flag.IntVar(&o.HookConc, "webhook-concurrency", 0, "Webhooks.Concurrency for the webhooks workload (default: the engine's, 32)")
 	flag.StringVar(&o.Dir, "dir", "", "directory for the databases (default: a temporary directory)")
 	flag.IntVar(&o.ScaleRows, "scale-rows", 1_000_000, "finished tasks in the table for the scale workload")
 	flag.IntVar(&o.LatencyN, "latency-n", 2000, "samples for the latency workload")
@@ -145,7 +147,8 @@ func runChild(o options, name string) (*result, error) {
 	defer os.RemoveAll(dir)
 	cmd := exec.Command(os.Args[0], "-child", name, "-n", fmt.Sprint(o.N), "-concurrency", fmt.Sprint(o.Concurrency),
 		"-dir", dir, "-scale-rows", fmt.Sprint(o.ScaleRows), "-latency-n", fmt.Sprint(o.LatencyN), "-sync", o.Sync,
-		"-cpuprofile", o.CPUProfile, "-payload", fmt.Sprint(o.Payload), "-media-reps", fmt.Sprint(o.MediaReps))
+		"-cpuprofile", o.CPUProfile, "-payload", fmt.Sprint(o.Payload), "-media-reps", fmt.Sprint(o.MediaReps),
+		"-webhook-concurrency", fmt.Sprint(o.HookConc))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {

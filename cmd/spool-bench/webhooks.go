@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -48,10 +46,7 @@ func runWebhooks(o options) (*result, error) {
 	}
 	defer store.Close()
 	cfg := spool.Config{Store: store, Concurrency: o.Concurrency, AllowPrivateNetworks: true,
-		Webhooks: spool.WebhookConfig{Secrets: []string{secret.Encode()}}}
-	if c := os.Getenv("WHCONC"); c != "" {
-		cfg.Webhooks.Concurrency, _ = strconv.Atoi(c)
-	}
+		Webhooks: spool.WebhookConfig{Secrets: []string{secret.Encode()}, Concurrency: o.HookConc}}
 	e, err := spool.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
