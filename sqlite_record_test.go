@@ -14,7 +14,11 @@ import (
 // deliveries) with the answers RecordDelivery alone gives: each its
 // attempt, its task's next delivery leased to the owner with the task
 // read, and a record whose delivery the owner does not hold refused.
-func TestMergedDeliveryRecords(t *testing.T) {
+// claimedDeliveries stores n tasks with two events each (created,
+// cancelled), makes their deliveries, and claims for "me" the first of
+// each task's, the second waiting behind it.
+func claimedDeliveries(t *testing.T, n int) (*sqliteStore, []*Delivery) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "w.db"), nil)
 	if err != nil {
@@ -26,14 +30,12 @@ func TestMergedDeliveryRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	const n = 4
 	for i := range n {
 		task := &Task{ID: fmt.Sprintf("task_%d", i), Kind: "k", Status: StatusPending, Created: now, Updated: now,
 			MaxAttempts: 1, WebhookURL: "http://receiver.test/" + fmt.Sprint(i), Options: map[string]any{"i": i}}
 		if _, err := s.CreateTasks(ctx, []*Task{task}); err != nil {
 			t.Fatal(err)
 		}
-		// A second event per task: its delivery waits behind the first.
 		if _, err := s.Apply(ctx, &Change{ID: task.ID, To: StatusCancelled, NoResult: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -45,6 +47,52 @@ func TestMergedDeliveryRecords(t *testing.T) {
 	if err != nil || len(claimed) != n {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}
+	return s, claimed
+}
+
+// Records without a lease (a sender shutting down) recorded together hand
+// nothing on: each task's next delivery is due at once, held by no one,
+// so that another sender claims it.
+func TestMergedDeliveryRecordsWithoutLease(t *testing.T) {
+	ctx := context.Background()
+	const n = 3
+	s, claimed := claimedDeliveries(t, n)
+	release := busy(t, s.w)
+	errs := make(chan error, n)
+	for i, d := range claimed {
+		rec := &DeliveryRecord{ID: d.ID, Owner: "me", State: DeliveryDelivered,
+			Attempt: &DeliveryAttempt{Time: time.Now(), StatusCode: 200}}
+		go func() {
+			next, err := s.RecordDelivery(ctx, rec)
+			if err == nil && next != nil {
+				err = fmt.Errorf("handed on %s without a lease", next.ID)
+			}
+			errs <- err
+		}()
+		until(t, s.w, func() bool { return len(s.w.queue) == i+1 })
+	}
+	release()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ClaimDeliveries(ctx, "other", time.Now(), time.Minute, 2*n)
+	if err != nil || len(got) != n {
+		t.Fatalf("another sender claimed %d of the next deliveries (%v), want %d", len(got), err, n)
+	}
+	for _, d := range got {
+		if d.Type != EventFor(StatusCancelled) || d.Task == nil {
+			t.Errorf("claimed %s %s, want a task's cancelled delivery with its task", d.ID, d.Type)
+		}
+	}
+}
+
+func TestMergedDeliveryRecords(t *testing.T) {
+	ctx := context.Background()
+	const n = 4
+	s, claimed := claimedDeliveries(t, n)
+	now := time.Now().UTC()
 
 	release := busy(t, s.w)
 	type answer struct {
