@@ -333,3 +333,46 @@ func TestPlannerStatisticsAfterRestart(t *testing.T) {
 		t.Fatalf("sqlite_stat1 rows for tasks: %d, %v; want some", n, err)
 	}
 }
+
+// A store that runs long refreshes the statistics on its writer every
+// optimizeEvery, between transactions, not only when it opens and closes.
+func TestPlannerStatisticsWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "stats.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := st.(*sqliteStore)
+	stats := func() int {
+		t.Helper()
+		var n int
+		if err := s.queryRow(ctx, `SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'tasks' AND stat IS NOT NULL`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	now := time.Now().UTC()
+	tasks := make([]*Task, 2000)
+	for i := range tasks {
+		tasks[i] = &Task{ID: fmt.Sprintf("task_%06d", i), Kind: "k", Status: StatusCompleted, Created: now, Updated: now, MaxAttempts: 1}
+	}
+	if _, err := st.CreateTasks(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	if n := stats(); n != 0 {
+		t.Fatalf("the empty table at open has %d statistics rows; the test needs none", n)
+	}
+	// An hour later (as the writer sees it), the writer's next periodic
+	// check, every checkpointEvery commits, refreshes them.
+	if err := s.w.do(ctx, func(context.Context, *sqlTx) error {
+		s.w.optimized = time.Now().Add(-optimizeEvery - time.Minute)
+		s.w.commits = checkpointEvery*10 - 1 // this commit is the check's
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := stats(); n == 0 {
+		t.Error("no statistics for tasks after the writer's hourly refresh")
+	}
+}
