@@ -186,7 +186,8 @@ func (s *scheduler) prefetch() int {
 }
 
 // busy reports whether tasks may be waiting for this engine's workers:
-// the last claim did not drain the queue, or found every worker taken.
+// the last claim did not drain the queue, or a task was created since
+// with no worker free.
 func (s *scheduler) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,7 +237,12 @@ func (e *Engine) runLoop(ctx, handlerCtx context.Context) {
 			}
 		}
 		// Drained: Create may hand new tasks straight to free workers.
-		e.sched.setIdle(err == nil && want > 0 && len(runs) < want)
+		// With no worker free (want 0) nothing was asked: the queue is as
+		// the last claim left it, unless a Create found no worker since
+		// (reserve).
+		if want > 0 || err != nil {
+			e.sched.setIdle(err == nil && len(runs) < want)
+		}
 		if want > 0 && len(runs) == want {
 			continue // more may be runnable
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,4 +212,80 @@ func TestWebhookYieldsToTasks(t *testing.T) {
 	waitFor("eight attempts at once", locked(func() bool { return inFlight == 8 }))
 	close(hold)
 	waitFor("every delivery", locked(func() bool { return received == 3*n }))
+}
+
+// Every worker taken with no task waiting is not a reason to yield: a
+// long task on the one worker leaves the sender all its attempts.
+func TestWebhookDoesNotYieldToNothing(t *testing.T) {
+	hold := make(chan struct{})
+	var (
+		mu       sync.Mutex
+		inFlight int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		mu.Unlock()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), AllowPrivateNetworks: true,
+		Concurrency: 1, PollInterval: 20 * time.Millisecond, AcceptUnavailableKinds: true,
+		Webhooks: WebhookConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Concurrency: 8,
+			Timeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	working := make(chan struct{})
+	t.Cleanup(func() { // before Close: nothing holds it up
+		close(hold)
+		close(working)
+	})
+	started := make(chan struct{})
+	e.Register("long", HandlerFunc(func(ctx context.Context, _ *Job) error {
+		close(started)
+		select {
+		case <-working:
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Create(ctx, Request{Kind: "long"}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// Tasks of a kind this engine does not run (no video handler here):
+	// their events need sending,
+	// and none waits for this engine's worker.
+	in, err := e.CreateFile(ctx, strings.NewReader("not really a video"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if _, err := e.Create(ctx, Request{Kind: "video", FileID: in.ID, WebhookURL: srv.URL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := inFlight
+		mu.Unlock()
+		if n == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts at once while the one worker ran a task and none waited; want 8", n)
+		}
+	}
 }

@@ -270,6 +270,7 @@ func (e *Engine) sendLoop(ctx context.Context) {
 	conc := e.cfg.Webhooks.Concurrency
 	lease := e.cfg.Webhooks.Timeout + e.cfg.LeaseDuration
 	slots := make(chan struct{}, conc)
+	var waiting tasksWaiting
 	var queue []*Delivery
 	defer func() {
 		for range cap(slots) {
@@ -285,7 +286,7 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		woken := e.hooks.wake.wait()
 		short := false
 		limit := conc
-		if e.sched.busy() {
+		if waiting.check(ctx, e) {
 			limit = yielding(conc)
 		}
 		if want := 2*limit - len(slots) - len(queue); want > limit/2 || len(queue) == 0 && want > 0 {
@@ -340,6 +341,31 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		case <-poll.C:
 		}
 	}
+}
+
+// tasksWaiting tells the sender whether tasks wait for this engine's
+// workers, so that it yields to them.
+type tasksWaiting struct {
+	checked time.Time
+	waiting bool
+}
+
+// check reports whether tasks wait. The scheduler knows when none can
+// (the last claim drained the queue); when it cannot tell (the last claim
+// took as many as there were free workers, and none is free since), a
+// task of this engine's kinds due now decides, looked up at most every
+// PollInterval so that the drain pays nothing for it.
+func (w *tasksWaiting) check(ctx context.Context, e *Engine) bool {
+	if !e.sched.busy() {
+		return false
+	}
+	if time.Since(w.checked) < e.cfg.PollInterval {
+		return w.waiting
+	}
+	w.checked = time.Now()
+	next, err := e.store.NextDue(ctx, e.kinds)
+	w.waiting = err != nil || !next.IsZero() && !next.After(w.checked)
+	return w.waiting
 }
 
 // yielding is how many attempts at once the sender makes, of conc, while
