@@ -197,6 +197,42 @@ type stepShape struct {
 	Next []stepShape `json:"next"`
 }
 
+// UnmarshalJSON decodes a step definition as Step.UnmarshalJSON does,
+// failing where it fails, but skips its options. The fields are matched by
+// their exact names: options share the definition's object, and
+// encoding/json would match an option "Ref", "Next" or "\u212aind"
+// (Kelvin sign) to a struct field, giving a ref, next steps or kind that
+// whole reads do not see.
+func (s *stepShape) UnmarshalJSON(b []byte) error {
+	fields, err := decodeObject(b)
+	if err != nil {
+		return err
+	}
+	var out stepShape
+	var url string
+	for name, dst := range map[string]*string{"kind": &out.Kind, "ref": &out.Ref, "url": &url} {
+		if raw, ok := fields[name]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if raw, ok := fields["next"]; ok && string(raw) != "null" {
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return fmt.Errorf("next: %w", err)
+		}
+		out.Next = make([]stepShape, len(list))
+		for i, b := range list {
+			if err := out.Next[i].UnmarshalJSON(b); err != nil {
+				return err
+			}
+		}
+	}
+	*s = out
+	return nil
+}
+
 func stepsOf(shapes []stepShape) []Step {
 	if shapes == nil {
 		return nil
