@@ -126,9 +126,13 @@ var _ verdictReader = (*sqlTx)(nil)
 
 const (
 	selectVerdictParent = `SELECT id, kind, status, steps FROM tasks WHERE id = ?`
-	selectVerdictSteps  = `SELECT id, kind, status, progress,
+	// Options SQLite cannot read (undecodable, or nested deeper than its
+	// 1,000 levels, which options may be) come whole, for Go to decode as
+	// whole reads do.
+	selectVerdictSteps = `SELECT id, kind, status, progress,
 		CASE WHEN json_valid(options) THEN CASE WHEN json_type(options, '$.ref') = 'text'
-			THEN json_extract(options, '$.ref') END END, output, error,
+			THEN json_extract(options, '$.ref') END END,
+		CASE WHEN NOT json_valid(options) THEN options END, output, error,
 		created_by, results, created, updated, step FROM tasks WHERE parent_id = ? ORDER BY id`
 )
 
@@ -164,13 +168,17 @@ func (tx *sqlTx) verdictTasks(ctx context.Context, parentID string) (*Task, []*T
 	var steps []*Task
 	for rows.Next() {
 		var (
-			t                    = &Task{ParentID: parentID}
-			ref, output, results sql.NullString
-			created, updated     int64
+			t                          = &Task{ParentID: parentID}
+			ref, opts, output, results sql.NullString
+			created, updated           int64
 		)
-		if err := rows.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &ref, &output, &t.Error,
+		if err := rows.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &ref, &opts, &output, &t.Error,
 			&t.CreatedBy, &results, &created, &updated, &t.Step); err != nil {
 			return nil, nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+		}
+		if opts.Valid {
+			all, _ := decodeOptions([]byte(opts.String))
+			ref.String, ref.Valid = all["ref"].(string)
 		}
 		if ref.Valid {
 			t.Options = map[string]any{"ref": ref.String}

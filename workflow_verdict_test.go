@@ -235,3 +235,42 @@ func stripOptions(steps []Step) []Step {
 	}
 	return out
 }
+
+// A step's ref is in the recorded summaries when its options are JSON
+// nested deeper than SQLite's JSON functions read (1,000 levels), which
+// options may be: whole reads decode them in Go.
+func TestWorkflowVerdictDeepOptions(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.Register("ok", HandlerFunc(func(context.Context, *Job) error { return nil }))
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deep any = []any{}
+	for range maxOptionDepth - 1 {
+		deep = []any{deep}
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, Request{Kind: KindWorkflow, FileID: in.ID,
+		Workflow: []Step{{Kind: "ok", Ref: "r", Options: map[string]any{"deep": deep}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := e.Wait(ctx, wf.ID); err != nil || done.Status != StatusCompleted {
+		t.Fatalf("workflow ended %v, %v", done, err)
+	}
+	stored, err := e.store.GetTask(ctx, wf.ID) // the workflow column, as recorded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Workflow) != 1 || stored.Workflow[0].Ref != "r" {
+		t.Errorf("recorded summaries %+v, want one with ref r", stored.Workflow)
+	}
+}
