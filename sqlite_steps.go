@@ -212,16 +212,23 @@ type stepShape struct {
 // (Kelvin sign) to a struct field, giving a ref, next steps or kind that
 // whole reads do not see.
 func (s *stepShape) UnmarshalJSON(b []byte) error {
-	fields, err := decodeObject(b)
-	if err != nil {
+	// decodeObject's checks, cheaper: b is one value of a valid document.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
 		return err
+	}
+	if fields == nil {
+		return errors.New("a step is null")
 	}
 	var out stepShape
 	var url string
-	for name, dst := range map[string]*string{"kind": &out.Kind, "ref": &out.Ref, "url": &url} {
-		if raw, ok := fields[name]; ok {
-			if err := json.Unmarshal(raw, dst); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"kind", &out.Kind}, {"ref", &out.Ref}, {"url", &url}} {
+		if raw, ok := fields[f.name]; ok {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				return fmt.Errorf("%s: %w", f.name, err)
 			}
 		}
 	}

@@ -200,6 +200,8 @@ func TestStepShapeDecodesLikeStep(t *testing.T) {
 		`[{"kind": "a", "ref": "r", "width": 3, "next": [{"kind": "b", "next": null}]}]`,
 		`[{"kind": "a", "Ref": "x", "Next": [{"kind": "b"}], "KIND": "c"}]`,
 		`[{"kind": "a", "next": [{"kind": "b", "\u212aind": "c", "REF": "d"}]}]`,
+		`[{"kind": "a", "next": [{"kind": "b", "k\u0131nd": "c", "k\u0130nd": "e", "\u0052ef": "d", "\u0055RL": 3}]}]`,
+		`[{"kind": "a", "next": [{"kind": "b", "x": null, "y": [null]}]}]`,
 		`[{"kind": "a"}, {"kind": "b", "ref": 5}, {"kind": "c"}]`,
 		`[{"kind": "a"}, {"kind": 5}, {"kind": "c"}]`,
 		`[{"kind": "a"}, {"kind": "b", "url": 5}, {"kind": "c"}]`,
