@@ -126,9 +126,13 @@ var _ verdictReader = (*sqlTx)(nil)
 
 const (
 	selectVerdictParent = `SELECT id, kind, status, steps FROM tasks WHERE id = ?`
-	selectVerdictSteps  = `SELECT id, kind, status, progress,
+	// Options SQLite cannot read (undecodable, or nested deeper than its
+	// 1,000 levels, which options may be) come whole, for Go to decode as
+	// whole reads do.
+	selectVerdictSteps = `SELECT id, kind, status, progress,
 		CASE WHEN json_valid(options) THEN CASE WHEN json_type(options, '$.ref') = 'text'
-			THEN json_extract(options, '$.ref') END END, output, error,
+			THEN json_extract(options, '$.ref') END END,
+		CASE WHEN NOT json_valid(options) THEN options END, output, error,
 		created_by, results, created, updated, step FROM tasks WHERE parent_id = ? ORDER BY id`
 )
 
@@ -164,13 +168,17 @@ func (tx *sqlTx) verdictTasks(ctx context.Context, parentID string) (*Task, []*T
 	var steps []*Task
 	for rows.Next() {
 		var (
-			t                    = &Task{ParentID: parentID}
-			ref, output, results sql.NullString
-			created, updated     int64
+			t                          = &Task{ParentID: parentID}
+			ref, opts, output, results sql.NullString
+			created, updated           int64
 		)
-		if err := rows.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &ref, &output, &t.Error,
+		if err := rows.Scan(&t.ID, &t.Kind, &t.Status, &t.Progress, &ref, &opts, &output, &t.Error,
 			&t.CreatedBy, &results, &created, &updated, &t.Step); err != nil {
 			return nil, nil, fmt.Errorf("read steps of %s: %w", parentID, err)
+		}
+		if opts.Valid {
+			all, _ := decodeOptions([]byte(opts.String))
+			ref.String, ref.Valid = all["ref"].(string)
 		}
 		if ref.Valid {
 			t.Options = map[string]any{"ref": ref.String}
@@ -195,6 +203,49 @@ type stepShape struct {
 	Kind string      `json:"kind"`
 	Ref  string      `json:"ref"`
 	Next []stepShape `json:"next"`
+}
+
+// UnmarshalJSON decodes a step definition as Step.UnmarshalJSON does,
+// failing where it fails, but skips its options. The fields are matched by
+// their exact names: options share the definition's object, and
+// encoding/json would match an option "Ref", "Next" or "\u212aind"
+// (Kelvin sign) to a struct field, giving a ref, next steps or kind that
+// whole reads do not see.
+func (s *stepShape) UnmarshalJSON(b []byte) error {
+	// decodeObject's checks, cheaper: b is one value of a valid document.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	if fields == nil {
+		return errors.New("a step is null")
+	}
+	var out stepShape
+	var url string
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"kind", &out.Kind}, {"ref", &out.Ref}, {"url", &url}} {
+		if raw, ok := fields[f.name]; ok {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				return fmt.Errorf("%s: %w", f.name, err)
+			}
+		}
+	}
+	if raw, ok := fields["next"]; ok && string(raw) != "null" {
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return fmt.Errorf("next: %w", err)
+		}
+		out.Next = make([]stepShape, len(list))
+		for i, b := range list {
+			if err := out.Next[i].UnmarshalJSON(b); err != nil {
+				return err
+			}
+		}
+	}
+	*s = out
+	return nil
 }
 
 func stepsOf(shapes []stepShape) []Step {

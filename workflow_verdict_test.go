@@ -141,3 +141,138 @@ func jsonOf(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// A step's options are stored among its definition's fields, and a kind
+// without a spec takes any option name: "Ref" and "Next" are options, not
+// the step's ref, next steps or kind (encoding/json matches struct fields
+// regardless of case, and the Kelvin sign as a k), in the verdict as in
+// whole reads.
+func TestWorkflowVerdictOptionsLikeFields(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.Register("ok", HandlerFunc(func(context.Context, *Job) error { return nil }))
+	e.Register("bad", HandlerFunc(func(context.Context, *Job) error { return Permanent(errors.New("boom")) }))
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree []Step
+	if err := json.Unmarshal([]byte(`[
+		{"kind": "bad", "Ref": "opt", "Next": [{"kind": "ok"}]},
+		{"kind": "bad", "next": [{"kind": "ok", "\u212aind": "opt"}]}]`), &tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, Request{Kind: KindWorkflow, FileID: in.ID, Workflow: tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := done.Results
+	if done.Status != StatusFailed || r == nil || len(r.Failed) != 2 || len(r.Skipped) != 1 || len(r.Passed) != 0 {
+		t.Fatalf("workflow ended %s with %s, want failed with two failed steps and one skipped", done.Status, jsonOf(t, r))
+	}
+	if f := r.Failed[0]; f["ref"] != nil {
+		t.Errorf("failed step %v, want no ref", f)
+	}
+	if s := r.Skipped[0]; s["step"] != "workflow[1].next[0]" || s["kind"] != "ok" {
+		t.Errorf("skipped step %v, want workflow[1].next[0] of kind ok", s)
+	}
+	if done.Progress != 100 {
+		t.Errorf("progress %d, want 100", done.Progress)
+	}
+}
+
+// Step definitions decoded light (stepShape) give the kinds, refs and next
+// steps that whole decoding (Step) gives, undecodable ones included: an
+// error leaves the definitions decoded before it, in both.
+func TestStepShapeDecodesLikeStep(t *testing.T) {
+	for _, defs := range []string{
+		`[{"kind": "a", "ref": "r", "width": 3, "next": [{"kind": "b", "next": null}]}]`,
+		`[{"kind": "a", "Ref": "x", "Next": [{"kind": "b"}], "KIND": "c"}]`,
+		`[{"kind": "a", "next": [{"kind": "b", "\u212aind": "c", "REF": "d"}]}]`,
+		`[{"kind": "a", "next": [{"kind": "b", "k\u0131nd": "c", "k\u0130nd": "e", "\u0052ef": "d", "\u0055RL": 3}]}]`,
+		`[{"kind": "a", "next": [{"kind": "b", "x": null, "y": [null]}]}]`,
+		`[{"kind": "a"}, {"kind": "b", "ref": 5}, {"kind": "c"}]`,
+		`[{"kind": "a"}, {"kind": 5}, {"kind": "c"}]`,
+		`[{"kind": "a"}, {"kind": "b", "url": 5}, {"kind": "c"}]`,
+		`[{"kind": "a"}, {"kind": "b", "next": {"kind": "c"}}, {"kind": "d"}]`,
+		`[{"kind": "a"}, {"kind": "b", "next": [{"kind": "c", "ref": []}]}, {"kind": "d"}]`,
+		`[{"kind": "a"}, {"kind": "b", "next": [3]}, {"kind": "d"}]`,
+		`[{"kind": "a"}, null, {"kind": "d"}]`,
+		`[{"kind": "a"}, 3, {"kind": "d"}]`,
+		`[{"kind": "a", "next": []}]`,
+		`{"kind": "a"}`,
+		`[{"kind": "a"}`,
+	} {
+		var whole []Step
+		werr := json.Unmarshal([]byte(defs), &whole)
+		var shapes []stepShape
+		lerr := json.Unmarshal([]byte(defs), &shapes)
+		if (werr == nil) != (lerr == nil) {
+			t.Errorf("%s: errors differ: whole %v, light %v", defs, werr, lerr)
+		}
+		if got, want := jsonOf(t, stepsOf(shapes)), jsonOf(t, stripOptions(whole)); got != want {
+			t.Errorf("%s: light %s, whole %s", defs, got, want)
+		}
+	}
+}
+
+func stripOptions(steps []Step) []Step {
+	if steps == nil {
+		return nil
+	}
+	out := make([]Step, len(steps))
+	for i, s := range steps {
+		out[i] = Step{Kind: s.Kind, Ref: s.Ref, Next: stripOptions(s.Next)}
+	}
+	return out
+}
+
+// A step's ref is in the recorded summaries when its options are JSON
+// nested deeper than SQLite's JSON functions read (1,000 levels), which
+// options may be: whole reads decode them in Go.
+func TestWorkflowVerdictDeepOptions(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.Register("ok", HandlerFunc(func(context.Context, *Job) error { return nil }))
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deep any = []any{}
+	for range maxOptionDepth - 1 {
+		deep = []any{deep}
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, Request{Kind: KindWorkflow, FileID: in.ID,
+		Workflow: []Step{{Kind: "ok", Ref: "r", Options: map[string]any{"deep": deep}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := e.Wait(ctx, wf.ID); err != nil || done.Status != StatusCompleted {
+		t.Fatalf("workflow ended %v, %v", done, err)
+	}
+	stored, err := e.store.GetTask(ctx, wf.ID) // the workflow column, as recorded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Workflow) != 1 || stored.Workflow[0].Ref != "r" {
+		t.Errorf("recorded summaries %+v, want one with ref r", stored.Workflow)
+	}
+}
