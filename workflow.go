@@ -149,15 +149,34 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 		if _, err := e.checkAvailable(st.Kind); err != nil {
 			return nil, asValidation(f, err)
 		}
+		opts := maps.Clone(st.Options)
+		if _, ok := opts[""]; ok {
+			return nil, invalid(f, "an option has an empty name")
+		}
+		// A Step built in Go may carry its step fields among its options,
+		// where the stored definition would take them for the step's own
+		// (and a stored ref that is not a string loses the step).
+		if r, ok := opts["ref"]; ok {
+			ref, isStr := r.(string)
+			switch {
+			case !isStr:
+				return nil, invalid(f+".ref", "must be a string")
+			case st.Ref != "" && st.Ref != ref:
+				return nil, invalid(f+".ref", "given twice, as Step.Ref %q and as the option %q", st.Ref, ref)
+			}
+			st.Ref = ref
+			delete(opts, "ref")
+		}
+		for _, name := range []string{"kind", "next"} {
+			if _, ok := opts[name]; ok {
+				return nil, invalid(f+"."+name, "is a field of the step (Step.Kind, Step.Next), not an option")
+			}
+		}
 		if !utf8.ValidString(st.Ref) {
 			return nil, invalid(f+".ref", "not valid UTF-8")
 		}
 		if utf8.RuneCountInString(st.Ref) > maxRefLen {
 			return nil, invalid(f+".ref", "longer than %d characters", maxRefLen)
-		}
-		opts := maps.Clone(st.Options)
-		if _, ok := opts[""]; ok {
-			return nil, invalid(f, "an option has an empty name")
 		}
 		for _, name := range stepOnlyFields {
 			if _, ok := opts[name]; ok {

@@ -972,3 +972,44 @@ func TestWorkflowOnFileStartsAtCreate(t *testing.T) {
 		t.Errorf("keyed workflow's steps: %v, %v; want 3, none twice", page, err)
 	}
 }
+
+// A Step built in Go with its ref among its options has it as its ref; a
+// kind, next steps or a second, different ref among them are refused,
+// naming the step. (Stored as they were, they were read back as the
+// step's own fields: a ref that is not a string lost the step.)
+func TestWorkflowStepFieldsAmongOptions(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	e.Register("ok", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		step  spool.Step
+		field string
+	}{
+		{spool.Step{Kind: "ok", Options: map[string]any{"ref": 5}}, "workflow[1].ref"},
+		{spool.Step{Kind: "ok", Ref: "x", Options: map[string]any{"ref": "y"}}, "workflow[1].ref"},
+		{spool.Step{Kind: "ok", Options: map[string]any{"next": []any{map[string]any{"kind": "ok"}}}}, "workflow[1].next"},
+		{spool.Step{Kind: "ok", Options: map[string]any{"kind": "ok"}}, "workflow[1].kind"},
+	} {
+		_, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID,
+			Workflow: []spool.Step{{Kind: "ok"}, c.step}})
+		var ve *spool.ValidationError
+		if !errors.As(err, &ve) || ve.Field != c.field {
+			t.Errorf("options %v: err = %v, want a ValidationError naming %s", c.step.Options, err, c.field)
+		}
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID,
+		Workflow: []spool.Step{{Kind: "ok"}, {Kind: "ok", Options: map[string]any{"ref": "second"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Wait(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != spool.StatusCompleted || len(done.Results.Passed) != 2 || done.Results.Passed[1]["ref"] != "second" {
+		t.Errorf("workflow %s, passed %v; want both steps, the second with ref \"second\"", done.Status, done.Results.Passed)
+	}
+}
