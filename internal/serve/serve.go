@@ -127,7 +127,15 @@ type EventStream struct {
 	// Frame returns an event's frame ("id: …\ndata: …\n\n"), or nil to
 	// leave the event out.
 	Frame func(*spool.Event) []byte
+	// WriteTimeout bounds each write to the client: a client that stops
+	// reading (its connection alive, its window full) ends the stream then
+	// instead of holding it open for good. Defaults to DefaultStreamWrite.
+	WriteTimeout time.Duration
 }
+
+// DefaultStreamWrite is how long one write of an event stream may wait
+// for the client to read.
+const DefaultStreamWrite = time.Minute
 
 // eventPage is how many stored events a catch-up reads per query.
 const eventPage = 500
@@ -146,20 +154,29 @@ func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStr
 		return false, err
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
+	writeTime := s.WriteTimeout
+	if writeTime <= 0 {
+		writeTime = DefaultStreamWrite
+	}
+	// A stream outlives the server's WriteTimeout: each write gets its own
+	// deadline instead, set before anything reaches the connection (the
+	// buffer below may write through when it fills).
+	arm := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTime)) }
+	arm()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriter(w)
-	flush := func() bool { return bw.Flush() == nil && rc.Flush() == nil }
+	flush := func() bool { arm(); return bw.Flush() == nil && rc.Flush() == nil }
 	_, _ = bw.WriteString(": " + s.Hello + "\nretry: 2000\n\n")
 	if !flush() {
 		return true, nil
 	}
 	write := func(ev *spool.Event) {
 		if b := s.Frame(ev); b != nil {
+			arm()
 			_, _ = bw.Write(b)
 		}
 	}
@@ -176,7 +193,10 @@ func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStr
 			write(ev)
 			last = ev.ID
 		}
-		catchUp = flush() && len(evs) == eventPage
+		if !flush() {
+			return true, nil
+		}
+		catchUp = len(evs) == eventPage
 	}
 	tick := time.NewTicker(s.Heartbeat)
 	defer tick.Stop()
@@ -196,6 +216,7 @@ func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStr
 				return true, nil
 			}
 		case <-tick.C:
+			arm()
 			_, _ = bw.WriteString(": ping\n\n")
 			if !flush() {
 				return true, nil

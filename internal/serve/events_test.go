@@ -1,0 +1,61 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+)
+
+// A client that stops reading, its connection open, ends its stream once
+// a write has waited WriteTimeout, instead of holding the handler for
+// good.
+func TestEventsEndWhenClientStopsReading(t *testing.T) {
+	ctx := context.Background()
+	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "spool.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.Register("x", spool.HandlerFunc(nil))
+	reqs := make([]spool.Request, 1000)
+	for i := range reqs {
+		reqs[i] = spool.Request{Kind: "x"}
+	}
+	for range 20 { // 20,000 events of 1 KiB: more than the sockets hold
+		if _, err := e.CreateMany(ctx, reqs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frame := append(append([]byte("data: "), bytes.Repeat([]byte("x"), 1024)...), "\n\n"...)
+	ended := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := Events(w, r, e, &EventStream{CatchUp: true, Hello: "test", Heartbeat: time.Hour,
+			Frame: func(*spool.Event) []byte { return frame }, WriteTimeout: 200 * time.Millisecond})
+		ended <- err
+	}))
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write([]byte("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing from here on.
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("the stream ended with %v, want nil (the client went away)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream still waits on a client that reads nothing")
+	}
+}
