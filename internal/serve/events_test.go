@@ -59,3 +59,34 @@ func TestEventsEndWhenClientStopsReading(t *testing.T) {
 		t.Fatal("the stream still waits on a client that reads nothing")
 	}
 }
+
+// HEAD answers with the stream's headers and ends, rather than streaming
+// events that no one will read.
+func TestEventsHead(t *testing.T) {
+	ctx := context.Background()
+	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "spool.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	ended := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(ended)
+		Events(w, r, e, &EventStream{Hello: "test", Heartbeat: time.Hour,
+			Frame: func(*spool.Event) []byte { return nil }})
+	}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Head(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD: %s %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("HEAD went on streaming")
+	}
+}

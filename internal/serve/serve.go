@@ -168,6 +168,9 @@ func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStr
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return true, nil // the headers are the answer: no stream to nowhere
+	}
 	bw := bufio.NewWriter(w)
 	flush := func() bool { arm(); return bw.Flush() == nil && rc.Flush() == nil }
 	_, _ = bw.WriteString(": " + s.Hello + "\nretry: 2000\n\n")
