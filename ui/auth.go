@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,10 +77,46 @@ func (h *handler) session(r *http.Request) (session, bool) {
 		return session{}, false
 	}
 	user, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
+	if err != nil || h.revoked.has(c.Value) {
 		return session{}, false
 	}
 	return session{user: string(user), expires: exp, raw: c.Value}, true
+}
+
+// revoked holds the sessions logged out before their expiry, each until
+// it would have expired: clearing the cookie alone left a copy of it
+// (another tab's device, a proxy log) valid for the rest of its TTL.
+type revoked struct {
+	mu       sync.Mutex
+	sessions map[string]int64 // cookie value -> expiry, unix seconds
+}
+
+// maxRevoked bounds the sessions held: beyond it, logging out only
+// clears the cookie, as before. Each needs a login with a valid token.
+const maxRevoked = 100_000
+
+func (rv *revoked) add(raw string, expires int64) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if rv.sessions == nil {
+		rv.sessions = map[string]int64{}
+	}
+	now := time.Now().Unix()
+	for k, exp := range rv.sessions {
+		if now >= exp {
+			delete(rv.sessions, k)
+		}
+	}
+	if len(rv.sessions) < maxRevoked {
+		rv.sessions[raw] = expires
+	}
+}
+
+func (rv *revoked) has(raw string) bool {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	_, ok := rv.sessions[raw]
+	return ok
 }
 
 // csrfToken is the token the forms of s carry: a MAC of the session, so
@@ -137,8 +174,12 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, h.next(next), http.StatusSeeOther)
 }
 
-// logout is POST /logout.
+// logout is POST /logout: the session ends here, not only in this
+// browser.
 func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+	if s, ok := sessionFrom(r.Context()); ok && !h.noAuth {
+		h.revoked.add(s.raw, s.expires)
+	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: h.prefix + "/", MaxAge: -1,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, h.prefix+"/login", http.StatusSeeOther)

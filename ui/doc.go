@@ -26,7 +26,10 @@
 // dashboard then sets an HttpOnly, SameSite=Strict session cookie (Secure
 // on TLS connections) holding the token's name and an expiry, signed with
 // a key made at random for each handler, never the token; a restart of
-// the program logs everyone out. Every page, stream, file and action needs
+// the program logs everyone out. Logging out ends the session on the
+// server too, so that a copy of the cookie no longer logs in (held in
+// memory until the session would have expired). Every page, stream, file
+// and action needs
 // the session. Actions are POST forms, refused unless they carry the
 // session's CSRF token and, for browsers that send Sec-Fetch-Site or
 // Origin, come from the dashboard's own origin (http.CrossOriginProtection).

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool/api"
 	"github.com/spoolrun/spool/ui"
@@ -77,5 +78,53 @@ func TestRefusedCreateKeepsNoUpload(t *testing.T) {
 	}
 	if len(fs) != 0 {
 		t.Errorf("%d files stored after a refused create, want 0: %s", len(fs), fs[0].Filename)
+	}
+}
+
+// Logging out ends the session itself: a copy of the cookie taken before
+// (another device, a log) no longer logs in, while another session of the
+// same user goes on.
+func TestLogoutRevokesSession(t *testing.T) {
+	v := newEnv(t, nil)
+	login := func() string {
+		t.Helper()
+		res, _ := v.post("/ui/login", url.Values{"token": {testToken}})
+		for _, c := range res.Cookies() {
+			if c.Name == "spool_session" {
+				return c.Value
+			}
+		}
+		t.Fatal("login set no session cookie")
+		return ""
+	}
+	get := func(cookie string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", v.srv.URL+"/ui/", nil)
+		req.AddCookie(&http.Cookie{Name: "spool_session", Value: cookie})
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	other := login()
+	time.Sleep(1100 * time.Millisecond) // a second session differs by its expiry
+	copied := login()
+	if copied == other {
+		t.Fatal("two logins made the same session")
+	}
+	if got := get(copied); got != http.StatusOK {
+		t.Fatalf("the session before logout: status %d", got)
+	}
+	_, body := v.get("/ui/")
+	if res, _ := v.post("/ui/logout", url.Values{"csrf": {csrfOf(t, body)}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: status %d", res.StatusCode)
+	}
+	if got := get(copied); got != http.StatusSeeOther {
+		t.Errorf("a copy of the logged-out session: status %d, want a redirect to login", got)
+	}
+	if got := get(other); got != http.StatusOK {
+		t.Errorf("another session of the same user after the logout: status %d, want 200", got)
 	}
 }

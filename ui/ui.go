@@ -74,6 +74,7 @@ type handler struct {
 	static    http.Handler
 	cop       *http.CrossOriginProtection
 	rate      *throughput
+	revoked   revoked // sessions logged out before they expired
 }
 
 // NewHandler returns an http.Handler serving e's dashboard under
