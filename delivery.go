@@ -29,9 +29,6 @@ type Delivery struct {
 	Next    time.Time `json:"next,omitzero"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
-	// row is the task's row that Task was made from, which the record of
-	// this delivery hands on (DeliveryRecord.row).
-	row *Task
 }
 
 // DeliveryState is where a delivery stands.
@@ -84,10 +81,6 @@ type DeliveryRecord struct {
 	// Lease, when set, leases the task's next delivery to Owner for this
 	// long once this one ends: see Store.RecordDelivery.
 	Lease time.Duration
-	// row, when set, is the task's row the delivery was sent with. A store
-	// may make the task's next delivery from it instead of reading the
-	// task again, if it is new enough.
-	row *Task
 }
 
 // WebhookEndpoint is an endpoint that answered 410 Gone and is sent

@@ -198,7 +198,6 @@ func withTasks(ctx context.Context, query func(context.Context, string, ...any) 
 // the row's other fields, the output only on a completion. A nil row (the
 // task is gone) leaves d with a nil Task.
 func (d *Delivery) overlay(row *Task) {
-	d.row = row
 	if row == nil {
 		d.Task = nil
 		return
@@ -314,21 +313,6 @@ func (s *sqliteStore) RecordDelivery(ctx context.Context, r *DeliveryRecord) (*D
 	}
 	// Leased now: an ended context must not lose it (see ClaimDeliveries).
 	rctx := context.WithoutCancel(ctx)
-	if row := r.row; row != nil && row.ID == next.TaskID && row.Status.Terminal() {
-		// The row the recorded delivery was sent with is the task as it
-		// is now, if it is still there: a finished task changes no more,
-		// but may be deleted, and a deleted task is not sent.
-		var one int
-		err := s.queryRow(rctx, `SELECT 1 FROM tasks WHERE id = ?`, row.ID).Scan(&one)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			row = nil
-		case err != nil:
-			return nil, fmt.Errorf("record delivery: %w", err)
-		}
-		next.overlay(row)
-		return next, nil
-	}
 	if err := withTasks(rctx, s.query, []*Delivery{next}); err != nil {
 		return nil, fmt.Errorf("record delivery: %w", err)
 	}

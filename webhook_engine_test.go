@@ -536,9 +536,8 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Deliveries sent after their task has finished carry the task as of each
-// event: the output only on the completion. (The sender reuses the row of
-// a finished task for the task's next deliveries, which must not leak the
-// later fields into the earlier events.)
+// event: the output only on the completion, though the task row they are
+// made from is the finished one.
 func TestWebhookPayloadAfterFinish(t *testing.T) {
 	finished := make(chan struct{})
 	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {

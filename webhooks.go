@@ -394,7 +394,7 @@ func (e *Engine) releaseDeliveries(ctx context.Context, ds []*Delivery) {
 // delivery, leased to this engine, when this one ended and one is waiting.
 func (e *Engine) attemptDelivery(ctx context.Context, d *Delivery, lease time.Duration) *Delivery {
 	cfg := &e.cfg.Webhooks
-	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID, row: d.row}
+	rec := &DeliveryRecord{ID: d.ID, Owner: e.inst.ID}
 	var (
 		res *webhook.Result
 		err error
