@@ -562,22 +562,12 @@ func (w *sqlWriter) recordMerged(ctx context.Context, tx *sqlTx, run []*writeOp)
 		ops[i] = o.record
 		o.record.err, *o.record.next = nil, nil // from an earlier try of the batch
 	}
-	if _, err := tx.exec(ctx, "SAVEPOINT merged"); err != nil {
-		return err
-	}
-	err := shared(func() error { return tx.recordDelivered(ctx, ops) })
-	if txLost(err) {
-		return err
-	}
+	// Three statements: a failure after the first must undo it.
+	failed, err := merged(ctx, tx, true, func() error { return tx.recordDelivered(ctx, ops) })
 	if err != nil {
-		if _, err := tx.exec(ctx, "ROLLBACK TO merged"); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
 		return err
 	}
-	if err != nil {
+	if failed {
 		for _, o := range ops {
 			*o.next = nil
 		}
@@ -600,14 +590,9 @@ func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) 
 		chs[i] = o.change
 		hooks = hooks || o.change.Hook != nil
 	}
-	if hooks {
-		// A hook's failure must undo the shared statement too.
-		if _, err := tx.exec(ctx, "SAVEPOINT merged"); err != nil {
-			return err
-		}
-	}
 	var errs []error
-	err := shared(func() (err error) {
+	// A hook's failure must undo the shared statement too.
+	failed, err := merged(ctx, tx, hooks, func() (err error) {
 		if errs, err = tx.applyMerged(ctx, chs); err != nil {
 			return err
 		}
@@ -620,28 +605,44 @@ func (w *sqlWriter) applyMerged(ctx context.Context, tx *sqlTx, run []*writeOp) 
 		}
 		return nil
 	})
-	switch {
-	case txLost(err):
+	if err != nil {
 		return err
-	case err != nil && hooks:
-		if _, err := tx.exec(ctx, "ROLLBACK TO merged"); err != nil {
-			return err
-		}
-		if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
-			return err
-		}
+	}
+	if failed {
 		return oneByOne(tx, run)
-	case err != nil:
-		return oneByOne(tx, run)
-	case hooks:
-		if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
-			return err
-		}
 	}
 	for i, o := range run {
 		o.err = errs[i]
 	}
 	return nil
+}
+
+// merged runs f, the shared statements of a run of ops, inside a
+// savepoint when undo is set (f may fail after a statement it made), and
+// reports whether it failed for a reason of the ops' own, its work
+// undone: the run is then done one op at a time. err is an error that
+// loses the transaction.
+func merged(ctx context.Context, tx *sqlTx, undo bool, f func() error) (failed bool, err error) {
+	if undo {
+		if _, err := tx.exec(ctx, "SAVEPOINT merged"); err != nil {
+			return false, err
+		}
+	}
+	ferr := shared(f)
+	if txLost(ferr) {
+		return false, ferr
+	}
+	if undo {
+		if ferr != nil {
+			if _, err := tx.exec(ctx, "ROLLBACK TO merged"); err != nil {
+				return false, err
+			}
+		}
+		if _, err := tx.exec(ctx, "RELEASE merged"); err != nil {
+			return false, err
+		}
+	}
+	return ferr != nil, nil
 }
 
 // txLost reports whether err is a SQLite error after which the transaction
