@@ -14,10 +14,10 @@ import (
 // deliveries) with the answers RecordDelivery alone gives: each its
 // attempt, its task's next delivery leased to the owner with the task
 // read, and a record whose delivery the owner does not hold refused.
-// claimedDeliveries stores n tasks with two events each (created,
-// cancelled), makes their deliveries, and claims for "me" the first of
-// each task's, the second waiting behind it.
-func claimedDeliveries(t *testing.T, n int) (*sqliteStore, []*Delivery) {
+// dispatchedDeliveries stores n tasks (task_0, task_1, …) with two events
+// each (created, cancelled) and makes their deliveries: each task's first
+// due, its second waiting behind it.
+func dispatchedDeliveries(t *testing.T, n int) *sqliteStore {
 	t.Helper()
 	ctx := context.Background()
 	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "w.db"), nil)
@@ -43,7 +43,15 @@ func claimedDeliveries(t *testing.T, n int) (*sqliteStore, []*Delivery) {
 	if _, made, err := s.DispatchDeliveries(ctx, &DispatchParams{Cursor: webhookCursor, Now: now}); err != nil || made != 2*n {
 		t.Fatalf("dispatch: %d made, %v", made, err)
 	}
-	claimed, err := s.ClaimDeliveries(ctx, "me", time.Now(), time.Minute, 2*n)
+	return s
+}
+
+// claimedDeliveries is dispatchedDeliveries with each task's first
+// delivery claimed for "me".
+func claimedDeliveries(t *testing.T, n int) (*sqliteStore, []*Delivery) {
+	t.Helper()
+	s := dispatchedDeliveries(t, n)
+	claimed, err := s.ClaimDeliveries(context.Background(), "me", time.Now(), time.Minute, 2*n)
 	if err != nil || len(claimed) != n {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}
@@ -174,27 +182,8 @@ func TestMergedDeliveryRecords(t *testing.T) {
 // ended context).
 func TestClaimDeliveriesAnswersOnceCommitted(t *testing.T) {
 	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "w.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	s := st.(*sqliteStore)
-	if err := s.SetCursor(ctx, webhookCursor, eventID(0, time.Unix(0, 0))); err != nil {
-		t.Fatal(err)
-	}
+	s := dispatchedDeliveries(t, 1)
 	now := time.Now().UTC()
-	task := &Task{ID: "task_0", Kind: "k", Status: StatusPending, Created: now, Updated: now,
-		MaxAttempts: 1, WebhookURL: "http://receiver.test/"}
-	if _, err := s.CreateTasks(ctx, []*Task{task}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Apply(ctx, &Change{ID: task.ID, To: StatusCancelled, NoResult: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, made, err := s.DispatchDeliveries(ctx, &DispatchParams{Cursor: webhookCursor, Now: now}); err != nil || made != 2 {
-		t.Fatalf("dispatch: %d made, %v", made, err)
-	}
 
 	// The writer tells its observer of each commit: it ends the caller's
 	// context, as an engine's Close may meanwhile.
@@ -209,7 +198,7 @@ func TestClaimDeliveriesAnswersOnceCommitted(t *testing.T) {
 	if cctx.Err() == nil {
 		t.Fatal("the claim's commit was not observed")
 	}
-	if err != nil || len(claimed) != 1 || claimed[0].Task == nil || claimed[0].Task.ID != task.ID {
+	if err != nil || len(claimed) != 1 || claimed[0].Task == nil || claimed[0].Task.ID != "task_0" {
 		t.Fatalf("claim committed, then the context ended: %d deliveries, %v; want the one leased, with its task", len(claimed), err)
 	}
 	cctx = endsOnCommit()
