@@ -122,50 +122,85 @@ func TestWebhookDispatchWaitsForBusySender(t *testing.T) {
 	}
 }
 
+// heldReceiver holds every request until released, counting those in
+// flight, the most at once, and those answered.
+type heldReceiver struct {
+	mu                       sync.Mutex
+	inFlight, most, received int
+	hold                     chan struct{}
+	once                     sync.Once
+}
+
+func (h *heldReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	h.inFlight++
+	h.most = max(h.most, h.inFlight)
+	h.mu.Unlock()
+	select {
+	case <-h.hold:
+	case <-r.Context().Done():
+	}
+	h.mu.Lock()
+	h.inFlight--
+	h.received++
+	h.mu.Unlock()
+}
+
+func (h *heldReceiver) release() { h.once.Do(func() { close(h.hold) }) }
+
+// counts returns the requests in flight, the most at once, and those
+// answered.
+func (h *heldReceiver) counts() (inFlight, most, received int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.inFlight, h.most, h.received
+}
+
+// yieldEngine opens an engine with one worker and 8 webhook attempts at
+// once, a held receiver, and a gate that the "x" and "long" handlers
+// wait on. Both are let go before the engine closes.
+func yieldEngine(t *testing.T, cfg Config) (e *Engine, rc *heldReceiver, url string, working chan struct{}) {
+	t.Helper()
+	rc = &heldReceiver{hold: make(chan struct{})}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	cfg.Path, cfg.AllowPrivateNetworks = filepath.Join(t.TempDir(), "spool.db"), true
+	cfg.Concurrency, cfg.PollInterval = 1, 20*time.Millisecond
+	cfg.Webhooks = WebhookConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Concurrency: 8,
+		Timeout: time.Minute}
+	e, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	working = make(chan struct{})
+	t.Cleanup(func() { // before Close: nothing holds it up
+		rc.release()
+		select {
+		case <-working: // the test closed it
+		default:
+			close(working)
+		}
+	})
+	return e, rc, srv.URL, working
+}
+
+// waitUntil polls ok until it holds, or fails the test after 30 s.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // While tasks wait for the engine's workers, the sender makes a quarter
 // of Webhooks.Concurrency attempts at once; once the queue drains, all of
 // them.
 func TestWebhookYieldsToTasks(t *testing.T) {
-	hold := make(chan struct{})
-	var (
-		mu             sync.Mutex
-		inFlight, most int
-		received       int
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inFlight++
-		most = max(most, inFlight)
-		mu.Unlock()
-		select {
-		case <-hold:
-		case <-r.Context().Done():
-		}
-		mu.Lock()
-		inFlight--
-		received++
-		mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
 	ctx := context.Background()
-	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), AllowPrivateNetworks: true,
-		Concurrency: 1, PollInterval: 20 * time.Millisecond,
-		Webhooks: WebhookConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Concurrency: 8,
-			Timeout: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(ctx) })
-	working := make(chan struct{})
-	t.Cleanup(func() { // before Close: nothing holds it up
-		for _, c := range []chan struct{}{hold, working} {
-			select {
-			case <-c:
-			default:
-				close(c)
-			}
-		}
-	})
+	e, rc, url, working := yieldEngine(t, Config{})
 	e.Register("x", HandlerFunc(func(ctx context.Context, _ *Job) error {
 		select {
 		case <-working:
@@ -175,80 +210,37 @@ func TestWebhookYieldsToTasks(t *testing.T) {
 	}))
 	const n = 20
 	for range n {
-		if _, err := e.Create(ctx, Request{Kind: "x", WebhookURL: srv.URL}); err != nil {
+		if _, err := e.Create(ctx, Request{Kind: "x", WebhookURL: url}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
-	locked := func(f func() bool) func() bool {
-		return func() bool { mu.Lock(); defer mu.Unlock(); return f() }
-	}
 
 	// The one worker is taken and 19 tasks wait: 2 attempts at once.
-	waitFor("two attempts at once", locked(func() bool { return inFlight >= 2 }))
+	waitUntil(t, "two attempts at once", func() bool { in, _, _ := rc.counts(); return in >= 2 })
 	time.Sleep(10 * e.cfg.PollInterval) // time for the sender to start more, if it would
-	mu.Lock()
-	if most != 2 {
+	if _, most, _ := rc.counts(); most != 2 {
 		t.Errorf("while tasks waited, %d attempts were made at once; want 2 (a quarter of 8)", most)
 	}
-	mu.Unlock()
 
 	// The queue drains: all 8.
 	close(working)
-	waitFor("every task to finish", func() bool {
+	waitUntil(t, "every task to finish", func() bool {
 		page, err := e.List(ctx, &ListParams{Status: StatusCompleted, Limit: n})
 		return err == nil && len(page.Tasks) == n
 	})
-	waitFor("eight attempts at once", locked(func() bool { return inFlight == 8 }))
-	close(hold)
-	waitFor("every delivery", locked(func() bool { return received == 3*n }))
+	waitUntil(t, "eight attempts at once", func() bool { in, _, _ := rc.counts(); return in == 8 })
+	rc.release()
+	waitUntil(t, "every delivery", func() bool { _, _, got := rc.counts(); return got == 3*n })
 }
 
 // Every worker taken with no task waiting is not a reason to yield: a
 // long task on the one worker leaves the sender all its attempts.
 func TestWebhookDoesNotYieldToNothing(t *testing.T) {
-	hold := make(chan struct{})
-	var (
-		mu       sync.Mutex
-		inFlight int
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inFlight++
-		mu.Unlock()
-		select {
-		case <-hold:
-		case <-r.Context().Done():
-		}
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
 	ctx := context.Background()
-	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), AllowPrivateNetworks: true,
-		Concurrency: 1, PollInterval: 20 * time.Millisecond, AcceptUnavailableKinds: true,
-		Webhooks: WebhookConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Concurrency: 8,
-			Timeout: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(ctx) })
-	working := make(chan struct{})
-	t.Cleanup(func() { // before Close: nothing holds it up
-		close(hold)
-		close(working)
-	})
+	e, rc, url, working := yieldEngine(t, Config{AcceptUnavailableKinds: true})
 	started := make(chan struct{})
 	e.Register("long", HandlerFunc(func(ctx context.Context, _ *Job) error {
 		close(started)
@@ -266,21 +258,18 @@ func TestWebhookDoesNotYieldToNothing(t *testing.T) {
 	}
 	<-started
 	// Tasks of a kind this engine does not run (no video handler here):
-	// their events need sending,
-	// and none waits for this engine's worker.
+	// their events need sending, and none waits for this engine's worker.
 	in, err := e.CreateFile(ctx, strings.NewReader("not really a video"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {
-		if _, err := e.Create(ctx, Request{Kind: "video", FileID: in.ID, WebhookURL: srv.URL}); err != nil {
+		if _, err := e.Create(ctx, Request{Kind: "video", FileID: in.ID, WebhookURL: url}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		mu.Lock()
-		n := inFlight
-		mu.Unlock()
+		n, _, _ := rc.counts()
 		if n == 8 {
 			break
 		}
