@@ -543,8 +543,8 @@ func TestWebhookPayloadAfterFinish(t *testing.T) {
 	rc := &receiver{answer: func(n int, w http.ResponseWriter, r *http.Request) int {
 		if n == 0 {
 			// The first try waits until the task is done and fails: the
-			// next is claimed with the finished task's row, which then
-			// serves the later deliveries.
+			// next is claimed, and its task read, when the task has
+			// finished.
 			<-finished
 			return http.StatusInternalServerError
 		}
@@ -585,10 +585,9 @@ func TestWebhookPayloadAfterFinish(t *testing.T) {
 }
 
 // A task deleted before its webhook is sent is not sent, also when an
-// earlier delivery was claimed after the task had finished: that row,
-// which serves the task's next deliveries, is no proof the task is still
-// there (found in review: the next deliveries went out with the deleted
-// task).
+// earlier delivery was claimed after the task had finished (found in
+// review, when that finished row served the task's next deliveries: they
+// went out with the deleted task).
 func TestWebhookNotSentAfterDelete(t *testing.T) {
 	var (
 		mu       sync.Mutex
