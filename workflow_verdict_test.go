@@ -16,11 +16,7 @@ import (
 // ended: the same status, error, progress, results and summaries.
 func TestWorkflowVerdictFromLightReads(t *testing.T) {
 	ctx := context.Background()
-	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(ctx) })
+	e, in := verdictEngine(t)
 	release := make(chan struct{})
 	released := false
 	t.Cleanup(func() { // before Close, which waits for the slow step
@@ -39,10 +35,6 @@ func TestWorkflowVerdictFromLightReads(t *testing.T) {
 		}
 		return nil
 	}))
-	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tree []Step
 	if err := json.Unmarshal([]byte(`[
 		{"kind": "ok", "ref": "a", "next": [{"kind": "ok", "ref": "b"}]},
@@ -149,17 +141,9 @@ func jsonOf(t *testing.T, v any) string {
 // whole reads.
 func TestWorkflowVerdictOptionsLikeFields(t *testing.T) {
 	ctx := context.Background()
-	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(ctx) })
+	e, in := verdictEngine(t)
 	e.Register("ok", HandlerFunc(func(context.Context, *Job) error { return nil }))
 	e.Register("bad", HandlerFunc(func(context.Context, *Job) error { return Permanent(errors.New("boom")) }))
-	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tree []Step
 	if err := json.Unmarshal([]byte(`[
 		{"kind": "bad", "Ref": "opt", "Next": [{"kind": "ok"}]},
@@ -243,16 +227,8 @@ func stripOptions(steps []Step) []Step {
 // options may be: whole reads decode them in Go.
 func TestWorkflowVerdictDeepOptions(t *testing.T) {
 	ctx := context.Background()
-	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(ctx) })
+	e, in := verdictEngine(t)
 	e.Register("ok", HandlerFunc(func(context.Context, *Job) error { return nil }))
-	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var deep any = []any{}
 	for range maxOptionDepth - 1 {
 		deep = []any{deep}
@@ -275,4 +251,21 @@ func TestWorkflowVerdictDeepOptions(t *testing.T) {
 	if len(stored.Workflow) != 1 || stored.Workflow[0].Ref != "r" {
 		t.Errorf("recorded summaries %+v, want one with ref r", stored.Workflow)
 	}
+}
+
+// verdictEngine opens an engine, closed when the test ends, with a stored
+// input file for workflows.
+func verdictEngine(t *testing.T) (*Engine, *File) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "spool.db"), PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	in, err := e.CreateFile(ctx, strings.NewReader("input"), &FileParams{Filename: "in.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, in
 }
