@@ -167,9 +167,9 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 			st.Ref = ref
 			delete(opts, "ref")
 		}
-		for _, name := range []string{"kind", "next"} {
+		for name, field := range map[string]string{"kind": "Kind", "next": "Next"} {
 			if _, ok := opts[name]; ok {
-				return nil, invalid(f+"."+name, "is a field of the step (Step.Kind, Step.Next), not an option")
+				return nil, invalid(f+"."+name, "is a field of the step (Step.%s), not an option", field)
 			}
 		}
 		if !utf8.ValidString(st.Ref) {
