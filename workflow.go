@@ -167,9 +167,10 @@ func (e *Engine) validateSteps(field string, steps []Step, depth int, pred strin
 			st.Ref = ref
 			delete(opts, "ref")
 		}
-		for name, field := range map[string]string{"kind": "Kind", "next": "Next"} {
+		for _, name := range []string{"kind", "next"} {
 			if _, ok := opts[name]; ok {
-				return nil, invalid(f+"."+name, "is a field of the step (Step.%s), not an option", field)
+				return nil, invalid(f+"."+name, "is a field of the step (Step.%s), not an option",
+					strings.ToUpper(name[:1])+name[1:])
 			}
 		}
 		if !utf8.ValidString(st.Ref) {
