@@ -34,6 +34,7 @@ type options struct {
 	Payload     int    // bytes of options each task carries
 	MediaReps   int    // runs of each side in the video workloads
 	HookConc    int    // Webhooks.Concurrency for the webhooks workload; 0 is the default
+	Input       bool   // drained tasks carry an input file, as media tasks do
 }
 
 // result is what a workload child reports to the parent.
@@ -87,6 +88,7 @@ func main() {
 	flag.StringVar(&child, "child", "", "run one workload and print its result as JSON (internal)")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload to this file prefix")
 	flag.IntVar(&o.Payload, "payload", 0, "bytes of options each task carries (a media task's row is often 0.5-2 KB)")
+	flag.BoolVar(&o.Input, "input", false, "give the drained tasks an input file (one stored file for all), as media tasks have")
 	flag.IntVar(&o.MediaReps, "media-reps", 5, "runs of each side in the video workload (video-hd: a third)")
 	flag.Parse()
 

@@ -20,11 +20,11 @@ var ctx = context.Background()
 
 func noop(context.Context, *spool.Job) error { return nil }
 
-// open opens a client engine on a fresh file database.
 // noopRequest is the request of every task the workloads create
 // (-payload adds options to it).
 var noopRequest = spool.Request{Kind: "noop"}
 
+// open opens a client engine on a fresh file database.
 func open(o options, name string, cfg spool.Config) (*spool.Engine, error) {
 	path := filepath.Join(o.Dir, name+".db")
 	store, err := spool.OpenSQLite(ctx, path, &spool.SQLiteOptions{Synchronous: o.Sync})
@@ -126,9 +126,14 @@ func runCreateMany(o options) (*result, error) {
 }
 
 func createMany(e *spool.Engine, n int) error {
+	return createManyOf(e, n, noopRequest)
+}
+
+// createManyOf creates n tasks of req with CreateMany, 1,000 at a time.
+func createManyOf(e *spool.Engine, n int, req spool.Request) error {
 	reqs := make([]spool.Request, 1000)
 	for i := range reqs {
-		reqs[i] = noopRequest
+		reqs[i] = req
 	}
 	for done := 0; done < n; done += len(reqs) {
 		if _, err := e.CreateMany(ctx, reqs[:min(len(reqs), n-done)]); err != nil {
@@ -147,8 +152,9 @@ func runDrain(o options) (*result, error) {
 }
 
 // drainCounted creates n no-op tasks in the database name (a file in
-// o.Dir, or a path), then starts the engine, with an optional event reader,
-// and returns tasks/s from Start to the last committed completion.
+// o.Dir, or a path), each on one stored input file with o.Input, then
+// starts the engine, with an optional event reader, and returns tasks/s
+// from Start to the last committed completion.
 func drainCounted(o options, name string, n int, cfg spool.Config, reader func(e *spool.Engine, stop <-chan struct{}) func()) (float64, error) {
 	path := name
 	if !filepath.IsAbs(path) {
@@ -388,11 +394,20 @@ func runScale(o options) (*result, error) {
 }
 
 // runWorkflow drains workflows of 10 parallel no-op steps against a drain
-// of as many plain no-op tasks as there are steps in all.
+// of as many plain no-op tasks as there are steps in all, and against one
+// of plain tasks that carry an input file, as every step does (its
+// workflow's).
 func runWorkflow(o options) (*result, error) {
 	const steps = 10
 	n := o.N / steps * steps
+	o.Input = false
 	base, err := drainCounted(o, "plain", n, spool.Config{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	withInput := o
+	withInput.Input = true
+	baseInput, err := drainCounted(withInput, "plain-input", n, spool.Config{}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +481,7 @@ func runWorkflow(o options) (*result, error) {
 	}
 	rate := float64(n) / el.Seconds()
 	total := float64(n) / (el + wfCreate).Seconds()
-	return &result{N: n, Figures: map[string]float64{"tasks/s": rate, "ratio": rate / base},
-		Note: fmt.Sprintf("%.0f workflows of %d steps/s; steps/s against plain tasks/s (%.0f); created and run: %.0f steps/s, %.0f%% of plain tasks created and run (%.0f/s)",
-			float64(n/steps)/el.Seconds(), steps, base, total, 100*total/plainTotal, plainTotal)}, nil
+	return &result{N: n, Figures: map[string]float64{"tasks/s": rate, "ratio": rate / base, "of/input": rate / baseInput},
+		Note: fmt.Sprintf("%.0f workflows of %d steps/s; steps/s against plain tasks/s (%.0f), of/input against plain tasks with an input file (%.0f/s); created and run: %.0f steps/s, %.0f%% of plain tasks created and run (%.0f/s)",
+			float64(n/steps)/el.Seconds(), steps, base, baseInput, total, 100*total/plainTotal, plainTotal)}, nil
 }
