@@ -154,12 +154,28 @@ type TaskSummary struct {
 // Passed ({id, kind, ref, step, output}), those that ended otherwise in
 // Failed ({id, kind, ref, step, status, error}), and the steps that never
 // started in Skipped ({step, kind, ref, reason}); Continue is true when
-// no step failed.
+// no step failed. In JSON, a nil Skipped is left out (a conditions task
+// skips nothing) and an empty one is [] (a workflow whose steps all
+// started), so that a workflow's results always have the key.
 type Results struct {
 	Passed   []map[string]any `json:"passed"`
 	Failed   []map[string]any `json:"failed"`
 	Skipped  []map[string]any `json:"skipped,omitempty"`
 	Continue bool             `json:"continue"`
+}
+
+// MarshalJSON writes Skipped when it is not nil, even empty.
+func (r Results) MarshalJSON() ([]byte, error) {
+	out := struct {
+		Passed   []map[string]any  `json:"passed"`
+		Failed   []map[string]any  `json:"failed"`
+		Skipped  *[]map[string]any `json:"skipped,omitempty"`
+		Continue bool              `json:"continue"`
+	}{Passed: r.Passed, Failed: r.Failed, Continue: r.Continue}
+	if r.Skipped != nil {
+		out.Skipped = &r.Skipped
+	}
+	return json.Marshal(out)
 }
 
 // taskJSON is the wire shape. Empty strings become null, as in the hosted API.

@@ -1013,3 +1013,53 @@ func TestWorkflowStepFieldsAmongOptions(t *testing.T) {
 		t.Errorf("workflow %s, passed %v; want both steps, the second with ref \"second\"", done.Status, done.Results.Passed)
 	}
 }
+
+// TestWorkflowResultsAlwaysListSkipped: a workflow's results have the
+// skipped key even when nothing was skipped (a client reads
+// results.skipped.length), stored and read back; a conditions task's
+// results, which skip nothing, leave it out.
+func TestWorkflowResultsAlwaysListSkipped(t *testing.T) {
+	ctx := ctxT(t)
+	e, in := openWorkflowEngine(t, spool.Config{})
+	e.Register("a", produce(&recorder{}, "", "", nil))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.Create(ctx, spool.Request{Kind: "workflow", FileID: in.ID, Workflow: parseSteps(t, `[
+		{"kind": "a"},
+		{"kind": "conditions", "conditions": [{"prop": "duration", "operator": "gt", "value": "60"}]}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Wait(ctx, wf.ID); err != nil {
+		t.Fatal(err)
+	}
+	results := func(id string) map[string]json.RawMessage {
+		t.Helper()
+		task, err := e.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Results map[string]json.RawMessage }
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Results
+	}
+	got := results(wf.ID)
+	if string(got["skipped"]) != "[]" || string(got["failed"]) != "[]" {
+		t.Errorf("workflow results: skipped %s, failed %s; want both []", got["skipped"], got["failed"])
+	}
+	page, err := e.List(ctx, &spool.ListParams{ParentID: wf.ID, Kind: spool.KindConditions})
+	if err != nil || len(page.Tasks) != 1 {
+		t.Fatalf("conditions step: %v %v", page, err)
+	}
+	cond := results(page.Tasks[0].ID)
+	if _, ok := cond["skipped"]; ok || string(cond["continue"]) != "true" {
+		t.Errorf("conditions results: skipped %s, continue %s; want no skipped key, continue true", cond["skipped"], cond["continue"])
+	}
+}
