@@ -110,11 +110,10 @@ func checkConditionProps(v any, chain []string) error {
 		if slices.Contains(fileProps, c.Prop) {
 			continue
 		}
-		head, rest, dotted := strings.Cut(c.Prop, ".")
-		switch {
-		case dotted && head == "metadata" && rest != "":
+		if key, ok := strings.CutPrefix(c.Prop, "metadata."); ok && key != "" {
 			continue
-		case dotted && rest != "" && slices.Contains(chain, head):
+		}
+		if _, _, ok := splitStepProp(c.Prop, func(name string) bool { return slices.Contains(chain, name) }); ok {
 			continue
 		}
 		where := "no earlier step in this chain has that ref or kind"
@@ -125,6 +124,20 @@ func checkConditionProps(v any, chain []string) error {
 			"or <ref>.<field> of an earlier step in the chain (%s)", c.Prop, strings.Join(fileProps, ", "), where)
 	}
 	return nil
+}
+
+// splitStepProp splits a prop <name>.<field> at the longest name for which
+// known reports an earlier step (by ref or kind), so that a ref or kind
+// with dots in it ("mod.v2") can be named: "mod.v2.detected" is field
+// detected of the step mod.v2, even when a step mod comes before it too.
+// Validation and evaluation both split here, so they agree.
+func splitStepProp(prop string, known func(name string) bool) (name, field string, ok bool) {
+	for i := strings.LastIndexByte(prop, '.'); i > 0; i = strings.LastIndexByte(prop[:i], '.') {
+		if i+1 < len(prop) && known(prop[:i]) {
+			return prop[:i], prop[i+1:], true
+		}
+	}
+	return "", "", false
 }
 
 // existsWant reads exists' value: true when absent, else a boolean or
@@ -251,18 +264,31 @@ func (c condition) holds(actual any, found bool) bool {
 }
 
 // lookupPath finds a dotted path in JSON data (objects decoded as
-// map[string]any). A null counts as absent.
+// map[string]any). Keys may hold dots themselves (metadata such as
+// com.apple.quicktime.make): at each level, the longest key the path
+// starts with is taken. A null counts as absent.
 func lookupPath(v any, path string) (any, bool) {
-	for part := range strings.SplitSeq(path, ".") {
+	for {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, false
 		}
-		if v, ok = m[part]; !ok {
-			return nil, false
+		key := path
+		for {
+			if v, ok = m[key]; ok {
+				break
+			}
+			i := strings.LastIndexByte(key, '.')
+			if i < 0 {
+				return nil, false
+			}
+			key = key[:i]
 		}
+		if len(key) == len(path) {
+			return v, v != nil
+		}
+		path = path[len(key)+1:]
 	}
-	return v, v != nil
 }
 
 // asData decodes JSON text, or the JSON form of a value, into plain data
@@ -301,13 +327,13 @@ func (conditionsHandler) Handle(ctx context.Context, job *Job) error {
 	}
 	list, _ := job.Task.Options["conditions"].([]any)
 	res := &Results{Passed: []map[string]any{}, Failed: []map[string]any{}, Continue: true}
-	steps := map[string]*Task{} // earlier steps by name, each read once
+	up := &earlier{}
 	for i, v := range list {
 		c, err := parseCondition(i, v)
 		if err != nil {
 			return Permanent(fmt.Errorf("conditions%s: %s", err.(*ValidationError).Field, err.(*ValidationError).Reason))
 		}
-		actual, found, err := conditionValue(ctx, job, file, c.Prop, steps)
+		actual, found, err := conditionValue(ctx, job, file, c.Prop, up)
 		if err != nil {
 			return err
 		}
@@ -326,10 +352,17 @@ func (conditionsHandler) Handle(ctx context.Context, job *Job) error {
 	return nil
 }
 
+// earlier holds the steps before a conditions step in its chain, nearest
+// first, read once when a prop first names one.
+type earlier struct {
+	chain  []*Task
+	loaded bool
+}
+
 // conditionValue finds what prop names: a property of the input file, or
-// <ref>.<field> of an earlier step's output (or results). steps caches
-// the earlier steps read by name (nil for one that none matches).
-func conditionValue(ctx context.Context, job *Job, file any, prop string, steps map[string]*Task) (any, bool, error) {
+// <ref>.<field> of an earlier step's output (or results), the ref or kind
+// being the longest that prop starts with (see splitStepProp).
+func conditionValue(ctx context.Context, job *Job, file any, prop string, up *earlier) (any, bool, error) {
 	if slices.Contains(fileProps, prop) || strings.HasPrefix(prop, "metadata.") {
 		v, ok := lookupPath(file, prop)
 		if !ok && file != nil {
@@ -346,26 +379,25 @@ func conditionValue(ctx context.Context, job *Job, file any, prop string, steps 
 		}
 		return v, ok, nil
 	}
-	head, rest, _ := strings.Cut(prop, ".")
-	step, ok := steps[head]
-	if !ok {
-		var err error
-		step, err = job.Upstream(ctx, head)
+	if !up.loaded {
+		chain, err := job.upstreamChain(ctx)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, false, err
+			return nil, false, fmt.Errorf("spool: conditions: read the earlier steps: %w", err)
 		}
-		steps[head] = step // nil when none matches
+		up.chain, up.loaded = chain, true
 	}
-	if step == nil {
+	name, field, ok := splitStepProp(prop, func(name string) bool { return upstreamNamed(up.chain, name) != nil })
+	if !ok {
 		return nil, false, nil
 	}
+	step := upstreamNamed(up.chain, name)
 	if len(step.Output) > 0 {
-		if v, ok := lookupPath(asData(step.Output), rest); ok {
+		if v, ok := lookupPath(asData(step.Output), field); ok {
 			return v, true, nil
 		}
 	}
 	if step.Results != nil {
-		if v, ok := lookupPath(asData(step.Results), rest); ok {
+		if v, ok := lookupPath(asData(step.Results), field); ok {
 			return v, true, nil
 		}
 	}

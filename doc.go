@@ -66,11 +66,16 @@
 //
 // A conditions step tests {prop, operator, value} conditions against its
 // input file (kind, width, duration, metadata.<key>, …) and the outputs of
-// earlier steps (<ref>.<field>), and starts its next steps only if every
-// one holds; values compare as numbers when both sides are numbers. The
-// workflow is waiting while its steps run, ready once one has completed,
-// and then completed, or failed or error when a step did, with Results
-// listing the steps that passed, failed and never started. Cancelling it
-// cancels its steps. A step's next steps are created in the transaction
-// that records its completion, so a crash loses none and runs none twice.
+// earlier steps (<ref>.<field>, by ref or kind), and starts its next steps
+// only if every one holds; values compare as numbers when both sides are
+// numbers. Keys, refs and kinds may contain dots:
+// metadata.com.apple.quicktime.make is the key com.apple.quicktime.make,
+// and the longest ref or kind of an earlier step that prop starts with is
+// taken, so mod.v2.detected is the field detected of the step whose ref is
+// mod.v2. The workflow is waiting while its steps run, ready once one has
+// completed, and then completed, or failed or error when a step did, with
+// Results listing the steps that passed, failed and never started.
+// Cancelling it cancels its steps. A step's next steps are created in the
+// transaction that records its completion, so a crash loses none and runs
+// none twice.
 package spool

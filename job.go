@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -144,4 +145,50 @@ func mustJSON(v any) []byte {
 		panic(err) // only for File values, which always encode
 	}
 	return b
+}
+
+// upstreamChain returns the steps before this one in its chain, nearest
+// first: the step whose next it is, that step's predecessor, and so on up
+// to the top of the workflow.
+func (j *Job) upstreamChain(ctx context.Context) ([]*Task, error) {
+	t := j.Task
+	if t.ParentID == "" || t.Step == "" {
+		return nil, fmt.Errorf("task %s is not a workflow step: %w", t.ID, ErrNotFound)
+	}
+	steps, err := j.e.store.Steps(ctx, t.ParentID)
+	if err != nil {
+		return nil, err
+	}
+	byPath := make(map[string]*Task, len(steps))
+	for _, s := range steps {
+		byPath[s.Step] = s
+	}
+	var chain []*Task
+	for path := t.Step; ; {
+		i := strings.LastIndex(path, ".next[")
+		if i < 0 {
+			return chain, nil
+		}
+		path = path[:i]
+		if s := byPath[path]; s != nil {
+			chain = append(chain, s)
+		}
+	}
+}
+
+// upstreamNamed is Upstream's choice in chain: the nearest step whose ref
+// is name or, if none has that ref, the nearest whose kind is name; nil if
+// none.
+func upstreamNamed(chain []*Task, name string) *Task {
+	for _, s := range chain {
+		if s.ref() == name {
+			return s
+		}
+	}
+	for _, s := range chain {
+		if s.Kind == name {
+			return s
+		}
+	}
+	return nil
 }

@@ -83,7 +83,7 @@ func (j *Job) fetch(ctx context.Context, raw string) (*File, error) {
 	)
 	if u.Scheme == "file" {
 		if !j.e.cfg.AllowLocalFiles {
-			return nil, Permanent(errors.New("input url: file URLs are not allowed (Config.AllowLocalFiles)"))
+			return nil, Permanent(errors.New("input url: file URLs are not allowed (" + localFilesHint + ")"))
 		}
 		lf, err := os.Open(u.Path)
 		if err != nil {

@@ -78,6 +78,12 @@ func unavailable(ctx context.Context, kind string, h Handler) string {
 	return ""
 }
 
+// unavailableHint ends the reason a kind or task is refused with. Users of
+// spool serve and its API cannot set a Config field; serve has no flag for
+// it because its engine registers every built-in kind, and would claim and
+// fail the tasks it cannot run rather than leave them to another process.
+const unavailableHint = " (Config.AcceptUnavailableKinds, in Go, queues it for another process; spool serve has no such flag)"
+
 // checkAvailable refuses, on a started engine, a kind it cannot run, unless
 // Config.AcceptUnavailableKinds. The reasons are worked out once, at Start.
 // It returns the kind's TaskChecker when its tasks are to be checked too
@@ -89,8 +95,8 @@ func (e *Engine) checkAvailable(kind string) (TaskChecker, error) {
 		return nil, nil
 	}
 	if reason, ok := e.unavailable[kind]; ok {
-		return nil, &ValidationError{Field: "kind", Reason: "kind " + kind + " cannot run here: " + reason +
-			" (Config.AcceptUnavailableKinds queues it for another process)", Err: ErrKindUnavailable}
+		return nil, &ValidationError{Field: "kind", Reason: "kind " + kind + " cannot run here: " + reason + unavailableHint,
+			Err: ErrKindUnavailable}
 	}
 	c, _ := e.handlers[kind].(TaskChecker)
 	return c, nil
@@ -107,7 +113,7 @@ func (e *Engine) checkTask(ctx context.Context, c TaskChecker, t *Task) error {
 	if v, ok := errors.AsType[*ValidationError](err); ok {
 		ve.Field, ve.Reason = v.Field, v.Reason
 	}
-	ve.Reason += " (Config.AcceptUnavailableKinds queues it for another process)"
+	ve.Reason += unavailableHint
 	ve.Err = ErrKindUnavailable
 	return ve
 }

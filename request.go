@@ -198,6 +198,10 @@ func asValidation(field string, err error) error {
 	return invalid(field, "%v", err)
 }
 
+// localFilesHint says, where a file URL is refused, what allows it: a Go
+// Config field, which users of spool serve and its API cannot set.
+const localFilesHint = "Config.AllowLocalFiles, in Go; spool serve has no such flag: upload the file (POST /files) and give its file_id"
+
 // urlPolicy says which URLs a request may name.
 type urlPolicy struct {
 	allowFiles   bool // file:// inputs
@@ -219,8 +223,11 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	switch u.Scheme {
 	case "http", "https":
 	case "file":
-		if !files || !p.allowFiles {
-			return invalid(field, "file URLs are not allowed (Config.AllowLocalFiles)")
+		if !files {
+			return invalid(field, "file URLs are not allowed here: use http or https")
+		}
+		if !p.allowFiles {
+			return invalid(field, "file URLs are not allowed (%s)", localFilesHint)
 		}
 		if u.Path == "" || u.Host != "" && u.Host != "localhost" {
 			return invalid(field, "must be file:///absolute/path")
@@ -243,12 +250,12 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	}
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return invalid(field, "%s is a local address (allowed by Config.AllowPrivateNetworks, spool serve --allow-private-networks)", host)
+		return invalid(field, "%s is a local address (allowed by Config.AllowPrivateNetworks, or spool serve and spool run --allow-private-networks)", host)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		var ae *safehttp.AddressError
 		if err := safehttp.CheckAddr(ip, safehttp.Config{Allow: p.allow}); errors.As(err, &ae) {
-			return invalid(field, "%s is not a public address (%s); Config.AllowPrivateNetworks (spool serve --allow-private-networks) allows it", host, ae.Reason)
+			return invalid(field, "%s is not a public address (%s); Config.AllowPrivateNetworks (or spool serve and spool run --allow-private-networks) allows it", host, ae.Reason)
 		}
 	}
 	return nil

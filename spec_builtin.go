@@ -128,6 +128,9 @@ func BuiltinSpec(kind string) (*KindSpec, bool) {
 				Description: "Conditions that must all hold, each {prop, operator, value}. " +
 					"prop is a property of the input file (" + strings.Join(fileProps, ", ") + ", metadata.<key>) " +
 					"or <ref>.<field> of an earlier step's output in the same chain (by ref or kind). " +
+					"Keys, refs and kinds may contain dots: metadata.com.apple.quicktime.make is the key com.apple.quicktime.make, " +
+					"and the longest ref or kind of an earlier step that prop starts with is taken, so mod.v2.detected is " +
+					"the field detected of the step whose ref is mod.v2. " +
 					"operator is one of " + strings.Join(conditionOperators, ", ") + " and defaults to eq. " +
 					"value is a string, compared as a number when both sides are numbers; a list or a comma-separated string for in; " +
 					"true (the default) or false, as a boolean or a string, for exists. A prop that is absent fails every operator but exists."},

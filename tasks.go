@@ -58,7 +58,8 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 		tasks[i] = t
 		if t.WebhookURL != "" && e.hooks == nil {
 			e.noWebhooks.Do(func() {
-				e.log.Warn("spool: tasks carry a webhook_url, but this engine sends no webhooks: set Config.Webhooks.Secrets",
+				e.log.Warn("spool: tasks carry a webhook_url, but this engine sends no webhooks: set Config.Webhooks.Secrets "+
+					"(spool serve --webhook-secret or SPOOL_WEBHOOK_SECRET)",
 					"task", t.ID)
 			})
 		}

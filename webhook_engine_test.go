@@ -529,6 +529,12 @@ func TestWebhookURLWithoutSecretsWarns(t *testing.T) {
 	if n := strings.Count(logs.String(), "sends no webhooks"); n != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
 	}
+	// It names the setting for Go and for spool serve.
+	for _, w := range []string{"Config.Webhooks.Secrets", "spool serve --webhook-secret", "SPOOL_WEBHOOK_SECRET"} {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("warning does not name %s:\n%s", w, logs.String())
+		}
+	}
 }
 
 type writerFunc func([]byte) (int, error)

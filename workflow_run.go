@@ -488,43 +488,19 @@ func (e *Engine) liveSummaries(ctx context.Context, t *Task) {
 // workflow) whose ref is name or, if none has that ref, whose kind is
 // name, with its Output and Results as they are now. A subtitles step
 // reads the transcript of the speech step before it with
-// job.Upstream(ctx, "speech"). It fails with ErrNotFound when no earlier
-// step matches, as it does for a task that is not a workflow step.
+// job.Upstream(ctx, "speech"). A conditions step's <ref>.<field> names
+// the step this returns for the longest ref or kind that fits. It fails
+// with ErrNotFound when no earlier step matches, as it does for a task
+// that is not a workflow step.
 func (j *Job) Upstream(ctx context.Context, name string) (*Task, error) {
-	t := j.Task
-	if t.ParentID == "" || t.Step == "" {
-		return nil, fmt.Errorf("spool: upstream %q: task %s is not a workflow step: %w", name, t.ID, ErrNotFound)
-	}
-	steps, err := j.e.store.Steps(ctx, t.ParentID)
+	chain, err := j.upstreamChain(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("spool: upstream %q: %w", name, err)
 	}
-	byPath := make(map[string]*Task, len(steps))
-	for _, s := range steps {
-		byPath[s.Step] = s
+	if s := upstreamNamed(chain, name); s != nil {
+		return j.e.typed(s), nil
 	}
-	var chain []*Task // nearest first
-	for path := t.Step; ; {
-		i := strings.LastIndex(path, ".next[")
-		if i < 0 {
-			break
-		}
-		path = path[:i]
-		if s := byPath[path]; s != nil {
-			chain = append(chain, s)
-		}
-	}
-	for _, match := range []func(*Task) bool{
-		func(s *Task) bool { return s.ref() == name },
-		func(s *Task) bool { return s.Kind == name },
-	} {
-		for _, s := range chain {
-			if match(s) {
-				return j.e.typed(s), nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("spool: upstream %q: no earlier step of %s has that ref or kind: %w", name, t.Step, ErrNotFound)
+	return nil, fmt.Errorf("spool: upstream %q: no earlier step of %s has that ref or kind: %w", name, j.Task.Step, ErrNotFound)
 }
 
 // WorkflowResults returns the results of the workflow this task is a step

@@ -19,7 +19,7 @@ import (
 
 // errNoChat is the Check of a kind that needs a chat model when none is
 // configured.
-var errNoChat = errors.New("no chat provider configured: set kinds.Config.Chat or OPENAI_API_KEY")
+var errNoChat = errors.New("no chat provider configured: " + providerEnv + "kinds.Config.Chat in Go")
 
 // framesPerTask is how many frames of a video the description, outline
 // and prompt kinds show the model: enough to see what changes, few enough

@@ -277,7 +277,8 @@ func quoteBody(b []byte) string {
 
 // readBody reads the response body up to the size limit.
 func (h *httpHandler) readBody(resp *http.Response) ([]byte, error) {
-	tooLarge := spool.Permanent(fmt.Errorf("read response: body larger than %d bytes (kinds.Config.HTTPMaxBodySize)", h.maxBody))
+	tooLarge := spool.Permanent(fmt.Errorf("read response: body larger than %d bytes "+
+		"(kinds.Config.HTTPMaxBodySize, in Go; spool serve and spool run have no flag for it)", h.maxBody))
 	if resp.ContentLength > h.maxBody {
 		return nil, tooLarge
 	}

@@ -301,8 +301,9 @@ func TestHTTPBodyLimit(t *testing.T) {
 	}
 	for _, path := range []string{"/0123456789a", "/0123456789a?chunked=1"} {
 		task := run(t, e, spool.Request{Kind: "http", URL: srv.URL + path})
-		if task.Status != spool.StatusFailed || !strings.Contains(task.Error, "larger than 10 bytes") {
-			t.Errorf("%s: task is %s with error %q, want failed: larger than 10 bytes", path, task.Status, task.Error)
+		if task.Status != spool.StatusFailed || !strings.Contains(task.Error, "larger than 10 bytes") ||
+			!strings.Contains(task.Error, "kinds.Config.HTTPMaxBodySize") || !strings.Contains(task.Error, "spool serve and spool run have no flag") {
+			t.Errorf("%s: task is %s with error %q, want failed: larger than 10 bytes, naming the Go field and that the CLI has none", path, task.Status, task.Error)
 		}
 	}
 }

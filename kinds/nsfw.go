@@ -33,8 +33,8 @@ func newNSFW(enc *encoders, mod Moderator, chat ChatModel) *nsfwHandler {
 
 // errNoModeration is the Check of nsfw with neither a Moderator nor a chat
 // model.
-var errNoModeration = errors.New("no moderation provider configured: set kinds.Config.Moderation " +
-	"(or kinds.Config.Chat, with a vision model) or OPENAI_API_KEY")
+var errNoModeration = errors.New("no moderation provider configured: " + providerEnv +
+	"kinds.Config.Moderation (or kinds.Config.Chat, with a vision model) in Go")
 
 // Check says why nsfw tasks cannot run here: no provider, or no ffmpeg.
 func (h *nsfwHandler) Check(ctx context.Context) error {

@@ -62,9 +62,15 @@ type providers struct {
 	moderation Moderator
 }
 
+// providerEnv is how the reasons below tell both kinds of users to
+// configure a provider: the environment, which spool serve and spool run
+// read too, and the Go field, which only a program can set.
+const providerEnv = "set OPENAI_API_KEY (or OPENAI_BASE_URL, for a local OpenAI-compatible server) " +
+	"in the environment of spool serve, spool run or your program, or "
+
 // errNoSpeech is why the kinds that need a transcript are unavailable
 // when no speech provider is configured and pocketsphinx is missing.
-var errNoSpeech = errors.New("no speech provider configured: set kinds.Config.Speech or OPENAI_API_KEY, or install pocketsphinx")
+var errNoSpeech = errors.New("no speech provider configured: " + providerEnv + "kinds.Config.Speech in Go; or install pocketsphinx")
 
 // providers resolves the providers: those configured, else the
 // OpenAI-compatible ones when a key or base URL is configured or in the

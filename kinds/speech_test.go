@@ -262,7 +262,8 @@ func TestSpeechUnavailable(t *testing.T) {
 		}
 	}
 	t.Setenv("PATH", dir)
-	const reason = "no speech provider configured: set kinds.Config.Speech or OPENAI_API_KEY, or install pocketsphinx"
+	const reason = "no speech provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL, for a local OpenAI-compatible server) " +
+		"in the environment of spool serve, spool run or your program, or kinds.Config.Speech in Go; or install pocketsphinx"
 	e := newEngine(t, spool.Config{}, &kinds.Config{Getenv: noEnv})
 	for _, info := range e.Kinds(context.Background()) {
 		if info.Kind == "speech" && (info.Available || info.Reason != reason) {
