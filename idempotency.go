@@ -41,15 +41,40 @@ func requestDiff(prev, t *Task) string {
 	if f := jsonDiff("", emptyObject(a), emptyObject(b)); f != "" {
 		return f
 	}
-	if len(prev.Steps) == 0 && len(t.Steps) == 0 {
-		return ""
+	return stepsDiff("workflow", prev.Steps, t.Steps)
+}
+
+// stepsDiff is requestDiff for workflow steps under path: a step's kind,
+// ref and url before its options, so that another kind is named as such
+// rather than by the first option whose default it changes.
+func stepsDiff(path string, prev, steps []Step) string {
+	if len(prev) != len(steps) {
+		return path
 	}
-	a, errA = canonJSON(prev.Steps)
-	b, errB = canonJSON(t.Steps)
-	if errA != nil || errB != nil {
-		return "workflow"
+	for i := range steps {
+		p, s := &prev[i], &steps[i]
+		at := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case p.Kind != s.Kind:
+			return at + ".kind"
+		case p.Ref != s.Ref:
+			return at + ".ref"
+		case p.URL != s.URL:
+			return at + ".url"
+		}
+		a, errA := canonJSON(p.Options)
+		b, errB := canonJSON(s.Options)
+		if errA != nil || errB != nil {
+			return at
+		}
+		if f := jsonDiff(at, emptyObject(a), emptyObject(b)); f != "" {
+			return f
+		}
+		if f := stepsDiff(at+".next", p.Next, s.Next); f != "" {
+			return f
+		}
 	}
-	return jsonDiff("workflow", a, b)
+	return ""
 }
 
 // keyMismatch is the error refusing a request whose idempotency key was
