@@ -29,6 +29,12 @@ var (
 	ErrDuplicateKind = errors.New("spool: kind already registered")
 	// ErrNotStarted is returned by calls that need a running engine.
 	ErrNotStarted = errors.New("spool: engine not started")
+	// ErrIdempotencyMismatch is returned by Create and CreateMany for a
+	// request whose IdempotencyKey was first used for a different request
+	// (another kind, url, file_id, option value, workflow step, webhook_url
+	// or run_at). It comes as a *ValidationError naming the first field that
+	// differs; nothing is stored.
+	ErrIdempotencyMismatch = errors.New("spool: idempotency key used for a different request")
 )
 
 // ValidationError reports a request rejected before anything was stored.

@@ -30,7 +30,10 @@ type Request struct {
 	Options    map[string]any
 
 	// IdempotencyKey makes Create return the task first created with the
-	// same key instead of creating another. Not in the hosted API.
+	// same key instead of creating another, if the request is the same
+	// (after defaults and number forms: a replayed JSON body is); a
+	// different request with a used key is refused with
+	// ErrIdempotencyMismatch. Not in the hosted API.
 	IdempotencyKey string
 	// RunAt holds the task in waiting until then. Not in the hosted API.
 	RunAt time.Time

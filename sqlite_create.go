@@ -74,6 +74,11 @@ func (tx *sqlTx) CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error
 		}
 		prev, err := scanReadable(st.QueryRowContext(ctx, t.IdempotencyKey))
 		if err == nil {
+			// Refused here, in the transaction, so that a batch with such
+			// a request stores none of its tasks.
+			if f := requestDiff(prev, t); f != "" {
+				return nil, &storeMismatch{index: i, err: keyMismatch(t.IdempotencyKey, f)}
+			}
 			out[i] = prev
 			continue
 		}

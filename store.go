@@ -15,9 +15,14 @@ type Tx interface {
 	GetTask(ctx context.Context, id string) (*Task, error)
 	// CreateTasks stores new tasks, each with its task.created event, all or
 	// none. A task whose IdempotencyKey is already stored is not stored
-	// again: the stored task takes its place in the result. A task whose
-	// FileID names no stored file fails them all with ErrNotFound, checked
-	// in the same transaction, so a file deleted meanwhile is never taken.
+	// again: the stored task takes its place in the result. A store may
+	// instead fail them all with an error matching ErrIdempotencyMismatch
+	// if the stored task was made by a different request (the SQLite store
+	// does); the engine refuses such a request either way, but only a
+	// store that checks keeps the rest of a CreateMany batch from being
+	// stored. A task whose FileID names no stored file fails them all with
+	// ErrNotFound, checked in the same transaction, so a file deleted
+	// meanwhile is never taken.
 	CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error)
 	// Apply makes one change to a task and returns the task after it. It
 	// fails with ErrInvalidTransition if the task's status is not a source of

@@ -9,7 +9,11 @@ import (
 
 // Create validates req, stores the new task and its task.created event, and
 // wakes the run loop. A request that fails validation is a
-// *ValidationError (matching ErrInvalidRequest) and stores nothing.
+// *ValidationError (matching ErrInvalidRequest) and stores nothing. A
+// request whose IdempotencyKey is already used returns the task first
+// created with it if it is the same request (a replay), and otherwise a
+// *ValidationError matching ErrIdempotencyMismatch that names the first
+// field that differs.
 func (e *Engine) Create(ctx context.Context, req Request) (*Task, error) {
 	ts, err := e.create(ctx, []Request{req}, false)
 	if err != nil {
@@ -20,7 +24,11 @@ func (e *Engine) Create(ctx context.Context, req Request) (*Task, error) {
 
 // CreateMany creates tasks in one transaction: all of them or, if one
 // request is invalid or the write fails, none. A ValidationError's field
-// names the request: requests[3].url.
+// names the request: requests[3].url. A request whose idempotency key was
+// first used for a different request, earlier or in the same batch, is
+// invalid too (ErrIdempotencyMismatch), and the batch stores none; with a
+// Store that does not check keys in its transaction (Tx.CreateTasks), the
+// rest of the batch is stored before the engine finds it.
 func (e *Engine) CreateMany(ctx context.Context, reqs []Request) ([]*Task, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -47,13 +55,7 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 			err = e.checkTask(ctx, checker, t)
 		}
 		if err != nil {
-			if many {
-				var ve *ValidationError
-				if errors.As(err, &ve) {
-					err = &ValidationError{Field: fmt.Sprintf("requests[%d].%s", i, ve.Field), Reason: ve.Reason, Err: ve.Err}
-				}
-			}
-			return nil, err
+			return nil, inBatch(err, i, many)
 		}
 		tasks[i] = t
 		if t.WebhookURL != "" && e.hooks == nil {
@@ -79,12 +81,20 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	}
 	out, err := e.store.CreateTasks(ctx, append(tasks[:len(tasks):len(tasks)], steps...))
 	if err != nil {
-		return nil, createError(err)
+		return nil, createError(err, many)
 	}
 	out = out[:len(tasks)] // the steps after them are the workflows' own
 	e.observeCreated(out)
 	e.changed.notify()
 	e.poke()
+	for i, t := range out {
+		if t != tasks[i] {
+			if f := requestDiff(t, tasks[i]); f != "" {
+				// A store that does not check keys itself returned it.
+				return nil, inBatch(keyMismatch(tasks[i].IdempotencyKey, f), i, many)
+			}
+		}
+	}
 	for i, t := range out {
 		out[i] = e.typed(t)
 	}
@@ -100,11 +110,16 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 		Lease: e.cfg.LeaseDuration})
 	if err != nil {
 		e.unreserve(r)
-		return nil, createError(err)
+		return nil, createError(err, false)
 	}
 	e.changed.notify()
 	if t.ID != r.task.ID || t.Status != StatusProcessing {
 		e.unreserve(r) // an idempotency key matched an earlier task
+		if t.ID != r.task.ID {
+			if f := requestDiff(t, r.task); f != "" {
+				return nil, keyMismatch(r.task.IdempotencyKey, f)
+			}
+		}
 		return []*Task{e.typed(t)}, nil
 	}
 	r.task = t
@@ -114,12 +129,27 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 }
 
 // createError wraps a store's error of Create. ErrNotFound there is an
-// input file deleted since resolveInput found it: the request's fault.
-func createError(err error) error {
+// input file deleted since resolveInput found it: the request's fault. An
+// idempotency key refused by the SQLite store names its request.
+func createError(err error, many bool) error {
+	var sm *storeMismatch
+	if errors.As(err, &sm) {
+		return inBatch(sm.err, sm.index, many)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return invalid("file_id", "%v (deleted meanwhile)", err)
 	}
 	return fmt.Errorf("spool: create: %w", err)
+}
+
+// inBatch makes a ValidationError of CreateMany's request i name it:
+// requests[3].url.
+func inBatch(err error, i int, many bool) error {
+	var ve *ValidationError
+	if !many || !errors.As(err, &ve) {
+		return err
+	}
+	return &ValidationError{Field: fmt.Sprintf("requests[%d].%s", i, ve.Field), Reason: ve.Reason, Err: ve.Err}
 }
 
 // resolveInput fills a file_id task's input with the file's record.

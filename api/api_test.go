@@ -97,7 +97,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if res.Header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("retry not marked Idempotent-Replayed")
 	}
-	_, b3 := v.do("POST", "/tasks", `{"kind": "echo", "idempotency_key": "k-1"}`)
+	_, b3 := v.do("POST", "/tasks", `{"kind": "echo", "n": 1, "idempotency_key": "k-1"}`)
 	if decode[map[string]any](t, b3)["id"] != t1["id"] {
 		t.Errorf("body idempotency_key not honoured: %s", b3)
 	}

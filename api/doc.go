@@ -43,10 +43,11 @@
 //
 // Create takes the kind options at the top level of the body, beside
 // kind, url or file_id, filename, folder, ref, webhook_url and workflow;
-// idempotency_key (or the Idempotency-Key header: a retried POST returns
-// the first task, with Idempotent-Replayed: true; a key is its token's
-// own, so two tokens never share a task by picking the same key) and
-// run_at (RFC 3339)
+// idempotency_key (or the Idempotency-Key header: a retried POST of the
+// same request returns the first task, with Idempotent-Replayed: true, and
+// a different request with a used key is a 422 idempotency_mismatch naming
+// the first field that differs; a key is its token's own, so two tokens
+// never share a task by picking the same key) and run_at (RFC 3339)
 // are spool's additions. A field that is neither a request field nor an
 // option the kind declares is a 400 naming it.
 //
@@ -67,7 +68,8 @@
 // with Allow, 409 invalid_transition, 413 request_too_large (JSON bodies
 // over 1 MiB, uploads over Options.MaxUploadSize), 415
 // unsupported_media_type, 422 kind_unavailable (this engine cannot run
-// the kind, and why), 503 unavailable (engine closing), 500
+// the kind, and why) or idempotency_mismatch (field names what differs
+// from the key's first request), 503 unavailable (engine closing), 500
 // internal_error, whose details only the server's log has, under the
 // request id that the response carries.
 //

@@ -16,8 +16,8 @@ type Error struct {
 	// Kind is a stable, machine-readable name: request_invalid,
 	// token_missing, token_invalid, task_not_found, file_not_found,
 	// not_found, method_not_allowed, invalid_transition, kind_unavailable,
-	// request_too_large, unsupported_media_type, unavailable or
-	// internal_error.
+	// idempotency_mismatch, request_too_large, unsupported_media_type,
+	// unavailable or internal_error.
 	Kind string `json:"kind"`
 	// Message says what went wrong, for people.
 	Message string `json:"message"`
@@ -63,6 +63,12 @@ func (h *handler) failErr(w http.ResponseWriter, r *http.Request, err error, not
 	case errors.As(err, &ve) && errors.Is(err, spool.ErrKindUnavailable):
 		h.fail(w, r, &apiError{status: http.StatusUnprocessableEntity, Error: Error{Kind: "kind_unavailable",
 			Field: ve.Field, Message: ve.Reason}})
+	case errors.As(err, &ve) && errors.Is(err, spool.ErrIdempotencyMismatch):
+		// The engine's message names the key as stored, which carries the
+		// token's name (scopedKey); the client knows which key it sent.
+		h.fail(w, r, &apiError{status: http.StatusUnprocessableEntity, Error: Error{Kind: "idempotency_mismatch",
+			Field: ve.Field, Message: "this idempotency key was first used for a different request (" + ve.Field +
+				" differs): send the same request again, or use a new key for a new request"}})
 	case errors.As(err, &ve):
 		h.fail(w, r, &apiError{status: http.StatusBadRequest, Error: Error{Kind: "request_invalid",
 			Field: ve.Field, Message: ve.Reason}})
