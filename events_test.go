@@ -2,13 +2,16 @@ package spool_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/spoolrun/spool"
 )
 
@@ -195,6 +198,50 @@ func TestSlowSubscriber(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("subscriber saw %d of %d completions", completed, len(tasks))
+		}
+	}
+}
+
+// TestEventsCursorOutOfRange: a well-formed cursor past the newest event
+// lists nothing, however large its sequence number (one past MaxInt64
+// read as negative, and listed every event from the oldest); one before
+// the oldest lists from the oldest.
+func TestEventsCursorOutOfRange(t *testing.T) {
+	ctx := context.Background()
+	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "spool.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(ctx) })
+	e.Register("x", spool.HandlerFunc(nil)) // not started: one event per task
+	if _, err := e.CreateMany(ctx, []spool.Request{{Kind: "x"}, {Kind: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	cursor := func(ms, seq uint64) string {
+		var id ulid.ULID
+		var ent [10]byte
+		binary.BigEndian.PutUint64(ent[2:], seq)
+		if err := id.SetTime(ms); err != nil {
+			t.Fatal(err)
+		}
+		if err := id.SetEntropy(ent[:]); err != nil {
+			t.Fatal(err)
+		}
+		return "evt_" + id.String()
+	}
+	for _, c := range []struct {
+		name   string
+		cursor string
+		want   int
+	}{
+		{"before the oldest", cursor(0, 0), 2},
+		{"past the newest", cursor(0, 1<<40), 0},
+		{"past MaxInt64", cursor(0, 1<<63+1), 0},
+		{"the largest", cursor(ulid.MaxTime(), math.MaxUint64), 0},
+	} {
+		evs, err := e.Events(ctx, c.cursor, 100)
+		if err != nil || len(evs) != c.want {
+			t.Errorf("%s (%s): %d events, %v; want %d", c.name, c.cursor, len(evs), err, c.want)
 		}
 	}
 }

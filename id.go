@@ -3,6 +3,7 @@ package spool
 import (
 	crand "crypto/rand"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -68,5 +69,7 @@ func eventSeq(id string) (int64, error) {
 		return 0, invalid("after", "%q is not an event id: %v", id, err)
 	}
 	e := u.Entropy()
-	return int64(binary.BigEndian.Uint64(e[2:])), nil
+	// No event has a sequence number past MaxInt64: such a cursor is
+	// beyond every event. As a negative seq, it listed them all.
+	return int64(min(binary.BigEndian.Uint64(e[2:]), math.MaxInt64)), nil
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
@@ -48,11 +49,15 @@ func (h *handler) sign(parts ...string) string {
 }
 
 // newSession returns the cookie value of a session of user: the user's
-// name, the expiry and their MAC. It never holds the token.
+// name, the expiry, a random nonce and their MAC. It never holds the
+// token. The nonce makes each login its own session: without it, two
+// logins of a token within a second got the same cookie, and logging out
+// one (which revokes the cookie's value) ended the other too.
 func (h *handler) newSession(user string, now time.Time) string {
 	name := base64.RawURLEncoding.EncodeToString([]byte(user))
 	exp := strconv.FormatInt(now.Add(h.ttl).Unix(), 10)
-	return name + "." + exp + "." + h.sign("session", name, exp)
+	nonce := rand.Text()
+	return name + "." + exp + "." + nonce + "." + h.sign("session", name, exp, nonce)
 }
 
 // session returns the request's valid session. With AllowNoAuth every
@@ -65,11 +70,13 @@ func (h *handler) session(r *http.Request) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
+	// A cookie of three parts, from before the nonce, is refused: its
+	// user logs in again.
 	parts := strings.Split(c.Value, ".")
-	if len(parts) != 3 {
+	if len(parts) != 4 {
 		return session{}, false
 	}
-	if !hmac.Equal([]byte(parts[2]), []byte(h.sign("session", parts[0], parts[1]))) {
+	if !hmac.Equal([]byte(parts[3]), []byte(h.sign("session", parts[0], parts[1], parts[2]))) {
 		return session{}, false
 	}
 	exp, err := strconv.ParseInt(parts[1], 10, 64)

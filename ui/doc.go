@@ -24,11 +24,12 @@
 //
 // A user logs in with one of the API's tokens (Options.Tokens). The
 // dashboard then sets an HttpOnly, SameSite=Strict session cookie (Secure
-// on TLS connections) holding the token's name and an expiry, signed with
-// a key made at random for each handler, never the token; a restart of
-// the program logs everyone out. Logging out ends the session on the
-// server too, so that a copy of the cookie no longer logs in (held in
-// memory until the session would have expired). Every page, stream, file
+// on TLS connections) holding the token's name, an expiry and a random
+// nonce, signed with a key made at random for each handler, never the
+// token; a restart of the program logs everyone out. Logging out ends the
+// session on the server too, so that a copy of the cookie no longer logs
+// in (held in memory until the session would have expired), while other
+// logins with the same token stay logged in. Every page, stream, file
 // and action needs
 // the session. Actions are POST forms, refused unless they carry the
 // session's CSRF token and, for browsers that send Sec-Fetch-Site or

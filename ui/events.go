@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,18 +25,23 @@ type liveEvent struct {
 // events is GET /events: the engine's events as Server-Sent Events, each
 // "id: evt_…" and "data: {"type": "task.processing", "task": {…}}". ?task=ID
 // keeps that task's events and its workflow steps'. A reconnecting
-// EventSource's Last-Event-ID gets the stored events it missed first.
+// EventSource's Last-Event-ID gets the stored events it missed first. A
+// cursor that is not an event id is a 400 naming where it came from; one
+// past the newest event (another database's) streams from now on.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	taskID := r.URL.Query().Get("task")
-	last := r.Header.Get("Last-Event-ID")
+	field, last := "Last-Event-ID", r.Header.Get("Last-Event-ID")
 	if last == "" {
 		// The page's cursor: the last event before it was rendered, or
 		// "start" if there was none.
-		last = r.URL.Query().Get("after")
+		field, last = "after", r.URL.Query().Get("after")
 	}
-	catchUp := last == "start" || strings.HasPrefix(last, "evt_") && len(last) <= 64
-	if !catchUp || last == "start" {
+	catchUp := last != ""
+	if last == "start" {
 		last = ""
+	} else if err := h.checkCursor(r.Context(), field, last); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	began, err := serve.Events(w, r, h.e, &serve.EventStream{CatchUp: catchUp, After: last,
 		Hello: "spool ui", Heartbeat: h.heartbeat,
@@ -52,6 +58,26 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if !began {
 		h.fail(w, r, err)
 	}
+}
+
+// checkCursor returns a *spool.ValidationError naming field if cursor
+// (unless "") is not an event id. The store judges it before the stream
+// begins: once begun, its refusal could only end the stream, and the
+// browser would open it again with the same cursor every two seconds,
+// for good.
+func (h *handler) checkCursor(ctx context.Context, field, cursor string) error {
+	if cursor == "" {
+		return nil
+	}
+	if len(cursor) > 64 {
+		return &spool.ValidationError{Field: field, Reason: "is longer than an event id (evt_…)"}
+	}
+	_, err := h.e.Events(ctx, cursor, 1)
+	var ve *spool.ValidationError
+	if errors.As(err, &ve) {
+		return &spool.ValidationError{Field: field, Reason: ve.Reason}
+	}
+	return err
 }
 
 // maxTimelineEvents bounds how many events a task page reads to find the

@@ -3,13 +3,20 @@ package ui_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/api"
 	"github.com/spoolrun/spool/ui"
 )
@@ -108,8 +115,8 @@ func TestLogoutRevokesSession(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
+	// Within the same second: each login is its own session all the same.
 	other := login()
-	time.Sleep(1100 * time.Millisecond) // a second session differs by its expiry
 	copied := login()
 	if copied == other {
 		t.Fatal("two logins made the same session")
@@ -126,5 +133,137 @@ func TestLogoutRevokesSession(t *testing.T) {
 	}
 	if got := get(other); got != http.StatusOK {
 		t.Errorf("another session of the same user after the logout: status %d, want 200", got)
+	}
+}
+
+// openEvents opens the live stream at /ui/events?query, with lastID as
+// Last-Event-ID unless "". The stream closes at the test's end.
+func (v *env) openEvents(query, lastID string) *http.Response {
+	v.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	v.t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", v.srv.URL+"/ui/events?"+query, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := v.c.Do(req)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	v.t.Cleanup(func() { res.Body.Close() })
+	return res
+}
+
+// eventCursor is an event id of the SQLite store's shape: seq in the
+// ULID's entropy, at time ms.
+func eventCursor(t *testing.T, ms, seq uint64) string {
+	t.Helper()
+	var id ulid.ULID
+	var ent [10]byte
+	binary.BigEndian.PutUint64(ent[2:], seq)
+	if err := id.SetTime(ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := id.SetEntropy(ent[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "evt_" + id.String()
+}
+
+// TestEventsBadCursor: a cursor that is not an event id is a 400 naming
+// where it came from. A stream that began and then ended at once on the
+// store's refusal was opened again by the browser with the same cursor,
+// every two seconds, for good; one that was not evt_… was followed from
+// now on as if there were no cursor.
+func TestEventsBadCursor(t *testing.T) {
+	v := newEnv(t, nil)
+	v.login()
+	for _, c := range []struct{ query, lastID, field string }{
+		{"after=evt_1", "", "after"},
+		{"after=evt_zzzzzzzzzzzzzzzzzzzzzzzzzz", "", "after"}, // overflows a ULID
+		{"after=evt_" + strings.Repeat("0", 70), "", "after"},
+		{"after=garbage", "", "after"},
+		{"after=task_01JDQ8Z3V2K6M9XK0D1W2Y3Z4A", "", "after"},
+		{"after=-1", "", "after"},
+		{"after=start", "evt_not-an-id-but-long-enough", "Last-Event-ID"},
+		{"", "9999999999", "Last-Event-ID"},
+	} {
+		res := v.openEvents(c.query, c.lastID)
+		if res.StatusCode != http.StatusBadRequest {
+			res.Body.Close() // a stream, maybe endless
+			t.Errorf("?%s (Last-Event-ID %q): status %d, want 400", c.query, c.lastID, res.StatusCode)
+			continue
+		}
+		b, _ := io.ReadAll(res.Body)
+		if !strings.Contains(string(b), "invalid "+c.field+":") {
+			t.Errorf("?%s (Last-Event-ID %q): the error does not name %s:\n%s", c.query, c.lastID, c.field, b)
+		}
+	}
+}
+
+// TestEventsCursorOutOfRange: a well-formed cursor past the newest event
+// (another database's) streams the events from now on, where its id,
+// sorting after them all, had every one skipped, for good; one before the
+// oldest streams from the oldest.
+func TestEventsCursorOutOfRange(t *testing.T) {
+	v := newEnv(t, nil)
+	v.login()
+	old := v.create(spool.Request{Kind: "echo"})
+	v.wait(old.ID)
+	past := eventCursor(t, ulid.MaxTime(), 1<<40)
+	streams := map[string]*http.Response{
+		"after past the newest":         v.openEvents("after="+past, ""),
+		"Last-Event-ID past the newest": v.openEvents("", past),
+		"after past MaxInt64":           v.openEvents("after="+eventCursor(t, ulid.MaxTime(), math.MaxUint64), ""),
+		"after before the oldest":       v.openEvents("after="+eventCursor(t, 0, 0), ""),
+	}
+	for name, res := range streams {
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", name, res.StatusCode)
+		}
+	}
+	task := v.create(spool.Request{Kind: "echo"})
+	var wg sync.WaitGroup
+	for name, res := range streams {
+		want := []string{`"id":"` + task.ID + `"`}
+		if strings.Contains(name, "oldest") {
+			want = append(want, `"id":"`+old.ID+`"`)
+		}
+		wg.Go(func() {
+			if got, ok := readUntil(res.Body, want); !ok {
+				t.Errorf("%s: the stream ended or stalled without %q:\n%s", name, want, got)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// readUntil reads r until it has held every one of want, or ends, or a
+// generous deadline passes.
+func readUntil(r io.ReadCloser, want []string) (string, bool) {
+	var got strings.Builder
+	done := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			got.Write(buf[:n])
+			if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(got.String(), w) }) {
+				done <- true
+				return
+			}
+			if err != nil {
+				done <- false
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-done:
+		return got.String(), ok
+	case <-time.After(30 * time.Second):
+		r.Close() // ends the read above
+		<-done
+		return got.String(), false
 	}
 }

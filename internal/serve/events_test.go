@@ -90,3 +90,42 @@ func TestEventsHead(t *testing.T) {
 		t.Fatal("HEAD went on streaming")
 	}
 }
+
+// A well-formed cursor past the newest event (another database's) streams
+// the events from now on: its id sorts after theirs, and the stream
+// skipped every one of them, for good.
+func TestEventsAfterPastNewest(t *testing.T) {
+	ctx := context.Background()
+	e, err := spool.Open(ctx, spool.Config{Path: filepath.Join(t.TempDir(), "spool.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.Register("x", spool.HandlerFunc(nil))
+	frames := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Events(w, r, e, &EventStream{CatchUp: true, After: "evt_7ZZZZZZZZZ0000000100000000" /* seq 1<<40 */, Hello: "test", Heartbeat: time.Hour,
+			Frame: func(ev *spool.Event) []byte { frames <- ev.Task.ID; return nil }})
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	task, err := e.Create(ctx, spool.Request{Kind: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-frames:
+		if id != task.ID {
+			t.Errorf("streamed an event of %s, want %s", id, task.ID)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new task's event was never streamed")
+	}
+}

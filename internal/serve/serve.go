@@ -116,7 +116,8 @@ func File(w http.ResponseWriter, r *http.Request, f *spool.File, rs io.ReadSeeke
 // EventStream says what Events sends.
 type EventStream struct {
 	// CatchUp sends the stored events after After first (all of them when
-	// After is empty), then the new ones; without it, only new events.
+	// After is empty), then the new ones; without it, only new events. An
+	// After past the newest event sends the new ones.
 	CatchUp bool
 	After   string
 	// Hello is a comment the stream starts with.
@@ -200,6 +201,13 @@ func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStr
 			return true, nil
 		}
 		catchUp = len(evs) == eventPage
+	}
+	if last == s.After {
+		// The catch-up read nothing, so no live event can repeat it. And
+		// After may be well-formed but past the newest event (another
+		// database's, or made up), with every live id sorting before it:
+		// the stream would skip them all, for good.
+		last = ""
 	}
 	tick := time.NewTicker(s.Heartbeat)
 	defer tick.Stop()
