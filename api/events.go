@@ -38,7 +38,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		if _, err := h.e.Events(r.Context(), cursor, 1); err != nil {
 			var ve *spool.ValidationError
 			if errors.As(err, &ve) {
-				h.fail(w, r, badRequest(field, "%q is not an event id: %s", cursor, ve.Reason))
+				h.fail(w, r, badRequest(field, "%s", ve.Reason)) // the store's reason names the cursor
 			} else {
 				h.failErr(w, r, err, "")
 			}

@@ -90,8 +90,13 @@ func TestEventsBadCursor(t *testing.T) {
 			t.Errorf("%s (%s): status %d %q, want 400", c.path, c.field, res.StatusCode, b)
 			continue
 		}
-		if e := decode[errBody](t, b); e.Error.Field != c.field {
+		e := decode[errBody](t, b)
+		if e.Error.Field != c.field {
 			t.Errorf("%s: field %q, want %q", c.path, e.Error.Field, c.field)
+		}
+		// The store's reason names the cursor already: once, not twice.
+		if n := strings.Count(e.Error.Message, "is not an event id"); n != 1 {
+			t.Errorf("%s: message %q says it %d times", c.path, e.Error.Message, n)
 		}
 	}
 }
