@@ -62,3 +62,37 @@ func TestSplitStepProp(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCondition evaluates any condition that parses against any JSON
+// document: it never panics, and exists holds exactly when the prop is
+// found (or, with false, when it is not).
+func FuzzCondition(f *testing.F) {
+	f.Add(`{"prop": "duration", "operator": "gt", "value": "60"}`, `{"duration": 90.5}`)
+	f.Add(`{"prop": "metadata.com.apple.make", "value": "Apple"}`, `{"metadata": {"com.apple.make": "Apple"}}`)
+	f.Add(`{"prop": "kind", "operator": "in", "value": ["video", "audio"]}`, `{"kind": "audio"}`)
+	f.Add(`{"prop": "kind", "operator": "in", "value": "video,audio"}`, `{"kind": "image"}`)
+	f.Add(`{"prop": "tags", "operator": "contains", "value": "a"}`, `{"tags": ["a", "b"]}`)
+	f.Add(`{"prop": "x.y", "operator": "exists", "value": false}`, `{"x": {"y": null}}`)
+	f.Add(`{"prop": "size", "operator": "lte", "value": "1e400"}`, `{"size": "999.5"}`)
+	f.Fuzz(func(t *testing.T, cond, doc string) {
+		v, err := decodeValue([]byte(cond))
+		if err != nil {
+			return
+		}
+		c, err := parseCondition(0, v)
+		if err != nil {
+			return
+		}
+		actual, found := lookupPath(asData(json.RawMessage(doc)), c.Prop)
+		got := c.holds(actual, found)
+		if c.Operator == "exists" {
+			want, err := existsWant(c.Value)
+			if err != nil {
+				t.Fatalf("%s parsed, but its exists value does not: %v", cond, err)
+			}
+			if got != (found == want) {
+				t.Errorf("%s on %s: holds %t, found %t", cond, doc, got, found)
+			}
+		}
+	})
+}
