@@ -29,7 +29,9 @@ func requestDiff(prev, t *Task) string {
 		return "file_id"
 	case prev.WebhookURL != t.WebhookURL:
 		return "webhook_url"
-	case !prev.RunAt.Equal(t.RunAt):
+	case unixNano(prev.RunAt) != unixNano(t.RunAt):
+		// As stored: the SQLite store keeps a run_at at the Unix epoch
+		// as none (both are runnable at once).
 		return "run_at"
 	}
 	// ref, filename and folder are among the options, named as in the body.
