@@ -1,7 +1,9 @@
 package spool_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,5 +54,41 @@ func TestIdempotencyReplayStepURLNotUTF8(t *testing.T) {
 	var ve *spool.ValidationError
 	if _, err := e.Create(ctx, other); !errors.As(err, &ve) || ve.Field != "workflow[0].url" {
 		t.Errorf("Create with another url = %v; want ErrIdempotencyMismatch on workflow[0].url", err)
+	}
+}
+
+// refusingKeys is a Store that refuses a used idempotency key itself, with
+// an error of its own matching ErrIdempotencyMismatch, as Tx.CreateTasks
+// allows.
+type refusingKeys struct{ spool.Store }
+
+func (s refusingKeys) CreateTasks(ctx context.Context, tasks []*spool.Task) ([]*spool.Task, error) {
+	for _, t := range tasks {
+		if t.IdempotencyKey == "used" {
+			return nil, fmt.Errorf("mystore: key %s: %w", t.IdempotencyKey, spool.ErrIdempotencyMismatch)
+		}
+	}
+	return s.Store.CreateTasks(ctx, tasks)
+}
+
+// A Store's own ErrIdempotencyMismatch reaches the caller of Create and
+// CreateMany as the *ValidationError they promise, so that the API answers
+// 422 idempotency_mismatch, not 500 (found in review: it came as a plain
+// error).
+func TestIdempotencyMismatchFromStore(t *testing.T) {
+	ctx := ctxT(t)
+	e := openFile(t, spool.Config{Store: refusingKeys{openStore(t)}})
+	e.Register("x", spool.HandlerFunc(nil))
+	req := spool.Request{Kind: "x", IdempotencyKey: "used"}
+	_, err := e.Create(ctx, req)
+	var ve *spool.ValidationError
+	if !errors.Is(err, spool.ErrIdempotencyMismatch) || !errors.Is(err, spool.ErrInvalidRequest) || !errors.As(err, &ve) ||
+		ve.Field != "idempotency_key" {
+		t.Errorf("Create = %v; want a ValidationError on idempotency_key matching ErrIdempotencyMismatch", err)
+	}
+	_, err = e.CreateMany(ctx, []spool.Request{{Kind: "x"}, req})
+	if !errors.Is(err, spool.ErrIdempotencyMismatch) || !errors.Is(err, spool.ErrInvalidRequest) || !errors.As(err, &ve) ||
+		ve.Field != "requests[1].idempotency_key" {
+		t.Errorf("CreateMany = %v; want a ValidationError on requests[1].idempotency_key matching ErrIdempotencyMismatch", err)
 	}
 }
