@@ -18,9 +18,10 @@ type Tx interface {
 	// again: the stored task takes its place in the result. A store may
 	// instead fail them all with an error matching ErrIdempotencyMismatch
 	// if the stored task was made by a different request (the SQLite store
-	// does); the engine refuses such a request either way, but only a
-	// store that checks keeps the rest of a CreateMany batch from being
-	// stored. A task whose FileID names no stored file fails them all with
+	// does; the engine reports another store's as a ValidationError on
+	// idempotency_key); the engine refuses such a request either way, but
+	// only a store that checks keeps the rest of a CreateMany batch from
+	// being stored. A task whose FileID names no stored file fails them all with
 	// ErrNotFound, checked in the same transaction, so a file deleted
 	// meanwhile is never taken.
 	CreateTasks(ctx context.Context, tasks []*Task) ([]*Task, error)

@@ -81,7 +81,7 @@ func (e *Engine) create(ctx context.Context, reqs []Request, many bool) ([]*Task
 	}
 	out, err := e.store.CreateTasks(ctx, append(tasks[:len(tasks):len(tasks)], steps...))
 	if err != nil {
-		return nil, createError(err, many)
+		return nil, createError(err, tasks, many)
 	}
 	out = out[:len(tasks)] // the steps after them are the workflows' own
 	e.observeCreated(out)
@@ -110,7 +110,7 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 		Lease: e.cfg.LeaseDuration})
 	if err != nil {
 		e.unreserve(r)
-		return nil, createError(err, false)
+		return nil, createError(err, []*Task{r.task}, false)
 	}
 	e.changed.notify()
 	if t.ID != r.task.ID || t.Status != StatusProcessing {
@@ -128,13 +128,33 @@ func (e *Engine) handOff(ctx context.Context, r *run) ([]*Task, error) {
 	return []*Task{e.typed(t)}, nil
 }
 
-// createError wraps a store's error of Create. ErrNotFound there is an
-// input file deleted since resolveInput found it: the request's fault. An
-// idempotency key refused by the SQLite store names its request.
-func createError(err error, many bool) error {
+// createError wraps a store's error of Create of tasks. ErrNotFound there
+// is an input file deleted since resolveInput found it: the request's
+// fault. An idempotency key refused by the SQLite store names its request.
+func createError(err error, tasks []*Task, many bool) error {
 	var sm *storeMismatch
 	if errors.As(err, &sm) {
 		return inBatch(sm.err, sm.index, many)
+	}
+	if errors.Is(err, ErrIdempotencyMismatch) {
+		// Another Store's refusal (Tx.CreateTasks), which names neither
+		// the request nor the field: the key, and in a batch the one
+		// request that has a key, if only one has.
+		ve := &ValidationError{Field: "idempotency_key", Err: ErrIdempotencyMismatch,
+			Reason: err.Error()}
+		keyed := -1
+		for i, t := range tasks {
+			if t.IdempotencyKey != "" {
+				if keyed >= 0 {
+					return ve // which of them, the store did not say
+				}
+				keyed = i
+			}
+		}
+		if keyed < 0 {
+			return ve
+		}
+		return inBatch(ve, keyed, many)
 	}
 	if errors.Is(err, ErrNotFound) {
 		return invalid("file_id", "%v (deleted meanwhile)", err)
