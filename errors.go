@@ -33,7 +33,8 @@ var (
 	// request whose IdempotencyKey was first used for a different request
 	// (another kind, url, file_id, option value, workflow step, webhook_url
 	// or run_at). It comes as a *ValidationError naming the first field that
-	// differs; nothing is stored.
+	// differs (idempotency_key when a Store refused the request without
+	// saying which); nothing is stored.
 	ErrIdempotencyMismatch = errors.New("spool: idempotency key used for a different request")
 )
 

@@ -43,6 +43,10 @@ type Request struct {
 	CreatedBy string `json:"-"`
 }
 
+// MaxIdempotencyKeyLen is the longest Request.IdempotencyKey, in bytes,
+// that Create accepts.
+const MaxIdempotencyKeyLen = maxKeyLen
+
 // Limits on a request's fields.
 const (
 	maxRefLen      = 128

@@ -115,7 +115,7 @@ func (e *Engine) newTask(r *Request, now time.Time) (*Task, error) {
 		return nil, invalid("ref", "longer than %d characters", maxRefLen)
 	}
 	if len(r.IdempotencyKey) > maxKeyLen {
-		return nil, invalid("idempotency_key", "longer than %d characters", maxKeyLen)
+		return nil, invalid("idempotency_key", "longer than %d bytes", maxKeyLen)
 	}
 	for name := range r.Options {
 		if name == "" {

@@ -1,10 +1,13 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spoolrun/spool"
 )
 
 // TestIdempotencyReplayJSON: a retried POST of the same request, in
@@ -113,5 +116,28 @@ func TestIdempotencyMismatchJSON(t *testing.T) {
 				t.Errorf("%d tasks after the refusal, want %d", got, n)
 			}
 		})
+	}
+}
+
+// TestIdempotencyKeyLength: a client's key of up to what is left of
+// spool.MaxIdempotencyKeyLen beside its token's name is kept; a longer one
+// is a 400 naming idempotency_key and saying how long it may be, not an
+// error about a length the client never sent.
+func TestIdempotencyKeyLength(t *testing.T) {
+	v := newEnv(t, nil)
+	room := spool.MaxIdempotencyKeyLen - len("token 6:tester:")
+	ok := strings.Repeat("k", room)
+	for i := range 2 {
+		if res, b := v.do("POST", "/tasks", `{"kind": "echo"}`, "Idempotency-Key", ok); res.StatusCode != 201 {
+			t.Fatalf("POST %d with a key of %d bytes: %d %s", i, room, res.StatusCode, b)
+		}
+	}
+	res, b := v.do("POST", "/tasks", `{"kind": "echo"}`, "Idempotency-Key", ok+"k")
+	if res.StatusCode != 400 {
+		t.Fatalf("a key of %d bytes: %d %s, want 400", room+1, res.StatusCode, b)
+	}
+	e := decode[errBody](t, b)
+	if e.Error.Field != "idempotency_key" || !strings.Contains(e.Error.Message, fmt.Sprintf("longer than %d bytes", room)) {
+		t.Errorf("error %+v: want idempotency_key, longer than %d bytes", e.Error, room)
 	}
 }

@@ -74,6 +74,16 @@ func (h *handler) createTask(w http.ResponseWriter, r *http.Request) {
 		req.IdempotencyKey = key
 	}
 	req.CreatedBy = state(w).user
+	if key := req.IdempotencyKey; key != "" {
+		// The engine's limit holds the token's name too: say how long the
+		// client's own part may be.
+		room := spool.MaxIdempotencyKeyLen - (len(scopedKey(req.CreatedBy, key)) - len(key))
+		if len(key) > room {
+			h.fail(w, r, badRequest("idempotency_key", "longer than %d bytes (keys are kept with the token's name, up to %d bytes in all)",
+				room, spool.MaxIdempotencyKeyLen))
+			return
+		}
+	}
 	req.IdempotencyKey = scopedKey(req.CreatedBy, req.IdempotencyKey)
 	start := time.Now()
 	t, err := h.e.Create(r.Context(), req)
