@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 )
 
 // requestDiff returns the first field, named as a create body names it
@@ -62,7 +61,7 @@ func stepsDiff(path string, prev, steps []Step) string {
 			return at + ".kind"
 		case p.Ref != s.Ref:
 			return at + ".ref"
-		case storedText(p.URL) != storedText(s.URL):
+		case p.URL != s.URL:
 			return at + ".url"
 		}
 		a, errA := canonJSON(p.Options)
@@ -78,19 +77,6 @@ func stepsDiff(path string, prev, steps []Step) string {
 		}
 	}
 	return ""
-}
-
-// storedText returns s as stored steps give it back: they are JSON, in
-// which each byte that is not UTF-8 becomes U+FFFD. A step's url is the
-// one field of a step that validation lets carry such bytes.
-func storedText(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	b, _ := json.Marshal(s) // a string always encodes
-	var out string
-	_ = json.Unmarshal(b, &out)
-	return out
 }
 
 // keyMismatch is the error refusing a request whose idempotency key was

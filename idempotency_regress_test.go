@@ -33,30 +33,6 @@ func TestIdempotencyReplayEpochRunAt(t *testing.T) {
 	}
 }
 
-// A replay of a Go workflow whose http step's url is not valid UTF-8,
-// which the stored steps hold as JSON does (U+FFFD for each bad byte),
-// returns the first task (found in review: it was refused,
-// workflow[0].url differing).
-func TestIdempotencyReplayStepURLNotUTF8(t *testing.T) {
-	ctx := ctxT(t)
-	e, _ := idemEngine(t, spool.Config{})
-	req := spool.Request{Kind: spool.KindWorkflow, URL: "https://example.com/in.png", IdempotencyKey: "k",
-		Workflow: []spool.Step{{Kind: spool.KindHTTP, URL: "https://example.com/\xff\xfe"}}}
-	first, err := e.Create(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again, err := e.Create(ctx, req); err != nil || again.ID != first.ID {
-		t.Errorf("Create again = %v, %v; want the first task %s", again, err, first.ID)
-	}
-	other := req
-	other.Workflow = []spool.Step{{Kind: spool.KindHTTP, URL: "https://example.com/\xff"}}
-	var ve *spool.ValidationError
-	if _, err := e.Create(ctx, other); !errors.As(err, &ve) || ve.Field != "workflow[0].url" {
-		t.Errorf("Create with another url = %v; want ErrIdempotencyMismatch on workflow[0].url", err)
-	}
-}
-
 // refusingKeys is a Store that refuses a used idempotency key itself, with
 // an error of its own matching ErrIdempotencyMismatch, as Tx.CreateTasks
 // allows.

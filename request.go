@@ -223,6 +223,11 @@ func (p urlPolicy) checkURL(field, raw string, files bool) error {
 	if len(raw) > maxURLLen {
 		return invalid(field, "longer than %d bytes", maxURLLen)
 	}
+	// Stored as JSON, which would turn each bad byte into U+FFFD: the task
+	// would fetch another URL than the one asked for.
+	if !utf8.ValidString(raw) {
+		return invalid(field, "not valid UTF-8: percent-encode other bytes (%%FF)")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return invalid(field, "not a valid URL: %v", err)

@@ -36,6 +36,11 @@ func TestValidation(t *testing.T) {
 		{"mapped loopback", spool.Request{Kind: "image", URL: "http://[::ffff:127.0.0.1]/x.png"}, "url"},
 		{"localhost url", spool.Request{Kind: "image", URL: "http://localhost:8080/x.png"}, "url"},
 		{"credentials in url", spool.Request{Kind: "image", URL: "https://u:p@example.com/x.png"}, "url"},
+		// Stored as JSON, a bad byte would become U+FFFD: another URL.
+		{"url not UTF-8", spool.Request{Kind: "image", URL: "https://example.com/\xff.png"}, "url"},
+		{"webhook not UTF-8", spool.Request{Kind: "image", URL: u, WebhookURL: "https://example.com/h\xfe"}, "webhook_url"},
+		{"step url not UTF-8", spool.Request{Kind: "workflow", URL: u,
+			Workflow: []spool.Step{{Kind: "http", URL: "https://example.com/\xff"}}}, "workflow[0].url"},
 		{"bad file_id", spool.Request{Kind: "image", FileID: "abc"}, "file_id"},
 		{"http without url", spool.Request{Kind: "http"}, "url"},
 		{"http with file_id", spool.Request{Kind: "http", URL: u, FileID: "file_01JDQ8Z3V2K6M9XK0D1W2Y3Z4A"}, "file_id"},
