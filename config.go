@@ -43,8 +43,12 @@ type Config struct {
 	OrphanFileAge time.Duration
 	// AcceptUnavailableKinds lets a started engine create tasks of kinds it
 	// cannot run (no handler, or a missing program), for another process
-	// to run. Defaults to false: Create refuses them with the reason. An
-	// engine that is not started accepts every known kind.
+	// to run: it does not claim them, so that they wait for an engine that
+	// can. Defaults to false: Create refuses them with the reason, and the
+	// tasks of such a kind stored anyway (by an engine not yet started,
+	// which accepts every known kind, or by another process) are claimed
+	// and fail with it. A kind that runs some tasks and not others (a
+	// TaskChecker: image without ffmpeg makes no WebP) is claimed either way.
 	AcceptUnavailableKinds bool
 
 	// Concurrency is the most handlers running at once. Defaults to

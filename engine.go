@@ -84,7 +84,7 @@ type Engine struct {
 	closed   bool
 	// unavailable maps the kinds a started engine cannot run to the reason.
 	unavailable map[string]string
-	kinds       []string        // the kinds with a handler, sorted; fixed at Start
+	kinds       []string        // the kinds it claims, sorted; fixed at Start
 	sched       *scheduler      // the runs this engine holds and its workers
 	handoffs    sync.WaitGroup  // Creates handing a task to a worker
 	handlerCtx  context.Context // parent of every handler's context
@@ -256,6 +256,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.started, e.unavailable = true, unavailable
 	e.kinds = slices.Sorted(maps.Keys(e.handlers))
+	if e.cfg.AcceptUnavailableKinds {
+		// Their tasks are another process's to run: claimed here, they
+		// would only fail.
+		e.kinds = slices.DeleteFunc(e.kinds, func(k string) bool { _, ok := unavailable[k]; return ok })
+	}
 	claimCtx, stopClaims := context.WithCancel(context.Background())
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	handlerCtx, halt := context.WithCancelCause(context.Background())

@@ -80,8 +80,8 @@ func unavailable(ctx context.Context, kind string, h Handler) string {
 
 // unavailableHint ends the reason a kind or task is refused with. Users of
 // spool serve and its API cannot set a Config field; serve has no flag for
-// it because its engine registers every built-in kind, and would claim and
-// fail the tasks it cannot run rather than leave them to another process.
+// it: the tasks it accepted and cannot run would wait for another process,
+// and serve is usually the only one.
 const unavailableHint = " (Config.AcceptUnavailableKinds, in Go, queues it for another process; spool serve has no such flag)"
 
 // checkAvailable refuses, on a started engine, a kind it cannot run, unless

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool"
 )
@@ -91,5 +94,59 @@ func TestTaskChecker(t *testing.T) {
 				t.Errorf("mode x: %v, want a ValidationError for kind", err)
 			}
 		})
+	}
+}
+
+// missingTool is a handler whose program is not installed here.
+type missingTool struct{ ran *atomic.Int32 }
+
+func (h missingTool) Handle(context.Context, *spool.Job) error {
+	h.ran.Add(1)
+	return errors.New("scanner: not found")
+}
+
+func (missingTool) Check(context.Context) error { return errors.New("scanner not installed") }
+
+// TestAcceptUnavailableKindsLeavesTasks: an engine accepting kinds it
+// cannot run does not claim their tasks, which wait for an engine that can
+// run them, on the same database; it runs the rest. Claimed, they ran
+// into the missing program and failed.
+func TestAcceptUnavailableKindsLeavesTasks(t *testing.T) {
+	ctx := ctxT(t)
+	path := filepath.Join(t.TempDir(), "spool.db")
+	var ran atomic.Int32
+	e := openFile(t, spool.Config{Path: path, AcceptUnavailableKinds: true, PollInterval: 10 * time.Millisecond})
+	e.Register("scan", missingTool{&ran})
+	e.Register("ok", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scan, err := e.Create(ctx, spool.Request{Kind: "scan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Younger than scan: a claim that took it would have taken scan first.
+	ok, err := e.Create(ctx, spool.Request{Kind: "ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := e.Wait(ctx, ok.ID); err != nil || done.Status != spool.StatusCompleted {
+		t.Fatalf("ok task: %v, %v", done, err)
+	}
+	time.Sleep(50 * time.Millisecond) // a few polls more
+	if got, err := e.Get(ctx, scan.ID); err != nil || got.Status != spool.StatusPending || got.Attempt != 0 || ran.Load() != 0 {
+		t.Fatalf("scan task %+v (%v), ran %d times: want it pending, never claimed", got, err, ran.Load())
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := openFile(t, spool.Config{Path: path})
+	other.Register("scan", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	other.Register("ok", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	if err := other.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := other.Wait(ctx, scan.ID); err != nil || done.Status != spool.StatusCompleted {
+		t.Fatalf("scan task on an engine that can run it: %v, %v", done, err)
 	}
 }
