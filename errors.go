@@ -36,6 +36,10 @@ var (
 	// differs (idempotency_key when a Store refused the request without
 	// saying which); nothing is stored.
 	ErrIdempotencyMismatch = errors.New("spool: idempotency key used for a different request")
+	// ErrFileInUse is returned by DeleteFile for a file that a task not yet
+	// finished takes as input: deleted, it would fail that task. Cancel the
+	// task, or wait for it, first.
+	ErrFileInUse = errors.New("spool: file is the input of an unfinished task")
 )
 
 // ValidationError reports a request rejected before anything was stored.

@@ -79,6 +79,13 @@ func TestFileIDInput(t *testing.T) {
 	if list, err := e.ListFiles(ctx, &spool.FileListParams{Ref: "original"}); err != nil || len(list) != 1 {
 		t.Errorf("ListFiles by ref = %d, %v", len(list), err)
 	}
+	// Not while the task on it may still run.
+	if err := e.DeleteFile(ctx, f.ID); !errors.Is(err, spool.ErrFileInUse) {
+		t.Fatalf("DeleteFile of a pending task's input = %v, want ErrFileInUse", err)
+	}
+	if _, err := e.Cancel(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.DeleteFile(ctx, f.ID); err != nil {
 		t.Fatal(err)
 	}

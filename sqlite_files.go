@@ -101,9 +101,28 @@ func scanFiles(rows *sql.Rows) ([]*File, error) {
 	return out, rows.Err()
 }
 
-// DeleteFile deletes a file record.
+// fileUsers counts the unfinished tasks that take a file as input, found
+// as deleteFileIfUnused finds any.
+const fileUsers = `SELECT
+	(SELECT count(*) FROM tasks WHERE file_id = ?1 AND file_id != '' AND status NOT IN ` + finishedStatuses + `) +
+	(SELECT count(*) FROM tasks WHERE json_extract(input, '$.id') = ?1
+		AND input IS NOT NULL AND file_id = '' AND url = '' AND status NOT IN ` + finishedStatuses + `)`
+
+// DeleteFile deletes a file record, unless an unfinished task uses it, in
+// one transaction: a task created meanwhile cannot miss the check.
 func (s *sqliteStore) DeleteFile(ctx context.Context, id string) error {
 	return s.w.doOne(ctx, func(ctx context.Context, tx *sqlTx) error {
+		st, err := tx.stmt(ctx, fileUsers)
+		if err != nil {
+			return fmt.Errorf("delete file %s: %w", id, err)
+		}
+		var users int
+		if err := st.QueryRowContext(ctx, id).Scan(&users); err != nil {
+			return fmt.Errorf("delete file %s: %w", id, err)
+		}
+		if users > 0 {
+			return fmt.Errorf("delete file %s: the input of %d unfinished tasks: %w", id, users, ErrFileInUse)
+		}
 		res, err := tx.exec(ctx, "DELETE FROM files WHERE id = ?", id)
 		if err != nil {
 			return fmt.Errorf("delete file %s: %w", id, err)

@@ -108,7 +108,10 @@ type Store interface {
 	GetFile(ctx context.Context, id string) (*File, error)
 	// ListFiles returns up to p.Limit file records, newest first.
 	ListFiles(ctx context.Context, p *FileListParams) ([]*File, error)
-	// DeleteFile deletes a file record (not its bytes).
+	// DeleteFile deletes a file record (not its bytes). It deletes nothing
+	// and fails with an error matching ErrFileInUse while a task that is
+	// not finished takes the file as input (by FileID, or an Input whose ID
+	// names it).
 	DeleteFile(ctx context.Context, id string) error
 
 	// Heartbeat records that inst is alive and renews for lease, counted

@@ -31,7 +31,7 @@
 //	GET    /files              list: folder, ref, task_id, after, limit
 //	GET    /files/{id}         one file record
 //	GET    /files/{id}/content its bytes (Range, ETag, conditional requests)
-//	DELETE /files/{id}         delete a file
+//	DELETE /files/{id}         delete a file (409 while an unfinished task takes it as input)
 //	GET    /events             Server-Sent Events: Last-Event-ID or after, task, kind
 //	GET    /metrics            Options.Metrics, when set (such as metrics.Handler)
 //
@@ -65,7 +65,8 @@
 // field, "body" for malformed JSON with its line and column, a query
 // parameter or a header), 401 token_missing or token_invalid, 404
 // task_not_found, file_not_found or not_found, 405 method_not_allowed
-// with Allow, 409 invalid_transition, 413 request_too_large (JSON bodies
+// with Allow, 409 invalid_transition or file_in_use (a file an
+// unfinished task takes as input), 413 request_too_large (JSON bodies
 // over 1 MiB, uploads over Options.MaxUploadSize), 415
 // unsupported_media_type, 422 kind_unavailable (this engine cannot run
 // the kind, and why) or idempotency_mismatch (field names what differs

@@ -15,8 +15,8 @@ import (
 type Error struct {
 	// Kind is a stable, machine-readable name: request_invalid,
 	// token_missing, token_invalid, task_not_found, file_not_found,
-	// not_found, method_not_allowed, invalid_transition, kind_unavailable,
-	// idempotency_mismatch, request_too_large, unsupported_media_type,
+	// not_found, method_not_allowed, invalid_transition, file_in_use,
+	// kind_unavailable, idempotency_mismatch, request_too_large, unsupported_media_type,
 	// unavailable or internal_error.
 	Kind string `json:"kind"`
 	// Message says what went wrong, for people.
@@ -79,6 +79,9 @@ func (h *handler) failErr(w http.ResponseWriter, r *http.Request, err error, not
 	case errors.Is(err, spool.ErrInvalidTransition):
 		h.fail(w, r, &apiError{status: http.StatusConflict, Error: Error{Kind: "invalid_transition",
 			Message: conflictMessage(r)}})
+	case errors.Is(err, spool.ErrFileInUse):
+		h.fail(w, r, &apiError{status: http.StatusConflict, Error: Error{Kind: "file_in_use",
+			Message: "the file is the input of a task that has not finished: cancel the task, or wait for it, then delete the file"}})
 	case errors.Is(err, spool.ErrClosed), errors.Is(err, spool.ErrNotStarted):
 		h.fail(w, r, &apiError{status: http.StatusServiceUnavailable, Error: Error{Kind: "unavailable",
 			Message: "the engine is shutting down or not started; retry later"}})

@@ -213,3 +213,33 @@ func TestSlowDownloadOutlivesWriteTimeout(t *testing.T) {
 		t.Fatalf("slow download: %d, %d of %d bytes", res.StatusCode, got, len(big))
 	}
 }
+
+// TestDeleteFileInUse: DELETE of a file that a running task takes as input
+// is a 409 file_in_use and leaves the file and its bytes; once the task is
+// cancelled, the delete goes through.
+func TestDeleteFileInUse(t *testing.T) {
+	v := newEnv(t, nil)
+	res, b := v.do("POST", "/files?filename=in.png", pngBytes(t, 8, 8), "Content-Type", "image/png")
+	if res.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", res.StatusCode, b)
+	}
+	id := decode[map[string]any](t, b)["id"].(string)
+	res, b = v.do("POST", "/tasks", `{"kind": "hold", "file_id": "`+id+`"}`)
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	task := decode[map[string]any](t, b)["id"].(string)
+	res, b = v.do("DELETE", "/files/"+id, nil)
+	if e := decode[errBody](t, b); res.StatusCode != http.StatusConflict || e.Error.Kind != "file_in_use" {
+		t.Fatalf("delete the input of a running task: %d %s, want 409 file_in_use", res.StatusCode, b)
+	}
+	if res, _ = v.do("GET", "/files/"+id+"/content", nil); res.StatusCode != 200 {
+		t.Errorf("content after a refused delete: %d", res.StatusCode)
+	}
+	if res, b = v.do("POST", "/tasks/"+task+"/cancel", nil); res.StatusCode != 200 {
+		t.Fatalf("cancel: %d %s", res.StatusCode, b)
+	}
+	if res, b = v.do("DELETE", "/files/"+id, nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete once the task is cancelled: %d %s", res.StatusCode, b)
+	}
+}

@@ -45,6 +45,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) spool.Store) {
 		{"DeleteKeepsRunningSteps", testDeleteKeepsRunningSteps},
 		{"CreateMissingFile", testCreateMissingFile},
 		{"DeleteFileOfGoneProducer", testDeleteFileOfGoneProducer},
+		{"DeleteFileInUse", testDeleteFileInUse},
 		{"StepsAndResults", testStepsAndResults},
 		{"HookNoResult", testHookNoResult},
 		{"DeliveriesDispatch", testDeliveriesDispatch},

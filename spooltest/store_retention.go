@@ -293,3 +293,31 @@ func testDeleteFileOfGoneProducer(t *testing.T, s spool.Store) {
 	}
 	wantFiles(t, s, files, nil, []*spool.File{out})
 }
+
+// testDeleteFileInUse: a file that an unfinished task takes as input, by
+// file_id or by an input naming it, is not deleted (ErrFileInUse); once
+// the task has finished, it is.
+func testDeleteFileInUse(t *testing.T, s spool.Store) {
+	byFileID, byInput := file(""), file("")
+	createFiles(t, s, byFileID, byInput)
+	usesID := task("x")
+	usesID.FileID, usesID.Input = byFileID.ID, &spool.File{ID: byFileID.ID, Object: "source"}
+	usesInput := task("x")
+	usesInput.Input = &spool.File{ID: byInput.ID, Object: "source"}
+	create(t, s, usesID, usesInput)
+	for _, f := range []*spool.File{byFileID, byInput} {
+		if err := s.DeleteFile(testCtx, f.ID); !errors.Is(err, spool.ErrFileInUse) {
+			t.Errorf("DeleteFile of a pending task's input: %v, want ErrFileInUse", err)
+		}
+		if _, err := s.GetFile(testCtx, f.ID); err != nil {
+			t.Errorf("file %s after a refused delete: %v", f.ID, err)
+		}
+	}
+	finish(t, s, usesID.ID, spool.StatusCompleted, time.Now())
+	finish(t, s, usesInput.ID, spool.StatusCancelled, time.Now())
+	for _, f := range []*spool.File{byFileID, byInput} {
+		if err := s.DeleteFile(testCtx, f.ID); err != nil {
+			t.Errorf("DeleteFile of a finished task's input: %v", err)
+		}
+	}
+}
