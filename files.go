@@ -269,7 +269,8 @@ func (e *Engine) OpenFile(ctx context.Context, id string) (*File, io.ReadSeekClo
 // DeleteFile deletes a file's record, then its bytes. A crash in between
 // leaves bytes that the sweeper deletes later. It deletes nothing and fails
 // with an error matching ErrFileInUse while a task that has not finished
-// takes the file as input (a workflow's, its steps', a task's on file_id):
+// takes the file as input (a workflow's, its steps', a task's on file_id,
+// the input a url task fetched and may be retried on):
 // cancel the task, or wait for it, first.
 func (e *Engine) DeleteFile(ctx context.Context, id string) error {
 	f, err := e.GetFile(ctx, id)

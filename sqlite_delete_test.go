@@ -28,6 +28,8 @@ func TestDeleteQueryPlans(t *testing.T) {
 			[]string{"(id<?)"}},
 		{"file users", deleteFileIfUnused, []any{"file_x"},
 			[]string{"tasks_file (file_id=?)", "tasks_input_file (<expr>=?)"}},
+		{"unfinished file users", fileUsers, []any{"file_x"},
+			[]string{"tasks_file (file_id=?)", "tasks_input_file (<expr>=?)"}},
 		{"owned files", ownedFilesQuery, []any{`["task_x"]`},
 			[]string{"files_task (task_id=?)", "tasks_parent (parent_id=?)"}},
 	} {

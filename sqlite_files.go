@@ -102,11 +102,14 @@ func scanFiles(rows *sql.Rows) ([]*File, error) {
 }
 
 // fileUsers counts the unfinished tasks that take a file as input, found
-// as deleteFileIfUnused finds any.
+// as deleteFileIfUnused finds any, and the url task that fetched it as its
+// input (its producer): retried, it runs again on the fetched file.
 const fileUsers = `SELECT
 	(SELECT count(*) FROM tasks WHERE file_id = ?1 AND file_id != '' AND status NOT IN ` + finishedStatuses + `) +
 	(SELECT count(*) FROM tasks WHERE json_extract(input, '$.id') = ?1
-		AND input IS NOT NULL AND file_id = '' AND url = '' AND status NOT IN ` + finishedStatuses + `)`
+		AND input IS NOT NULL AND file_id = '' AND url = '' AND status NOT IN ` + finishedStatuses + `) +
+	(SELECT count(*) FROM files JOIN tasks ON tasks.id = files.task_id WHERE files.id = ?1 AND files.task_id != ''
+		AND tasks.url != '' AND json_extract(tasks.input, '$.id') = ?1 AND tasks.status NOT IN ` + finishedStatuses + `)`
 
 // DeleteFile deletes a file record, unless an unfinished task uses it, in
 // one transaction: a task created meanwhile cannot miss the check.

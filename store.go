@@ -111,7 +111,7 @@ type Store interface {
 	// DeleteFile deletes a file record (not its bytes). It deletes nothing
 	// and fails with an error matching ErrFileInUse while a task that is
 	// not finished takes the file as input (by FileID, or an Input whose ID
-	// names it).
+	// names it, a url task's fetched input included).
 	DeleteFile(ctx context.Context, id string) error
 
 	// Heartbeat records that inst is alive and renews for lease, counted

@@ -295,8 +295,9 @@ func testDeleteFileOfGoneProducer(t *testing.T, s spool.Store) {
 }
 
 // testDeleteFileInUse: a file that an unfinished task takes as input, by
-// file_id or by an input naming it, is not deleted (ErrFileInUse); once
-// the task has finished, it is.
+// file_id, by an input naming it, or as the input a url task fetched (to
+// be retried on it), is not deleted (ErrFileInUse); once the task has
+// finished, it is.
 func testDeleteFileInUse(t *testing.T, s spool.Store) {
 	byFileID, byInput := file(""), file("")
 	createFiles(t, s, byFileID, byInput)
@@ -304,8 +305,13 @@ func testDeleteFileInUse(t *testing.T, s spool.Store) {
 	usesID.FileID, usesID.Input = byFileID.ID, &spool.File{ID: byFileID.ID, Object: "source"}
 	usesInput := task("x")
 	usesInput.Input = &spool.File{ID: byInput.ID, Object: "source"}
-	create(t, s, usesID, usesInput)
-	for _, f := range []*spool.File{byFileID, byInput} {
+	usesURL := task("x")
+	fetched := file(usesURL.ID)
+	usesURL.URL = "https://example.com/in.bin"
+	usesURL.Input = &spool.File{ID: fetched.ID, Object: "source", URL: usesURL.URL, Key: fetched.Key}
+	create(t, s, usesID, usesInput, usesURL)
+	createFiles(t, s, fetched)
+	for _, f := range []*spool.File{byFileID, byInput, fetched} {
 		if err := s.DeleteFile(testCtx, f.ID); !errors.Is(err, spool.ErrFileInUse) {
 			t.Errorf("DeleteFile of a pending task's input: %v, want ErrFileInUse", err)
 		}
@@ -315,7 +321,8 @@ func testDeleteFileInUse(t *testing.T, s spool.Store) {
 	}
 	finish(t, s, usesID.ID, spool.StatusCompleted, time.Now())
 	finish(t, s, usesInput.ID, spool.StatusCancelled, time.Now())
-	for _, f := range []*spool.File{byFileID, byInput} {
+	finish(t, s, usesURL.ID, spool.StatusFailed, time.Now())
+	for _, f := range []*spool.File{byFileID, byInput, fetched} {
 		if err := s.DeleteFile(testCtx, f.ID); err != nil {
 			t.Errorf("DeleteFile of a finished task's input: %v", err)
 		}
