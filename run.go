@@ -419,11 +419,14 @@ func (e *Engine) startRun(r *run) bool {
 
 // reserve takes a worker for a new task that Create can hand over directly,
 // without the queue: on a started engine whose queue is drained, for a
-// task runnable now. It returns nil when the task must go through the
-// queue.
+// task runnable now of a kind it claims (not one it accepts but cannot
+// run). It returns nil when the task must go through the queue.
 func (e *Engine) reserve(t *Task) *run {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if _, claims := slices.BinarySearch(e.kinds, t.Kind); !claims {
+		return nil
+	}
 	if !e.started || e.closed || e.handlers[t.Kind] == nil || t.Status != StatusPending ||
 		!e.sched.reserve(t.Kind) {
 		return nil

@@ -150,3 +150,37 @@ func TestAcceptUnavailableKindsLeavesTasks(t *testing.T) {
 		t.Fatalf("scan task on an engine that can run it: %v, %v", done, err)
 	}
 }
+
+// An engine accepting kinds it cannot run does not take their new tasks by
+// hand-off either (found in review: Create handed a task straight to an
+// idle worker when its kind had a handler, available or not, and the task
+// ran into the missing program and failed).
+func TestAcceptUnavailableKindsNoHandoff(t *testing.T) {
+	ctx := ctxT(t)
+	var ran atomic.Int32
+	e := openFile(t, spool.Config{AcceptUnavailableKinds: true, PollInterval: 10 * time.Millisecond})
+	e.Register("scan", missingTool{&ran})
+	e.Register("ok", spool.HandlerFunc(func(context.Context, *spool.Job) error { return nil }))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Drain the queue, so that the engine hands new tasks to idle workers.
+	for range 3 {
+		ok, err := e.Create(ctx, spool.Request{Kind: "ok"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done, err := e.Wait(ctx, ok.ID); err != nil || done.Status != spool.StatusCompleted {
+			t.Fatalf("ok task: %v, %v", done, err)
+		}
+		time.Sleep(30 * time.Millisecond) // a few polls, which find the queue empty
+	}
+	scan, err := e.Create(ctx, spool.Request{Kind: "scan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // time for a hand-off to run it
+	if got, err := e.Get(ctx, scan.ID); err != nil || got.Status != spool.StatusPending || got.Attempt != 0 || ran.Load() != 0 {
+		t.Fatalf("scan task %+v (%v), ran %d times: want it pending, never run", got, err, ran.Load())
+	}
+}
