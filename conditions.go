@@ -273,22 +273,34 @@ func lookupPath(v any, path string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		key := path
-		for {
-			if v, ok = m[key]; ok {
-				break
-			}
-			i := strings.LastIndexByte(key, '.')
-			if i < 0 {
-				return nil, false
-			}
-			key = key[:i]
+		key, ok := longestKey(m, path)
+		if !ok {
+			return nil, false
 		}
+		v = m[key]
 		if len(key) == len(path) {
 			return v, v != nil
 		}
 		path = path[len(key)+1:]
 	}
+}
+
+// longestKey returns the longest key of m that path is, or starts with
+// followed by a dot. It compares the keys with path rather than looking up
+// each of path's prefixes: those cost the path's length each, and a long
+// path of many dots, at every level of data nested as deep, took hours.
+func longestKey(m map[string]any, path string) (string, bool) {
+	if !strings.Contains(path, ".") {
+		_, ok := m[path]
+		return path, ok
+	}
+	best, found := "", false
+	for k := range m {
+		if (!found || len(k) > len(best)) && strings.HasPrefix(path, k) && (len(k) == len(path) || path[len(k)] == '.') {
+			best, found = k, true
+		}
+	}
+	return best, found
 }
 
 // asData decodes JSON text, or the JSON form of a value, into plain data

@@ -2,8 +2,11 @@ package spool
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestLookupPath(t *testing.T) {
@@ -95,4 +98,39 @@ func FuzzCondition(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A long prop of many dots, against data nested as deep, is looked up in
+// time linear in its length (found in review: each level looked up every
+// prefix of the rest of the path, each costing its length, so that one
+// such condition held a worker for hours). The deadline is generous: the
+// lookup takes milliseconds; before, minutes.
+func TestLookupPathLongDottedProp(t *testing.T) {
+	const depth = 200
+	leaf := map[string]any{"x": json.Number("1")}
+	data := leaf
+	for range depth {
+		m := map[string]any{"a": data}
+		for i := range 20 { // a map too large to be scanned without hashing
+			m[fmt.Sprint("k", i)] = i
+		}
+		data = m
+	}
+	path := strings.Repeat("a.", depth) + strings.Repeat("y.", 200_000) + "x"
+	done := make(chan bool, 1)
+	go func() {
+		_, found := lookupPath(data, path)
+		done <- found
+	}()
+	select {
+	case found := <-done:
+		if found {
+			t.Errorf("lookupPath found a path that is not in the data")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("lookupPath of a long dotted path has not returned in 60s")
+	}
+	if got, found := lookupPath(data, strings.Repeat("a.", depth)+"x"); !found || got != json.Number("1") {
+		t.Errorf("lookupPath of the deep path = %v, %t", got, found)
+	}
 }
