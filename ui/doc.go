@@ -28,7 +28,8 @@
 // nonce, signed with a key made at random for each handler, never the
 // token; a restart of the program logs everyone out. Logging out ends the
 // session on the server too, so that a copy of the cookie no longer logs
-// in (held in memory until the session would have expired), while other
+// in (held in memory until the session would have expired) and its live
+// streams end at their next heartbeat, while other
 // logins with the same token stay logged in. Every page, stream, file
 // and action needs
 // the session. Actions are POST forms, refused unless they carry the

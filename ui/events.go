@@ -45,6 +45,8 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	began, err := serve.Events(w, r, h.e, &serve.EventStream{CatchUp: catchUp, After: last,
 		Hello: "spool ui", Heartbeat: h.heartbeat,
+		// A session logged out or expired ends its streams too.
+		Valid: func() bool { _, ok := h.session(r); return ok },
 		Frame: func(ev *spool.Event) []byte {
 			if ev.Task == nil || taskID != "" && ev.Task.ID != taskID && ev.Task.ParentID != taskID {
 				return nil

@@ -128,6 +128,10 @@ type EventStream struct {
 	// Frame returns an event's frame ("id: …\ndata: …\n\n"), or nil to
 	// leave the event out.
 	Frame func(*spool.Event) []byte
+	// Valid, if set, is asked at each heartbeat whether the stream may go
+	// on (its session was not logged out and has not expired); when not,
+	// the stream ends.
+	Valid func() bool
 	// WriteTimeout bounds each write to the client: a client that stops
 	// reading (its connection alive, its window full) ends the stream then
 	// instead of holding it open for good. Defaults to DefaultStreamWrite.
@@ -227,6 +231,10 @@ func Events(w http.ResponseWriter, r *http.Request, e *spool.Engine, s *EventStr
 				return true, nil
 			}
 		case <-tick.C:
+			if s.Valid != nil && !s.Valid() {
+				_ = flush()
+				return true, nil
+			}
 			arm()
 			_, _ = bw.WriteString(": ping\n\n")
 			if !flush() {
