@@ -1,6 +1,7 @@
 package kinds_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/kinds"
 )
 
 // TestVideoTranscodes is acceptance 1: a 10 s 1920x1080 input to webm/vp9
@@ -137,7 +139,9 @@ func TestVideoCorruptInput(t *testing.T) {
 
 // TestVideoWithoutFFmpeg: with ffmpeg absent from PATH, the media kinds
 // are unavailable with the install message, a started engine refuses them
-// at Create, and a task that reaches it anyway fails with that message.
+// at Create, and a task that reaches it anyway (stored before it started)
+// fails with that message. An engine that accepts them leaves their tasks
+// to another (TestAcceptUnavailableKindsLeavesTasks).
 func TestVideoWithoutFFmpeg(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	const msg = "ffmpeg not found in PATH: install ffmpeg"
@@ -152,8 +156,28 @@ func TestVideoWithoutFFmpeg(t *testing.T) {
 		t.Errorf("Create video = %v, want ErrKindUnavailable saying %q", err, msg)
 	}
 
-	queued := newEngine(t, spool.Config{AcceptUnavailableKinds: true}, nil)
-	task := run(t, queued, spool.Request{Kind: spool.KindVideo, FileID: upload(t, queued, writeFile(t, "clip.mp4", "not a video"))})
+	early, err := spool.Open(t.Context(), spool.Config{Path: ":memory:", PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { early.Close(context.Background()) })
+	if err := kinds.Register(early, nil); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := early.Create(t.Context(), spool.Request{Kind: spool.KindVideo,
+		FileID: upload(t, early, writeFile(t, "clip.mp4", "not a video"))})
+	if err != nil {
+		t.Fatalf("Create video before Start: %v", err)
+	}
+	if err := early.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	task, err := early.Wait(ctx, stored.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if task.Status != spool.StatusFailed || task.Error != msg {
 		t.Errorf("task %s, error %q; want failed, %q", task.Status, task.Error, msg)
 	}
