@@ -2,10 +2,8 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/internal/serve"
@@ -27,23 +25,9 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if cursor == "" {
 		field, cursor = "after", q.Get("after")
 	}
-	if cursor != "" && (!strings.HasPrefix(cursor, "evt_") || len(cursor) > 64) {
-		h.fail(w, r, badRequest(field, "%q is not an event id (evt_…)", cursor))
+	if err := serve.CheckCursor(r.Context(), h.e, field, cursor); err != nil {
+		h.failErr(w, r, err, "")
 		return
-	}
-	if cursor != "" {
-		// The store judges the cursor: once the stream has begun, its
-		// refusal could only end it, and the client would reconnect
-		// with the same cursor, again and again.
-		if _, err := h.e.Events(r.Context(), cursor, 1); err != nil {
-			var ve *spool.ValidationError
-			if errors.As(err, &ve) {
-				h.fail(w, r, badRequest(field, "%s", ve.Reason)) // the store's reason names the cursor
-			} else {
-				h.failErr(w, r, err, "")
-			}
-			return
-		}
 	}
 	taskID, kind := q.Get("task"), q.Get("kind")
 	base := h.baseURL(r)

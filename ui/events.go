@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,7 +38,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	catchUp := last != ""
 	if last == "start" {
 		last = ""
-	} else if err := h.checkCursor(r.Context(), field, last); err != nil {
+	} else if err := serve.CheckCursor(r.Context(), h.e, field, last); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -60,26 +59,6 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if !began {
 		h.fail(w, r, err)
 	}
-}
-
-// checkCursor returns a *spool.ValidationError naming field if cursor
-// (unless "") is not an event id. The store judges it before the stream
-// begins: once begun, its refusal could only end the stream, and the
-// browser would open it again with the same cursor every two seconds,
-// for good.
-func (h *handler) checkCursor(ctx context.Context, field, cursor string) error {
-	if cursor == "" {
-		return nil
-	}
-	if len(cursor) > 64 {
-		return &spool.ValidationError{Field: field, Reason: "is longer than an event id (evt_…)"}
-	}
-	_, err := h.e.Events(ctx, cursor, 1)
-	var ve *spool.ValidationError
-	if errors.As(err, &ve) {
-		return &spool.ValidationError{Field: field, Reason: ve.Reason}
-	}
-	return err
 }
 
 // maxTimelineEvents bounds how many events a task page reads to find the

@@ -5,8 +5,11 @@ package serve
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -141,6 +144,25 @@ type EventStream struct {
 // DefaultStreamWrite is how long one write of an event stream may wait
 // for the client to read.
 const DefaultStreamWrite = time.Minute
+
+// CheckCursor returns a *spool.ValidationError naming field (after, or
+// Last-Event-ID) if cursor, unless "", is not an event id of e's store.
+// The store judges it before a stream begins: once begun, its refusal
+// could only end the stream, and an EventSource would open it again with
+// the same cursor every two seconds, for good.
+func CheckCursor(ctx context.Context, e *spool.Engine, field, cursor string) error {
+	if cursor == "" {
+		return nil
+	}
+	if !strings.HasPrefix(cursor, "evt_") || len(cursor) > 64 {
+		return &spool.ValidationError{Field: field, Reason: fmt.Sprintf("%q is not an event id (evt_…)", cursor)}
+	}
+	_, err := e.Events(ctx, cursor, 1)
+	if ve, ok := errors.AsType[*spool.ValidationError](err); ok {
+		return &spool.ValidationError{Field: field, Reason: ve.Reason} // the reason names the cursor
+	}
+	return err
+}
 
 // eventPage is how many stored events a catch-up reads per query.
 const eventPage = 500
