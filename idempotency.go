@@ -35,15 +35,24 @@ func requestDiff(prev, t *Task) string {
 		return "run_at"
 	}
 	// ref, filename and folder are among the options, named as in the body.
-	a, errA := canonJSON(prev.Options)
-	b, errB := canonJSON(t.Options)
-	if errA != nil || errB != nil {
-		return "options"
-	}
-	if f := jsonDiff("", emptyObject(a), emptyObject(b)); f != "" {
+	if f := optionsDiff("", prev.Options, t.Options); f != "" {
 		return f
 	}
 	return stepsDiff("workflow", prev.Steps, t.Steps)
+}
+
+// optionsDiff is requestDiff for options under path ("" at the top level,
+// where an option is named alone).
+func optionsDiff(path string, prev, opts map[string]any) string {
+	a, errA := canonJSON(prev)
+	b, errB := canonJSON(opts)
+	if errA != nil || errB != nil {
+		if path == "" {
+			return "options"
+		}
+		return path
+	}
+	return jsonDiff(path, emptyObject(a), emptyObject(b))
 }
 
 // stepsDiff is requestDiff for workflow steps under path: a step's kind,
@@ -64,12 +73,7 @@ func stepsDiff(path string, prev, steps []Step) string {
 		case p.URL != s.URL:
 			return at + ".url"
 		}
-		a, errA := canonJSON(p.Options)
-		b, errB := canonJSON(s.Options)
-		if errA != nil || errB != nil {
-			return at
-		}
-		if f := jsonDiff(at, emptyObject(a), emptyObject(b)); f != "" {
+		if f := optionsDiff(at, p.Options, s.Options); f != "" {
 			return f
 		}
 		if f := stepsDiff(at+".next", p.Next, s.Next); f != "" {

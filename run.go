@@ -427,7 +427,7 @@ func (e *Engine) reserve(t *Task) *run {
 	if _, claims := slices.BinarySearch(e.kinds, t.Kind); !claims {
 		return nil
 	}
-	if !e.started || e.closed || e.handlers[t.Kind] == nil || t.Status != StatusPending ||
+	if !e.started || e.closed || t.Status != StatusPending ||
 		!e.sched.reserve(t.Kind) {
 		return nil
 	}
