@@ -45,12 +45,12 @@ type Request struct {
 
 // MaxIdempotencyKeyLen is the longest Request.IdempotencyKey, in bytes,
 // that Create accepts.
-const MaxIdempotencyKeyLen = maxKeyLen
+const MaxIdempotencyKeyLen = 255
 
 // Limits on a request's fields.
 const (
 	maxRefLen      = 128
-	maxKeyLen      = 255
+	maxKeyLen      = MaxIdempotencyKeyLen
 	maxNameLen     = 255
 	maxFolderLen   = 1024
 	maxURLLen      = 8192
